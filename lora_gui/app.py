@@ -1,0 +1,287 @@
+"""The page: presets bar, the tabs derived from the schema, and the run panel.
+
+Kohya GUI users find what they know: tabs Source Model, Folders, Parameters, Advanced
+(and any tab the schema adds), a Model Quick Pick, Start training. Every field widget
+comes from `binding.Form`; behaviour lives in `handlers.Controller`; this file only lays
+the components out and connects their events.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from trainer.config import FIELDS, TABS, FieldSpec
+
+from .binding import Form, form_values
+from .handlers import Controller
+from .i18n import LANG_NAMES, pick_language, t, tab_name
+from .panel import error_markdown, logs_text, loss_frame, progress_markdown
+from .presets import DEFAULT_USER_DIR, PresetError
+from .runner import Runner
+
+WELL_KNOWN_MODELS = ("runwayml/stable-diffusion-v1-5", "stabilityai/stable-diffusion-xl-base-1.0")
+CSS = ".field-errors { color: var(--error-text-color, #c62828); }"
+
+
+@dataclass
+class AppOptions:
+    """How the page opens: language (None = from the browser), preset values, folders."""
+
+    lang: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    preset_note: str = ""
+    user_dir: Path = DEFAULT_USER_DIR
+    demo_model: str = "demo/model"
+
+
+def quick_pick_choices(lang: str, demo_model: str) -> list[tuple[str, str]]:
+    return ([(t("quick_pick.custom", lang), "custom"), (t("quick_pick.demo", lang), demo_model)]
+            + [(m, m) for m in WELL_KNOWN_MODELS])
+
+
+class Page:
+    """Builds the Blocks and keeps the components its handlers read and write."""
+
+    def __init__(self, controller: Controller, options: AppOptions,
+                 fields: Mapping[str, FieldSpec] = FIELDS):
+        self.c = controller
+        self.opt = options
+        self.lang0 = options.lang or "en"
+        self.form = Form(fields)
+        self.tr: list[tuple[Any, Callable[[str], dict[str, Any]]]] = []
+
+    def _tr(self, component: Any, fn: Callable[[str], dict[str, Any]]) -> Any:
+        self.tr.append((component, fn))
+        return component
+
+    # ---- layout -------------------------------------------------------------------------
+    def build(self) -> gr.Blocks:
+        lg = self.lang0
+        with gr.Blocks(title="LoRA trainer", analytics_enabled=False) as demo:
+            self.lang = gr.State(lg)
+            self.seen = gr.State({})
+            with gr.Row(equal_height=True):
+                self.title = self._tr(gr.Markdown(f"## {t('title', lg)}"),
+                                      lambda x: {"value": f"## {t('title', x)}"})
+                self.lang_radio = self._tr(
+                    gr.Radio([(n, c) for c, n in LANG_NAMES.items()], value=lg,
+                             label=t("language", lg), elem_id="language", scale=0,
+                             min_width=220), lambda x: {"label": t("language", x)})
+            self._presets_bar(lg)
+            with gr.Tabs():
+                for tab in [x for x in TABS if x == "Source Model" or self.form.groups(x)]:
+                    with self._tr(gr.Tab(tab_name(tab, lg), id=tab),
+                                  lambda x, tb=tab: {"label": tab_name(tb, x)}):
+                        self._tab(tab, lg)
+            self.tr.extend(self.form.translations)
+            self._run_panel(lg)
+            self._wire(demo)
+        return demo
+
+    def _presets_bar(self, lg: str) -> None:
+        with self._tr(gr.Accordion(t("presets", lg), open=True),
+                      lambda x: {"label": t("presets", x)}):
+            with gr.Row(equal_height=True):
+                self.preset_dd = self._tr(
+                    gr.Dropdown(self.c.preset_choices(lg), value=None, label=t("preset.choose", lg),
+                                elem_id="preset-choice", scale=3),
+                    lambda x: {"label": t("preset.choose", x), "choices": self.c.preset_choices(x)})
+                self.load_btn = self._tr(gr.Button(t("preset.load", lg), elem_id="preset-load",
+                                                   scale=1), lambda x: {"value": t("preset.load", x)})
+                self.preset_name = self._tr(gr.Textbox(label=t("preset.name", lg), scale=2,
+                                                       elem_id="preset-name"),
+                                            lambda x: {"label": t("preset.name", x)})
+                self.save_btn = self._tr(gr.Button(t("preset.save", lg), scale=1,
+                                                   elem_id="preset-save"),
+                                         lambda x: {"value": t("preset.save", x)})
+            with gr.Row(equal_height=False):
+                self.upload = self._tr(
+                    gr.File(label=t("preset.import", lg), file_types=[".json"], type="filepath",
+                            height=120, scale=1, elem_id="preset-upload"),
+                    lambda x: {"label": t("preset.import", x)})
+                self.preset_msg = gr.Markdown(self.opt.preset_note, elem_id="preset-message")
+
+    def _tab(self, tab: str, lg: str) -> None:
+        extras: dict[str, Callable[[], None]] = {}
+        if tab == "Source Model":
+            path = str(self.opt.values.get("pretrained_model_name_or_path", ""))
+            pick = path if path in (self.opt.demo_model, *WELL_KNOWN_MODELS) else "custom"
+            self.quick_pick = self._tr(
+                gr.Dropdown(quick_pick_choices(lg, self.opt.demo_model), value=pick,
+                            label=t("quick_pick", lg), info=t("quick_pick.info", lg),
+                            elem_id="quick-pick"),
+                lambda x: {"label": t("quick_pick", x), "info": t("quick_pick.info", x),
+                           "choices": quick_pick_choices(x, self.opt.demo_model)})
+
+            def model_box() -> None:
+                self.model_md = gr.Markdown("", elem_id="model-status")
+            extras["Model"] = model_box
+        self.form.render_tab(tab, lg, self.opt.values, extras)
+        if tab == "Folders":
+            self.summary_md = gr.Markdown("", elem_id="dataset-summary")
+
+    def _run_panel(self, lg: str) -> None:
+        with gr.Group():
+            with gr.Row():
+                self.start_btn = self._tr(
+                    gr.Button(t("run.start", lg), variant="primary", elem_id="start-training"),
+                    lambda x: {"value": t("run.start", x)})
+                self.stop_btn = self._tr(gr.Button(t("run.stop", lg), variant="stop",
+                                                   elem_id="stop-training"),
+                                         lambda x: {"value": t("run.stop", x)})
+        self.run_msg = gr.Markdown("", elem_id="run-message")
+        self.progress_md = gr.Markdown(t("run.idle", lg), elem_id="run-progress")
+        self.error_md = gr.Markdown("", elem_id="run-error")
+        with gr.Row(equal_height=False):
+            self.plot = self._tr(
+                gr.LinePlot(loss_frame(self.c.runner.snapshot()), x="step", y="loss",
+                            color="series", label=t("run.loss", lg), height=260, scale=3),
+                lambda x: {"label": t("run.loss", x)})
+            with gr.Column(scale=2):
+                self.logs = self._tr(gr.Textbox(label=t("run.logs", lg), lines=8, max_lines=8,
+                                                interactive=False, elem_id="run-logs"),
+                                     lambda x: {"label": t("run.logs", x)})
+                self.files = self._tr(gr.File(label=t("run.files", lg), file_count="multiple",
+                                              interactive=False, elem_id="run-files"),
+                                      lambda x: {"label": t("run.files", x)})
+        self.timer = gr.Timer(1.0, active=False)
+
+    # ---- events -------------------------------------------------------------------------
+    def _values(self, args: tuple) -> dict[str, Any]:
+        return form_values(self.form.names, args, self.form.fields)
+
+    def _checks(self, values: dict[str, Any], lang: str) -> list[Any]:
+        """Summary + every group's error box for `values`."""
+        return [self.c.summary(values, lang), *self.form.error_texts(self.c.problems(values), lang)]
+
+    def _panel(self, lang: str, seen: dict) -> list[Any]:
+        """Progress, curve, log, files, error, timer and the per-tab 'seen' marker."""
+        s = self.c.runner.snapshot()
+        changed = seen.get("version") != (s.run_id, s.version)
+        files = tuple(s.saved)
+        out = [progress_markdown(s, lang),
+               loss_frame(s) if changed else gr.skip(),
+               logs_text(s) if changed else gr.skip(),
+               self.c.downloadable(list(files)) if files != seen.get("files") else gr.skip(),
+               error_markdown(s, lang),
+               gr.Timer(active=s.active),
+               {"version": (s.run_id, s.version), "files": files}]
+        return out
+
+    def _wire(self, demo: gr.Blocks) -> None:
+        widgets = list(self.form.widgets.values())
+        errors = self.form.error_markdowns()
+        checks_out = [self.summary_md, *errors]
+        panel_out = [self.progress_md, self.plot, self.logs, self.files, self.error_md,
+                     self.timer, self.seen]
+        model_targets = [self.form.widgets[k] for k in ("v2", "sdxl", "v_parameterization")
+                         if k in self.form.widgets]
+
+        def on_change(*args):
+            return self._checks(self._values(args[:-1]), args[-1])
+
+        gr.on([w.change for w in widgets], on_change, [*widgets, self.lang], checks_out,
+              trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+
+        def on_model(path, lang):
+            message, implied = self.c.model(path, lang)
+            keys = [k for k in ("v2", "sdxl", "v_parameterization") if k in self.form.widgets]
+            return [message, *[gr.update(value=implied[k]) if k in implied else gr.skip()
+                               for k in keys]]
+
+        path_widget = self.form.widgets["pretrained_model_name_or_path"]
+        path_widget.change(on_model, [path_widget, self.lang], [self.model_md, *model_targets],
+                           trigger_mode="always_last", show_progress="hidden",
+                           api_visibility="private")
+        self.quick_pick.input(lambda pick: gr.skip() if pick == "custom" else pick,
+                              self.quick_pick, path_widget, api_visibility="private")
+
+        def fill(loaded, name, lang):
+            vals = [loaded.values[n] for n in self.form.names]
+            return [*vals, self.c.preset_message(name, loaded, lang)]
+
+        def on_load_preset(path, lang):
+            if not path:
+                return [*[gr.skip()] * len(widgets), t("preset.none", lang)]
+            try:
+                return fill(self.c.load_preset(path), Path(path).stem, lang)
+            except PresetError as exc:
+                return [*[gr.skip()] * len(widgets), f"⚠️ {exc}"]
+
+        self.load_btn.click(on_load_preset, [self.preset_dd, self.lang],
+                            [*widgets, self.preset_msg], api_visibility="private")
+        self.upload.upload(on_load_preset, [self.upload, self.lang], [*widgets, self.preset_msg],
+                           api_visibility="private")
+
+        def on_save(*args):
+            name, lang = args[-2], args[-1]
+            try:
+                path = self.c.save_preset(self._values(args[:-2]), name or "", lang)
+            except PresetError as exc:
+                return f"⚠️ {exc}", gr.skip()
+            return (t("preset.saved", lang, path=path),
+                    gr.update(choices=self.c.preset_choices(lang), value=str(path)))
+
+        self.save_btn.click(on_save, [*widgets, self.preset_name, self.lang],
+                            [self.preset_msg, self.preset_dd], api_visibility="private")
+
+        def on_start(*args):
+            lang = args[-1]
+            values = self._values(args[:-1])
+            outcome = self.c.start(values, lang)
+            err = self.form.error_texts(self.c.problems(values), lang)
+            return [outcome.message, gr.Timer(active=True) if outcome.started else gr.skip(), *err]
+
+        self.start_btn.click(on_start, [*widgets, self.lang], [self.run_msg, self.timer, *errors],
+                             api_visibility="private")
+        self.stop_btn.click(self.c.stop, [self.lang], [self.run_msg], api_visibility="private")
+        self.timer.tick(self._panel, [self.lang, self.seen], panel_out, show_progress="hidden",
+                        api_visibility="private")
+
+        tr_out = [c for c, _ in self.tr]
+
+        def relabel(lang, path, *args):
+            return [lang, *[gr.update(**fn(lang)) for _, fn in self.tr],
+                    self.c.model(path, lang)[0], *self._checks(self._values(args), lang),
+                    *self._panel(lang, {})]
+
+        every = [self.lang, *tr_out, self.model_md, *checks_out, *panel_out]
+        self.lang_radio.input(relabel, [self.lang_radio, path_widget, *widgets], every,
+                              api_visibility="private")
+        radio_at = 1 + tr_out.index(self.lang_radio)
+
+        def on_open(request: gr.Request, *args):
+            lang = self.opt.lang or pick_language(request.headers.get("accept-language")
+                                                  if request else None)
+            out = relabel(lang, *args)
+            if lang == self.lang0:  # the page is already in this language
+                out[1:1 + len(self.tr)] = [gr.skip()] * len(self.tr)
+            out[radio_at] = gr.update(value=lang, label=t("language", lang))
+            return out
+
+        demo.load(on_open, [path_widget, *widgets], every, api_visibility="private")
+
+
+def build_app(options: AppOptions | None = None, api: Any = None,
+              fields: Mapping[str, FieldSpec] = FIELDS) -> gr.Blocks:
+    """The Gradio Blocks of the trainer; `api` defaults to `trainer.api` (tests pass a fake)."""
+    if api is None:
+        import trainer.api as api  # light: the heavy modules load when a run starts
+    options = options or AppOptions()
+    page_holder: dict[str, gr.Blocks] = {}
+
+    def allow_file(path: str) -> None:
+        demo = page_holder["demo"]
+        if path not in demo.allowed_paths:
+            demo.allowed_paths.append(path)
+
+    controller = Controller(api, Runner(api), fields=fields, user_dir=options.user_dir,
+                            allow_file=allow_file)
+    demo = Page(controller, options, fields).build()
+    page_holder["demo"] = demo
+    demo.controller = controller  # for gui.py and tests
+    return demo

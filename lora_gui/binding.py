@@ -1,0 +1,186 @@
+"""Schema field -> widget, and widget values <-> config values.
+
+Every widget is derived from a `FieldSpec`: bool -> Checkbox, choices -> Dropdown,
+int/float -> Number with the schema's range, str -> Textbox (password for secrets). The
+label and the info text are the schema's, in the page's language. Nothing about a field
+(default, range, label, help) is written here: a field added to the schema appears on the
+page with no edit to this file.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from trainer.config import FIELDS, ConfigError, FieldSpec, Problem, TrainingConfig, validate_values
+
+from .i18n import field_help, field_label, group_name, t
+
+Translation = Callable[[str], dict[str, Any]]
+
+
+class FieldNumber(gr.Number):
+    """gr.Number that passes every value on unchanged.
+
+    The browser still gets the schema's minimum and maximum (spinner limits), but an
+    out-of-range or fractional value reaches our validation, which names the field and the
+    allowed range next to it, instead of Gradio's anonymous pop-up."""
+
+    is_template = True  # render with Gradio's own Number front-end
+
+    def preprocess(self, payload: float | None) -> float | int | None:
+        return payload
+
+
+def number_step(spec: FieldSpec) -> float:
+    """The spinner step: 1 for whole numbers, the default's order of magnitude for floats."""
+    if spec.type is int:
+        return 1
+    default = float(spec.default or 0)
+    if default == 0:
+        return 0.01
+    return 10.0 ** math.floor(math.log10(abs(default)))
+
+
+def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.Component:
+    """The widget for one schema field, labelled in `lang`, showing `value` (default if None)."""
+    shown = spec.default if value is None else value
+    common = {"label": field_label(spec, lang), "info": field_help(spec, lang),
+              "elem_id": f"field-{spec.name}"}
+    if spec.type is bool:
+        return gr.Checkbox(value=bool(shown), **common)
+    if spec.choices:
+        return gr.Dropdown(choices=list(spec.choices), value=shown, **common)
+    if spec.type in (int, float):
+        return FieldNumber(value=shown, minimum=spec.minimum, maximum=spec.maximum,
+                           step=number_step(spec), **common)
+    is_path = bool(spec.widget and spec.widget.startswith("path"))
+    return gr.Textbox(value="" if shown is None else str(shown),
+                      type="password" if spec.secret else "text",
+                      lines=4 if spec.widget == "textarea" else 1,
+                      min_width=320 if is_path else 160, scale=2 if is_path else 1, **common)
+
+
+def widget_value(spec: FieldSpec, value: Any) -> Any:
+    """A config value as its widget shows it."""
+    if spec.type is str and value is None:
+        return ""
+    return value
+
+
+def form_values(names: Sequence[str], raw: Sequence[Any],
+                fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+    """Widget values (in `names` order) -> a dict for `validate_values`.
+
+    An emptied Number arrives as None; it becomes "" so validation says 'is empty'."""
+    out: dict[str, Any] = {}
+    for name, value in zip(names, raw, strict=True):
+        spec = fields[name]
+        if value is None and spec.type in (int, float, str):
+            value = ""
+        out[name] = value
+    return out
+
+
+def config_values(cfg: TrainingConfig, names: Sequence[str],
+                  fields: Mapping[str, FieldSpec] = FIELDS) -> list[Any]:
+    """A config -> widget values in `names` order (the round trip of `form_values`)."""
+    dumped = cfg.model_dump()
+    return [widget_value(fields[n], dumped.get(n, fields[n].default)) for n in names]
+
+
+def validate_form(values: Mapping[str, Any]) -> tuple[TrainingConfig | None, list[Problem]]:
+    """(config, []) when the values are valid, else (None, every problem)."""
+    try:
+        return validate_values(dict(values)), []
+    except ConfigError as exc:
+        return None, list(exc.problems)
+
+
+def problem_text(problem: Any, lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+    """One problem as '**Label**: message' (the key itself when it is no field)."""
+    key = getattr(problem, "key", "")
+    message = getattr(problem, "message", str(problem))
+    spec = fields.get(key)
+    name = field_label(spec, lang) if spec else key
+    return f"**{name}**: {message}" if name else str(message)
+
+
+def problems_markdown(problems: Sequence[Any], lang: str,
+                      fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+    """Every problem as a bulleted Markdown list naming the fields' labels."""
+    return "\n".join(f"- {problem_text(p, lang, fields)}" for p in problems)
+
+
+@dataclass
+class Form:
+    """The rendered fields of every tab, and what a language switch must relabel."""
+
+    fields: Mapping[str, FieldSpec]
+    widgets: dict[str, gr.components.Component] = field(default_factory=dict)
+    group_errors: dict[tuple[str, str], gr.Markdown] = field(default_factory=dict)
+    translations: list[tuple[Any, Translation]] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.widgets)
+
+    def groups(self, tab: str) -> list[str]:
+        """The groups of `tab` in schema order."""
+        seen: dict[str, None] = {}
+        for spec in self.fields.values():
+            if spec.tab == tab:
+                seen.setdefault(spec.group, None)
+        return list(seen)
+
+    def render_tab(self, tab: str, lang: str, values: Mapping[str, Any] | None = None,
+                   after_group: Mapping[str, Callable[[], None]] | None = None) -> None:
+        """Render `tab`'s fields group by group inside the current Blocks context.
+
+        Advanced fields of a group sit in a closed accordion under it; each group ends
+        with an (empty) Markdown where its fields' problems appear; `after_group[g]()`
+        renders extra components (the model check, the dataset summary) after group g."""
+        values = values or {}
+        for group in self.groups(tab):
+            specs = [s for s in self.fields.values() if s.tab == tab and s.group == group]
+            header = gr.Markdown(f"#### {group_name(group, lang)}")
+            self.translations.append(
+                (header, lambda lg, g=group: {"value": f"#### {group_name(g, lg)}"}))
+            self._render_row([s for s in specs if not s.advanced], lang, values)
+            advanced = [s for s in specs if s.advanced]
+            if advanced:
+                acc = gr.Accordion(t("more", lang, group=group_name(group, lang)), open=False)
+                with acc:
+                    self._render_row(advanced, lang, values)
+                self.translations.append(
+                    (acc, lambda lg, g=group: {"label": t("more", lg, group=group_name(g, lg))}))
+            self.group_errors[(tab, group)] = gr.Markdown(
+                "", elem_id=f"errors-{tab}-{group}".replace(" ", "_"),
+                elem_classes=["field-errors"])
+            if after_group and group in after_group:
+                after_group[group]()
+
+    def _render_row(self, specs: Sequence[FieldSpec], lang: str,
+                    values: Mapping[str, Any]) -> None:
+        with gr.Row(equal_height=False):
+            for spec in specs:
+                widget = make_widget(spec, lang, values.get(spec.name))
+                self.widgets[spec.name] = widget
+                self.translations.append(
+                    (widget, lambda lg, s=spec: {"label": field_label(s, lg),
+                                                 "info": field_help(s, lg)}))
+
+    def error_markdowns(self) -> list[gr.Markdown]:
+        return list(self.group_errors.values())
+
+    def error_texts(self, problems: Sequence[Any], lang: str) -> list[str]:
+        """The Markdown of every group's error box (in `error_markdowns` order)."""
+        by_group: dict[tuple[str, str], list[str]] = {k: [] for k in self.group_errors}
+        for problem in problems:
+            spec = self.fields.get(getattr(problem, "key", ""))
+            if spec is not None and (spec.tab, spec.group) in by_group:
+                by_group[(spec.tab, spec.group)].append(problem_text(problem, lang, self.fields))
+        return ["\n".join(f"⚠️ {line}  " for line in lines) for lines in by_group.values()]

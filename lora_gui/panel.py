@@ -1,0 +1,86 @@
+"""The run panel's content from a `RunState`: progress line, loss curve, log, error text."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .i18n import t
+from .runner import RunState
+
+MAX_POINTS = 600  # the loss curve is thinned to this many points per series
+
+
+def format_duration(seconds: float | None) -> str:
+    """3725 -> '1h 02m 05s', 65 -> '1m 05s', 9 -> '9s'."""
+    if seconds is None or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h {m:02d}m {sec:02d}s"
+    if m:
+        return f"{m}m {sec:02d}s"
+    return f"{sec}s"
+
+
+def format_speed(it_per_s: float | None) -> str:
+    """it/s, or s/it when a step takes longer than a second (as a progress bar shows it)."""
+    if not it_per_s:
+        return "? it/s"
+    if it_per_s < 1:
+        return f"{1 / it_per_s:.2f} s/it"
+    return f"{it_per_s:.2f} it/s"
+
+
+def progress_markdown(state: RunState, lang: str) -> str:
+    """What is happening now, in one or two lines."""
+    if state.status == "idle":
+        return t("run.idle", lang)
+    lines: list[str] = []
+    if state.step or state.total_steps:
+        eta = t("run.eta", lang, eta=format_duration(state.eta_s)) if state.active else ""
+        lines.append(t("run.step_line", lang, step=state.step, total=state.total_steps or "?",
+                       percent=state.percent, epoch=state.epoch, epochs=state.epochs or "?",
+                       speed=format_speed(state.it_per_s), eta=eta).rstrip(", "))
+    if state.status == "running" and not state.step:
+        lines.append(t("run.starting", lang))
+    elif state.status == "running":
+        lines.insert(0, f"**{t('run.running', lang)}**")
+    elif state.status == "stopping":
+        lines.append(t("run.stopping", lang))
+    elif state.status == "finished":
+        lines.append("✅ " + t("run.finished", lang, path=state.final_path or (state.saved or ["?"])[-1]))
+    elif state.status == "stopped":
+        lines.append("⏹️ " + t("run.stopped", lang, step=state.step,
+                                path=state.final_path or (state.saved or ["-"])[-1]))
+    return "  \n".join(lines)
+
+
+def error_markdown(state: RunState, lang: str) -> str:
+    """The error as a message saying what to do (empty when there is none)."""
+    if not state.error:
+        return ""
+    e = state.error
+    lines = ["❌ **" + t("run.failed", lang, message=e.get("message", "")) + "**"]
+    if e.get("hint"):
+        lines.append(t("run.hint", lang, hint=e["hint"]))
+    if e.get("log_file"):
+        lines.append(t("run.log_file", lang, path=e["log_file"]))
+    return "\n\n".join(lines)
+
+
+def loss_frame(state: RunState) -> pd.DataFrame:
+    """The loss curve as long-format rows (step, loss, series) for gr.LinePlot."""
+    points = state.losses
+    if len(points) > MAX_POINTS:
+        stride = -(-len(points) // MAX_POINTS)
+        points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+    rows = [(step, loss, "loss") for step, loss, _ in points]
+    rows += [(step, avg, "average") for step, _, avg in points]
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # Typed even when empty, so the plot treats step and loss as numbers, not categories.
+    return frame.astype({"step": "int64", "loss": "float64", "series": "str"})
+
+
+def logs_text(state: RunState, last: int = 80) -> str:
+    return "\n".join(state.logs[-last:])

@@ -1,0 +1,141 @@
+"""Presets in the GUI: list, load into the form, save, import a Kohya GUI file.
+
+Loading is forgiving where training is not: a preset with an empty image folder still
+fills the form (the form then says "choose the image folder"), a Kohya GUI preset is
+migrated by the trainer's own rules, and every key or value that could not be used is
+reported, never dropped in silence. Saving goes through `trainer.config.save_preset`,
+which never writes secrets.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from trainer.config import FIELDS, FieldSpec, Problem, TrainingConfig, save_preset
+from trainer.config.checks import output_name_problem
+from trainer.kohya_keys import migrate_kohya
+
+from .binding import validate_form
+from .i18n import t
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
+DEFAULT_USER_DIR = Path.home() / ".lora_gui" / "presets"
+
+
+class PresetError(Exception):
+    """A preset file that cannot be read or saved; the message is for the user."""
+
+
+@dataclass
+class LoadedPreset:
+    """A preset as the form shows it.
+
+    values: every field (the preset's value, else the default); named: the fields the
+    preset set; notes: migrations, unknown keys and unusable values; problems: what
+    validation says about the loaded values (shown, not blocking the load)."""
+
+    values: dict[str, Any]
+    named: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def list_presets(user_dir: Path, lang: str, shipped_dir: Path = SHIPPED_DIR
+                 ) -> list[tuple[str, str]]:
+    """(label, path) of every shipped and user preset, shipped first, by name."""
+    out: list[tuple[str, str]] = []
+    for folder, key in ((shipped_dir, "preset.shipped"), (user_dir, "preset.user")):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json"), key=lambda p: p.stem.lower()):
+                out.append((t(key, lang, name=path.stem), str(path)))
+    return out
+
+
+def _usable(spec: FieldSpec, value: Any) -> bool:
+    """Whether the widget of `spec` can show `value` (validation judges the rest)."""
+    if spec.choices:
+        return value in spec.choices and type(value) is type(spec.choices[0])
+    if spec.type is bool:
+        return isinstance(value, bool)
+    if spec.type in (int, float):
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if spec.type is str:
+        return isinstance(value, str)
+    return True
+
+
+def preset_values(raw: Any, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedPreset:
+    """A preset or Kohya GUI dict -> the form's values and what to tell the user."""
+    if not isinstance(raw, dict):
+        raise PresetError("a preset must be a JSON object of settings")
+    migrated, migration_notes = migrate_kohya(raw)
+    values = {name: spec.default for name, spec in fields.items()}
+    loaded = LoadedPreset(values=values, notes=[f"migrated: {n}" for n in migration_notes])
+    unknown = sorted(k for k in migrated if k not in fields)
+    for key, value in migrated.items():
+        spec = fields.get(key)
+        if spec is None:
+            continue
+        if _usable(spec, value):
+            values[key] = value
+            loaded.named.append(key)
+        else:
+            loaded.notes.append(f"{key}: {value!r} cannot be used ({spec.describe_allowed()}); "
+                                "the default is kept")
+    if unknown:
+        loaded.notes.append(f"{len(unknown)} key(s) not used by this trainer (ignored): "
+                            + ", ".join(unknown))
+    _, loaded.problems = validate_form({k: v for k, v in values.items() if k in FIELDS})
+    return loaded
+
+
+def read_preset(path: str | Path, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedPreset:
+    """Read a preset or Kohya GUI JSON file into form values."""
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise PresetError(f"file not found: {p}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PresetError(f"{p.name} is not a readable JSON file ({exc})") from None
+    return preset_values(raw, fields)
+
+
+def _template_config(values: Mapping[str, Any], problems: list[Problem]) -> TrainingConfig | None:
+    """A config for a preset whose only problems are empty folder/model paths (a template
+    to fill in later), else None."""
+    for p in problems:
+        spec = FIELDS.get(p.key)
+        is_path = spec is not None and bool(spec.widget and spec.widget.startswith("path"))
+        if not is_path or str(values.get(p.key, "")).strip():
+            return None
+    try:
+        return TrainingConfig(**{k: v for k, v in values.items() if k in FIELDS})
+    except ValidationError:
+        return None
+
+
+def save_user_preset(values: Mapping[str, Any], name: str, user_dir: Path,
+                     lang: str = "en") -> Path:
+    """Save the form as `<user_dir>/<name>.json` (no secrets).
+
+    Raises PresetError (a bad name) or returns only after the values validated; empty
+    model/folder paths are allowed so that a preset can be a template."""
+    reason = output_name_problem(name.strip() if name else "")
+    if reason or name.strip().lower().endswith(".json"):
+        raise PresetError(t("preset.bad_name", lang,
+                            reason=reason or "must not end in .json; give just the name"))
+    cfg, problems = validate_form(values)
+    if cfg is None:
+        cfg = _template_config(values, problems)
+    if cfg is None:
+        from .binding import problems_markdown
+        raise PresetError(t("preset.not_saved", lang) + "\n\n" + problems_markdown(problems, lang))
+    return save_preset(cfg, Path(user_dir) / f"{name.strip()}.json")

@@ -1,0 +1,303 @@
+"""One training run at a time, followed through the trainer's events.
+
+The GUI's handlers never wait for training: `Runner.start` hands the config to a worker
+thread that calls `api.run_training(cfg, on_event, stop)` (or, for several processes,
+starts `accelerate launch ... -m trainer --events jsonl` and reads one event per line),
+and the run panel polls `Runner.snapshot()`. Events land in a lock-protected state, so
+the worker and any number of browser tabs can touch it at once. Stop sets the
+`threading.Event` the trainer checks after each step, so the run ends with a saved file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from trainer.config import TrainingConfig, save_preset
+from trainer.events import Event
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("running", "stopping")
+
+
+class TrainerApi(Protocol):
+    """The slice of `trainer.api` a run needs (tests pass a fake)."""
+
+    def run_training(self, cfg: TrainingConfig, on_event: Callable[[Event], None],
+                     stop: threading.Event | None = None) -> int: ...
+
+
+@dataclass
+class RunState:
+    """A copy of what the run panel shows; `version` grows with every change."""
+
+    status: str = "idle"  # idle, running, stopping, finished, stopped, failed
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    it_per_s: float | None = None
+    eta_s: float | None = None
+    losses: list[tuple[int, float, float]] = field(default_factory=list)  # step, loss, avg
+    logs: list[str] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # {"message", "hint", "log_file"}
+    final_path: str = ""
+    version: int = 0
+    run_id: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.step / self.total_steps if self.total_steps else 0.0
+
+
+def accelerate_command(config_path: str | Path, num_processes: int,
+                       python: str = sys.executable) -> list[str]:
+    """The argument list (never a shell string) of a multi-process run."""
+    return [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+            "-m", "trainer", "--config", str(config_path), "--events", "jsonl"]
+
+
+class Runner:
+    """Holds one run: its worker, its stop flag and the state its events build."""
+
+    def __init__(self, api: TrainerApi, *, max_logs: int = 300,
+                 popen: Callable[..., Any] = subprocess.Popen, python: str = sys.executable,
+                 interrupt: Callable[[Any], None] | None = None):
+        self._api = api
+        self._popen = popen
+        self._interrupt = interrupt or interrupt_process
+        self._python = python
+        self._lock = threading.Lock()
+        self._state = RunState()
+        self._logs: deque[str] = deque(maxlen=max_logs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: Any = None
+
+    # ---- what handlers call -----------------------------------------------------------
+    def start(self, cfg: TrainingConfig, num_processes: int = 1) -> bool:
+        """Begin a run in the background; False (and nothing starts) while one is active."""
+        with self._lock:
+            if self._state.active:
+                return False
+            self._state = RunState(status="running", run_id=self._state.run_id + 1,
+                                   version=self._state.version + 1)
+            self._logs.clear()
+            self._stop = threading.Event()
+            target = self._run_in_process if num_processes <= 1 else self._run_subprocess
+            args = (cfg,) if num_processes <= 1 else (cfg, num_processes)
+            self._thread = threading.Thread(target=target, args=args, daemon=True,
+                                            name="lora-gui-training")
+            self._thread.start()
+        return True
+
+    def stop(self) -> bool:
+        """Ask the run to end after the current step (a file is still saved)."""
+        with self._lock:
+            if not self._state.active:
+                return False
+            self._stop.set()
+            self._state.status = "stopping"
+            self._bump()
+            proc = self._proc
+        if proc is not None:
+            self._interrupt(proc)
+        return True
+
+    def snapshot(self) -> RunState:
+        """A consistent copy of the state, safe to read while training goes on."""
+        with self._lock:
+            s = self._state
+            return RunState(**{**s.__dict__, "losses": list(s.losses), "logs": list(self._logs),
+                               "saved": list(s.saved),
+                               "error": dict(s.error) if s.error else None})
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._state.active
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker ends (tests and shutdown); True if it did."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    # ---- events -----------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Fold one trainer event into the state (called from the worker thread)."""
+        d = event.data
+        with self._lock:
+            s = self._state
+            kind = event.kind
+            if kind == "step":
+                s.step = int(d.get("step", s.step))
+                s.total_steps = int(d.get("total_steps") or s.total_steps)
+                s.epoch = int(d.get("epoch", s.epoch))
+                s.epochs = int(d.get("epochs") or s.epochs)
+                s.it_per_s = d.get("it_per_s")
+                s.eta_s = d.get("eta_s")
+                if d.get("loss") is not None:
+                    loss = float(d["loss"])
+                    avg = float(d["avg_loss"]) if d.get("avg_loss") is not None else loss
+                    s.losses.append((s.step, loss, avg))
+            elif kind == "plan":
+                s.total_steps = int(d.get("total_steps") or s.total_steps)
+                s.epochs = int(d.get("epochs") or s.epochs)
+                self._log(f"Plan: {d.get('images', '?')} images, {s.total_steps} steps "
+                          f"in {s.epochs} epoch(s)")
+            elif kind == "started":
+                self._log(f"Started on {d.get('device', '?')}; output "
+                          f"{Path(str(d.get('output_dir', ''))) / str(d.get('output_name', ''))}")
+            elif kind == "epoch":
+                s.epoch = int(d.get("epoch", s.epoch))
+                avg = d.get("avg_loss")
+                self._log(f"Epoch {s.epoch}/{d.get('epochs', s.epochs)} done"
+                          + (f", average loss {float(avg):.4f}" if avg is not None else ""))
+            elif kind == "saved":
+                path = str(d.get("path", ""))
+                if path and path not in s.saved:
+                    s.saved.append(path)
+                self._log(f"Saved {path}")
+            elif kind == "sample":
+                self._log(f"Sample image {d.get('path', '')}")
+            elif kind in ("warning", "log"):
+                self._log(("Warning: " if kind == "warning" else "") + str(d.get("message", "")))
+            elif kind == "error":
+                s.error = {"message": str(d.get("message", "")), "hint": str(d.get("hint") or ""),
+                           "log_file": str(d.get("log_file") or "")}
+                s.status = "failed"
+                self._log(f"Error: {s.error['message']}")
+            elif kind == "finished":
+                s.status = "finished"
+                s.final_path = str(d.get("path", ""))
+                s.step = int(d.get("steps") or s.total_steps or s.step)
+                s.total_steps = s.total_steps or s.step
+                self._log(f"Finished in {float(d.get('seconds') or 0):.0f} s: {s.final_path}")
+            elif kind == "stopped":
+                s.status = "stopped"
+                s.final_path = str(d.get("path") or "")
+                s.step = int(d.get("step") or s.step)
+                self._log(f"Stopped at step {s.step}: {d.get('reason', '')}")
+            self._bump()
+
+    def _log(self, line: str) -> None:
+        self._logs.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    def _bump(self) -> None:
+        self._state.version += 1
+
+    def _end(self, rc: int | None, what: str) -> None:
+        """After the worker returns: a run that said nothing final still gets a status."""
+        with self._lock:
+            s = self._state
+            if s.status == "stopping":
+                s.status = "stopped"
+            elif s.status == "running":
+                if rc == 0:
+                    s.status = "finished"
+                else:
+                    s.status = "failed"
+                    s.error = s.error or {
+                        "message": f"{what} ended with exit code {rc} without saying why.",
+                        "hint": "Read the log lines below; run the same preset with "
+                                "`python -m trainer --config` to see the full output.",
+                        "log_file": ""}
+            self._bump()
+
+    # ---- the two ways to run -------------------------------------------------------------
+    def _run_in_process(self, cfg: TrainingConfig) -> None:
+        rc: int | None = None
+        try:
+            rc = self._api.run_training(cfg, self.on_event, self._stop)
+        except Exception as exc:  # the trainer promises not to raise; never show a traceback
+            log.exception("the trainer raised")
+            self.on_event(Event("error", {
+                "message": f"the trainer failed unexpectedly ({type(exc).__name__}: {exc})",
+                "hint": "This is a bug, not your settings. The console shows the details; "
+                        "please report it with your preset.", "log_file": ""}))
+            rc = 1
+        finally:
+            self._end(rc, "Training")
+
+    def _run_subprocess(self, cfg: TrainingConfig, num_processes: int) -> None:
+        fd, config_path = tempfile.mkstemp(prefix="lora_gui_run_", suffix=".json")
+        os.close(fd)
+        rc: int | None = None
+        try:
+            save_preset(cfg, config_path)  # without secrets; the token goes by environment
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+            token = getattr(cfg, "huggingface_token", "")
+            if token:
+                env["HF_TOKEN"] = token
+            kwargs: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
+                                      "text": True, "encoding": "utf-8", "errors": "replace",
+                                      "bufsize": 1, "env": env}
+            if os.name == "nt":
+                kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+            else:
+                kwargs["start_new_session"] = True
+            cmd = accelerate_command(config_path, num_processes, self._python)
+            with self._lock:
+                self._log("Running: " + " ".join(cmd))
+                self._proc = self._popen(cmd, **kwargs)
+                proc = self._proc
+            if self._stop.is_set():
+                self._interrupt(proc)
+            for line in proc.stdout:
+                self._follow_line(line.rstrip("\r\n"))
+            rc = proc.wait()
+        except OSError as exc:
+            self.on_event(Event("error", {"message": f"could not start accelerate ({exc})",
+                                          "hint": "Check that accelerate is installed in this "
+                                                  "environment.", "log_file": ""}))
+            rc = 1
+        finally:
+            with self._lock:
+                self._proc = None
+            Path(config_path).unlink(missing_ok=True)
+            self._end(rc, "The training process")
+
+    def _follow_line(self, line: str) -> None:
+        """One stdout line of the child: an event if it is one, else a log line."""
+        if line.startswith("{"):
+            try:
+                event = Event.from_json(line)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                event = None
+            if event is not None:
+                self.on_event(event)
+                return
+        if line.strip():
+            with self._lock:
+                self._log(line)
+                self._bump()
+
+
+def interrupt_process(proc: Any) -> None:
+    """Ask a child training process to stop like Ctrl+C would (it saves, then exits)."""
+    try:
+        if os.name == "nt":
+            proc.send_signal(signal.CTRL_BREAK_EVENT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+    except (OSError, ProcessLookupError, AttributeError):
+        log.warning("could not interrupt the training process %s", getattr(proc, "pid", "?"))

@@ -1,0 +1,90 @@
+"""Session fixtures shared by all tests: tiny models, the demo dataset, markers.
+
+- `tiny_model(arch="sd15") -> Path`: a tiny random-weight diffusers model of arch
+  "sd15", "sd2v" or "sdxl", built once per session (seed 0).
+- `tiny_model_dir`: the sd15 one.
+- `demo_dataset`: the demo dataset folder (scripts/make_demo_dataset.py, seed 0).
+- `script(name) -> module`: scripts/<name>.py imported by path.
+- markers `slow` and `gpu`; gpu tests are skipped where CUDA is not available.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def load_script(name: str) -> ModuleType:
+    """Import scripts/<name>.py by path (scripts/ is not a package)."""
+    module_name = f"_script_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped where none is available")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return  # do not import torch for test runs that need none (GUI tests)
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in gpu_items:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def script() -> Callable[[str], ModuleType]:
+    """Factory: script("make_tiny_model") -> the imported scripts/make_tiny_model.py."""
+    return load_script
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: tiny_model("sd15" | "sd2v" | "sdxl") -> path of a diffusers folder."""
+    built: dict[str, Path] = {}
+
+    def make(arch: str = "sd15") -> Path:
+        if arch not in built:
+            from trainer.models.tiny import write_tiny_model
+
+            out = tmp_path_factory.mktemp(f"tiny_{arch}") / "model"
+            built[arch] = write_tiny_model(arch, "diffusers", out, seed=0)
+        return built[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model: Callable[..., Path]) -> Path:
+    """The tiny SD1.5 model folder."""
+    return tiny_model("sd15")
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo dataset: 5_demochar and 3_demostyle with 8 images (one without caption)."""
+    out = tmp_path_factory.mktemp("demo") / "dataset"
+    load_script("make_demo_dataset").write_demo_dataset(out, seed=0)
+    return out

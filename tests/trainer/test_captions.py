@@ -1,0 +1,96 @@
+"""Caption processing in Kohya's order (ANCHORS.md section 2)."""
+
+import random
+from types import SimpleNamespace
+
+from trainer.data.captions import CaptionOptions, process_caption, tag_frequency
+
+CAPTION = "mychar, red hair, smile, outdoors, blue sky, tree, looking at viewer"
+
+
+def test_no_options_leaves_the_caption_alone():
+    assert process_caption(CAPTION, rng=random.Random(0)) == CAPTION
+
+
+def test_prefix_and_suffix_are_joined_with_a_space():
+    assert process_caption("red hair", prefix="mychar,", rng=random.Random(0)) == "mychar, red hair"
+    assert process_caption("red hair,", suffix="best quality",
+                           rng=random.Random(0)) == "red hair, best quality"
+    assert process_caption("", prefix="mychar", rng=random.Random(0)) == "mychar"
+
+
+def test_keep_tokens_stay_in_place_while_the_rest_are_shuffled():
+    rng = random.Random(1234)
+    orders = set()
+    for _ in range(50):
+        tags = process_caption(CAPTION, shuffle=True, keep_tokens=2, rng=rng).split(", ")
+        assert tags[:2] == ["mychar", "red hair"]
+        assert sorted(tags) == sorted(CAPTION.split(", "))
+        orders.add(tuple(tags[2:]))
+    assert len(orders) > 10
+
+
+def test_prefix_takes_part_in_keep_tokens():
+    rng = random.Random(3)
+    for _ in range(20):
+        out = process_caption("smile, tree, sky", prefix="mychar,", shuffle=True, keep_tokens=1,
+                              rng=rng)
+        assert out.startswith("mychar, ")
+
+
+def test_full_tag_dropout_keeps_only_the_kept_tags():
+    rng = random.Random(0)
+    for _ in range(10):
+        assert process_caption(CAPTION, keep_tokens=1, tag_dropout_rate=1.0, rng=rng) == "mychar"
+
+
+def test_partial_tag_dropout_drops_some_tags():
+    rng = random.Random(5)
+    lengths = {len(process_caption(CAPTION, tag_dropout_rate=0.5, rng=rng).split(", "))
+               for _ in range(50)}
+    assert min(lengths) < 7 and max(lengths) > 1
+
+
+def test_whole_caption_dropout_every_n_epochs():
+    rng = random.Random(0)
+    results = {epoch: process_caption(CAPTION, dropout_every_n_epochs=3, epoch=epoch, rng=rng)
+               for epoch in range(1, 10)}
+    assert [e for e, c in results.items() if c == ""] == [3, 6, 9]
+    assert results[1] == CAPTION
+
+
+def test_whole_caption_dropout_rate_wins_over_shuffle():
+    rng = random.Random(0)
+    outs = [process_caption(CAPTION, dropout_rate=0.5, shuffle=True, prefix="x", rng=rng)
+            for _ in range(200)]
+    dropped = outs.count("")
+    assert 60 < dropped < 140
+    assert process_caption(CAPTION, dropout_rate=1.0, prefix="x", rng=rng) == ""
+
+
+def test_same_seed_same_caption():
+    a = process_caption(CAPTION, shuffle=True, tag_dropout_rate=0.3, rng=random.Random(7))
+    b = process_caption(CAPTION, shuffle=True, tag_dropout_rate=0.3, rng=random.Random(7))
+    assert a == b
+
+
+def test_empty_tags_are_left_out_when_tags_are_processed():
+    out = process_caption("a,, b ,", shuffle=True, keep_tokens=3, rng=random.Random(0))
+    assert out == "a, b"
+
+
+def test_caption_options_from_a_config_with_kohya_names():
+    cfg = SimpleNamespace(shuffle_caption=True, keep_tokens=1, caption_dropout_rate=0.0,
+                          caption_dropout_every_n_epochs=2, caption_tag_dropout_rate=0.0)
+    opts = CaptionOptions.from_config(cfg)
+    assert opts.shuffle and opts.keep_tokens == 1 and opts.prefix == ""
+    assert opts.apply(CAPTION, epoch=2, rng=random.Random(0)) == ""
+    assert opts.apply(CAPTION, epoch=1, rng=random.Random(0)).startswith("mychar, ")
+
+
+def test_tag_frequency_counts_each_image_once_per_subset():
+    items = [SimpleNamespace(subset="50_mychar", caption="mychar, smile", repeats=50),
+             SimpleNamespace(subset="50_mychar", caption="mychar, tree", repeats=50),
+             SimpleNamespace(subset="1_person", caption="person", repeats=1)]
+    assert tag_frequency(items) == {"50_mychar": {"mychar": 2, "smile": 1, "tree": 1},
+                                    "1_person": {"person": 1}}

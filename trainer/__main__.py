@@ -1,0 +1,73 @@
+"""`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl]`
+
+Trains headless from a preset (ours or a Kohya GUI file). Works the same under
+`accelerate launch`. Exit codes: 0 done, 2 config or dataset problem, 1 training failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .config import ConfigError, load_preset
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="preset JSON (ours or a Kohya GUI config)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; load no model")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
+    p.add_argument("--events", choices=["jsonl"], help="write every event as a JSON line on stdout")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    try:
+        cfg, warnings = load_preset(args.config)
+    except ConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        from .data.folders import DatasetError
+        from .plan import build_plan
+        try:
+            plan = build_plan(cfg)
+        except DatasetError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        plan.warnings[:0] = warnings
+        if args.json:
+            print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+        else:
+            print(plan.to_text())
+        return 0
+
+    from .cli_progress import ConsoleReporter, JsonLinesReporter
+    from .events import Event
+    from .train import train_with_events
+
+    reporter = JsonLinesReporter() if args.events == "jsonl" else ConsoleReporter()
+    for w in warnings:
+        reporter(Event("warning", {"message": w}))
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: stop after this step and save
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after the current step (Ctrl-C again to abort without saving)...",
+              file=sys.stderr)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    code = train_with_events(cfg, reporter, stop)
+    reporter.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

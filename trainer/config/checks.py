@@ -1,0 +1,87 @@
+"""Rules between settings, checked without touching the disk or loading a model.
+
+Returns (errors, warnings). Errors block training; warnings are advice (the seed guide's).
+Disk and device checks (folders exist, fp16 on a CPU, bitsandbytes present) live in
+`trainer.preflight`, which runs before any model loads.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .validate import Problem
+
+if TYPE_CHECKING:
+    from .advanced import TrainingConfig
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+_BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'512,512' or '512' -> (w, h); raises ValueError with a readable reason."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not 'width,height' (for example '512,512')")
+    w, h = int(parts[0]), int(parts[1])
+    for side in (w, h):
+        if side < 64 or side % 64:
+            raise ValueError(f"{text!r}: each side must be a multiple of 64 and at least 64")
+    return w, h
+
+
+def output_name_problem(name: str) -> str | None:
+    """Why a LoRA file name cannot be used, or None."""
+    if not name.strip():
+        return "is empty; give the LoRA a file name, e.g. 'mychar'"
+    if "/" in name or "\\" in name or ".." in name:
+        return f"{name!r} must be a plain file name, without folders or '..'"
+    if _BAD_NAME_CHARS.search(name):
+        return f"{name!r} contains a character that Windows does not allow (<>:\"/\\|?*)"
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        return f"{name!r} is a reserved device name on Windows; choose another name"
+    if len(name) > 150:
+        return f"is {len(name)} characters long; keep it under 150"
+    if name != name.strip() or name.endswith("."):
+        return f"{name!r} starts or ends with a space or dot, which Windows strips"
+    return None
+
+
+def check_config(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+    errors: list[Problem] = []
+    warnings: list[str] = []
+    for key, what in (("pretrained_model_name_or_path", "the base model"),
+                      ("train_data_dir", "the image folder"), ("output_dir", "the output folder")):
+        if not getattr(cfg, key).strip():
+            errors.append(Problem(key, f"is empty; choose {what}"))
+    msg = output_name_problem(cfg.output_name)
+    if msg:
+        errors.append(Problem("output_name", msg))
+    try:
+        parse_resolution(cfg.max_resolution)
+    except ValueError as exc:
+        errors.append(Problem("max_resolution", str(exc)))
+    if cfg.min_bucket_reso > cfg.max_bucket_reso:
+        errors.append(Problem("min_bucket_reso", f"{cfg.min_bucket_reso} is larger than "
+                              f"max_bucket_reso {cfg.max_bucket_reso}"))
+    if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
+        errors.append(Problem("network_train_text_encoder_only",
+                              "cannot be on together with network_train_unet_only: nothing would train"))
+    if cfg.v2 and cfg.sdxl:
+        errors.append(Problem("sdxl", "v2 and SDXL cannot both be on; pick the model's family"))
+    if cfg.full_fp16 and cfg.mixed_precision != "fp16":
+        errors.append(Problem("full_fp16", "needs mixed_precision 'fp16'"))
+    if cfg.full_bf16 and cfg.mixed_precision != "bf16":
+        errors.append(Problem("full_bf16", "needs mixed_precision 'bf16'"))
+    if cfg.full_fp16 and cfg.full_bf16:
+        errors.append(Problem("full_bf16", "cannot be on together with full_fp16"))
+    if cfg.max_train_steps > 0:
+        warnings.append(f"max_train_steps {cfg.max_train_steps} is set: it decides the length "
+                        "of the run and the epoch count follows from it (as in Kohya)")
+    if cfg.random_crop and cfg.cache_latents:
+        warnings.append("random_crop changes the image each time, so latents "
+                        "cannot be cached: the latent cache is off for this run")
+    return errors, warnings

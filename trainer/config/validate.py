@@ -1,0 +1,97 @@
+"""Turn raw values into a TrainingConfig, reporting every problem at once.
+
+Each problem names the key, the bad value and what is allowed; nothing is silently
+corrected (a number written with spaces is an error, not a guess).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .advanced import TrainingConfig
+from .specs import FIELDS
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, each naming its key."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the settings:\n{lines}")
+
+    def by_key(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.problems:
+            out.setdefault(p.key, []).append(p.message)
+        return out
+
+
+def _pre_check(key: str, value: Any) -> str | None:
+    """Catch what pydantic would quietly accept or explain badly."""
+    spec = FIELDS[key]
+    if spec.type in (int, float):
+        if isinstance(value, str):
+            if value != value.strip():
+                return f"{value!r} has spaces around the number; write it as {value.strip()!r}"
+            if value == "":
+                return f"is empty; it must be {spec.describe_allowed()}"
+        if isinstance(value, bool):
+            return f"{value!r} is not a number; it must be {spec.describe_allowed()}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{value!r} is not a finite number; it must be {spec.describe_allowed()}"
+        if spec.type is int and isinstance(value, float) and not value.is_integer():
+            return f"{value!r} is not a whole number; it must be {spec.describe_allowed()}"
+    return None
+
+
+def validate_values(values: dict[str, Any]) -> TrainingConfig:
+    """Validate known keys (unknown keys must be removed by the caller) and cross-field rules."""
+    from .checks import check_config  # checks imports this module's Problem
+
+    problems: list[Problem] = []
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in FIELDS:
+            problems.append(Problem(key, "is not a setting of this trainer"))
+            continue
+        msg = _pre_check(key, value)
+        if msg:
+            problems.append(Problem(key, msg))
+        else:
+            clean[key] = value
+    try:
+        cfg = TrainingConfig(**clean)
+    except ValidationError as exc:
+        bad = set()
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "config"
+            bad.add(key)
+            spec = FIELDS.get(key)
+            allowed = spec.describe_allowed() if spec else ""
+            problems.append(Problem(key, f"{err.get('input')!r} is not allowed; it must be {allowed}"))
+        # Check the rules between settings too, on the values that were valid, so the
+        # user sees every problem in one go.
+        try:
+            rest = TrainingConfig(**{k: v for k, v in clean.items() if k not in bad})
+            problems.extend(p for p in check_config(rest)[0] if p.key not in bad)
+        except ValidationError:
+            pass
+        raise ConfigError(problems) from None
+    errors, _warnings = check_config(cfg)
+    problems.extend(errors)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

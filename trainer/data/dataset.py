@@ -1,0 +1,290 @@
+"""Images -> tensors, and batches that never mix buckets.
+
+`TrainDataset` expands the scanned folders into one entry per image x repeat (plus the
+round-robin reg entries), exactly as the plan counted them. Each entry points at a
+unique image (`entry.image_index`), so the trainer can cache one latent per image and
+not one per repeat. `BucketBatcher` deals the entries into same-bucket batches, shuffled
+per epoch from the seed. An image that breaks mid-run is skipped with a warning naming
+it: a run of hours must not die on one bad download.
+
+Typical use without a latent cache (workers safe: the epoch travels with each index):
+
+    ds = TrainDataset(p.scan, p.reg_scan, p.choices, p.reg_choices, flip_aug=True, seed=42)
+    sampler = EpochBatchSampler(BucketBatcher(ds.bucket_entries(), batch_size, seed))
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=2)
+    for epoch in range(1, epochs + 1):
+        sampler.set_epoch(epoch)
+        for batch in loader:   # None when every image of the batch failed to load
+            ...
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from trainer.data.buckets import BucketChoice, Size, select_bucket
+from trainer.data.captions import CaptionOptions, tag_frequency
+from trainer.data.folders import FolderScan, ImageItem, reg_repeat_counts
+from trainer.data.images import ImageError, load_rgb, resize_and_crop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpandedEntry:
+    """One image x repeat of an epoch."""
+
+    item: ImageItem
+    choice: BucketChoice
+    is_reg: bool
+    image_index: int  # index into TrainDataset.images: the same for every repeat
+
+
+class BucketBatcher:
+    """Deals entries into batches of one bucket each, reshuffled every epoch.
+
+    entries: (index into the expanded list, bucket). For a given seed and epoch the
+    batches are always the same; a new epoch gives a new order.
+    """
+
+    def __init__(self, entries: Sequence[tuple[int, Size]], batch_size: int, seed: int):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.seed = seed
+        self._by_bucket: dict[Size, list[int]] = {}
+        for index, bucket in entries:
+            self._by_bucket.setdefault(tuple(bucket), []).append(index)
+
+    def __len__(self) -> int:
+        """Batches per epoch: each bucket rounds up on its own."""
+        return sum(-(-len(v) // self.batch_size) for v in self._by_bucket.values())
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of an epoch: shuffled inside each bucket, then in batch order."""
+        rng = random.Random(self.seed + epoch)
+        batches: list[list[int]] = []
+        for bucket in sorted(self._by_bucket):
+            indices = list(self._by_bucket[bucket])
+            rng.shuffle(indices)
+            batches.extend(indices[i:i + self.batch_size]
+                           for i in range(0, len(indices), self.batch_size))
+        rng.shuffle(batches)
+        return batches
+
+
+class EpochBatchSampler(Sampler):
+    """A DataLoader batch_sampler over BucketBatcher that yields (index, epoch) keys,
+    so worker processes know the epoch (for caption dropout) without shared state."""
+
+    drop_last = False
+
+    def __init__(self, batcher: BucketBatcher, epoch: int = 1):
+        super().__init__()
+        self.batcher = batcher
+        self.batch_size = batcher.batch_size
+        self.epoch = epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch (counted from 1) that the next iteration deals."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.batcher.epoch_batches(self.epoch):
+            yield [(i, self.epoch) for i in batch]
+
+    def __len__(self) -> int:
+        return len(self.batcher)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float tensor [3, H, W] in [-1, 1] (what the VAE expects)."""
+    arr = np.array(img.convert("RGB"), dtype=np.uint8, copy=True)
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+class TrainDataset(Dataset):
+    """The expanded training set: train images x repeats, then reg images round-robin
+    until they match the train count (as Kohya and the plan count them).
+
+    Features and the settings behind them:
+    - flip_aug: a random horizontal flip per sample and epoch (`__getitem__`).
+    - random_crop: a random rather than centred crop of the bucket's overflow.
+    - captions: prefix/suffix, shuffle, keep_tokens, dropouts (CaptionOptions).
+    - seed: every random choice derives from (seed, epoch, entry), so reruns repeat.
+    """
+
+    def __init__(
+        self,
+        scan: FolderScan,
+        reg_scan: FolderScan | None,
+        choices: Sequence[BucketChoice],
+        reg_choices: Sequence[BucketChoice] = (),
+        *,
+        flip_aug: bool = False,
+        random_crop: bool = False,
+        captions: CaptionOptions | None = None,
+        seed: int = 0,
+        on_warning: Callable[[str], None] | None = None,
+    ):
+        if len(choices) != len(scan.items):
+            raise ValueError(f"{len(choices)} bucket choices for {len(scan.items)} images")
+        self.flip_aug = flip_aug
+        self.random_crop = random_crop
+        self.captions = captions or CaptionOptions()
+        self.seed = seed
+        self.on_warning = on_warning or log.warning
+        self.images: list[tuple[ImageItem, BucketChoice]] = []
+        self.entries: list[ExpandedEntry] = []
+        self.failed: set[int] = set()
+        train_total = 0
+        for item, choice in zip(scan.items, choices):
+            self._add(item, choice, item.repeats, is_reg=False)
+            train_total += item.repeats
+        self.num_train_images = len(self.images)
+        if reg_scan is not None and reg_scan.items:
+            if len(reg_choices) != len(reg_scan.items):
+                raise ValueError(f"{len(reg_choices)} bucket choices for "
+                                 f"{len(reg_scan.items)} reg images")
+            uses = reg_repeat_counts(reg_scan.items, train_total)
+            for item, choice, n in zip(reg_scan.items, reg_choices, uses):
+                if n:
+                    self._add(item, choice, n, is_reg=True)
+        self.num_reg_images = len(self.images) - self.num_train_images
+
+    def _add(self, item: ImageItem, choice: BucketChoice, times: int, is_reg: bool) -> None:
+        index = len(self.images)
+        self.images.append((item, choice))
+        entry = ExpandedEntry(item=item, choice=choice, is_reg=is_reg, image_index=index)
+        self.entries.extend([entry] * times)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def bucket_entries(self) -> list[tuple[int, Size]]:
+        """(entry index, bucket) pairs for BucketBatcher."""
+        return [(i, e.choice.bucket) for i, e in enumerate(self.entries)]
+
+    def rng_for(self, i: int, epoch: int, purpose: str) -> random.Random:
+        """The random source of entry i in an epoch for one purpose ("flip", "caption",
+        "crop"): the same in any worker process and on any rerun."""
+        return random.Random(f"{self.seed}:{epoch}:{i}:{purpose}")
+
+    def load_unique(self, image_index: int, flip: bool = False,
+                    rng: random.Random | None = None) -> dict | None:
+        """Load one unique image, bucket-sized (for latent caching: once per image).
+
+        Returns dict(image=[3,H,W] in [-1,1], original_size=(h,w), crop_top_left=(top,
+        left), target_size=(h,w)), or None if the file cannot be read (warned once).
+        """
+        if image_index in self.failed:
+            return None
+        item, choice = self.images[image_index]
+        try:
+            img = load_rgb(item.path)
+        except ImageError as err:
+            self.failed.add(image_index)
+            self.on_warning(f"skipped {item.path} during training: {err}")
+            return None
+        original_size = (img.height, img.width)
+        if img.size != (item.width, item.height):
+            # The file changed since the scan; keep its bucket so batches stay intact.
+            choice = select_bucket(img.width, img.height, [choice.bucket])
+        img, (top, left) = resize_and_crop(img, choice, random_crop=self.random_crop, rng=rng)
+        if flip:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            left = choice.resized[0] - left - choice.bucket[0]  # the mirrored crop
+        return {
+            "image": to_tensor(img),
+            "original_size": original_size,
+            "crop_top_left": (top, left),
+            "target_size": (choice.bucket[1], choice.bucket[0]),
+        }
+
+    def load_image(self, i: int, flip: bool = False,
+                   rng: random.Random | None = None) -> dict | None:
+        """load_unique for expanded entry i (None if its file cannot be read)."""
+        return self.load_unique(self.entries[i].image_index, flip, rng)
+
+    def caption(self, i: int, epoch: int) -> str:
+        """The processed caption of entry i in this epoch (counted from 1)."""
+        return self.captions.apply(self.entries[i].item.caption, epoch=epoch,
+                                   rng=self.rng_for(i, epoch, "caption"))
+
+    def flip_for(self, i: int, epoch: int) -> bool:
+        """Whether flip_aug mirrors entry i in this epoch."""
+        return self.flip_aug and self.rng_for(i, epoch, "flip").random() < 0.5
+
+    def sample(self, i: int, epoch: int = 1, with_image: bool = True) -> dict | None:
+        """Everything a step needs about entry i; None if its image cannot be loaded.
+
+        With with_image=False (latents cached) only the caption and indices are made.
+        """
+        entry = self.entries[i]
+        out: dict = {"index": i, "image_index": entry.image_index, "is_reg": entry.is_reg,
+                     "caption": self.caption(i, epoch), "flipped": self.flip_for(i, epoch)}
+        if with_image:
+            crop_rng = self.rng_for(i, epoch, "crop") if self.random_crop else None
+            loaded = self.load_image(i, out["flipped"], crop_rng)
+            if loaded is None:
+                return None
+            out.update(loaded)
+        return out
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict | None:
+        """dataset[i] (epoch 1) or dataset[(i, epoch)], as EpochBatchSampler yields."""
+        i, epoch = (key, 1) if isinstance(key, int) else key
+        return self.sample(int(i), int(epoch))
+
+    def bucket_info(self) -> dict:
+        """ss_bucket_info metadata: counts (with repeats) per bucket, mean AR error."""
+        counts: dict[Size, int] = {}
+        for e in self.entries:
+            counts[e.choice.bucket] = counts.get(e.choice.bucket, 0) + 1
+        errors = [abs(c.bucket[0] / c.bucket[1] - item.width / item.height)
+                  for item, c in self.images]
+        return {
+            "buckets": {str(k): {"resolution": list(b), "count": counts[b]}
+                        for k, b in enumerate(sorted(counts))},
+            "mean_img_ar_error": float(np.mean(errors)) if errors else 0.0,
+        }
+
+    def tag_frequency(self) -> dict[str, dict[str, int]]:
+        """ss_tag_frequency metadata of the training images (reg images left out)."""
+        return tag_frequency(item for item, _ in self.images[:self.num_train_images])
+
+
+def collate(samples: Sequence[dict | None]) -> dict | None:
+    """Stack a batch of samples from one bucket; failed (None) samples are dropped.
+
+    Returns None when nothing is left. Keys: images [B,3,H,W] (if the samples carry
+    images), original_sizes / crop_top_lefts / target_sizes [B,2] long, captions,
+    is_reg [B] bool, indices, image_indices, flipped.
+    """
+    kept = [s for s in samples if s is not None]
+    if not kept:
+        return None
+    batch: dict = {
+        "captions": [s["caption"] for s in kept],
+        "is_reg": torch.tensor([bool(s["is_reg"]) for s in kept]),
+        "indices": [s["index"] for s in kept],
+        "image_indices": [s["image_index"] for s in kept],
+        "flipped": [bool(s["flipped"]) for s in kept],
+    }
+    if "image" in kept[0]:
+        shapes = {tuple(s["image"].shape) for s in kept}
+        if len(shapes) != 1:
+            raise ValueError(f"a batch mixes image sizes {sorted(shapes)}; batches must "
+                             f"come from one bucket")
+        batch["images"] = torch.stack([s["image"] for s in kept])
+        for key in ("original_size", "crop_top_left", "target_size"):
+            batch[key + "s"] = torch.tensor([list(s[key]) for s in kept], dtype=torch.long)
+    return batch

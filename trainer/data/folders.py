@@ -1,0 +1,242 @@
+"""Scanning a Kohya-style dataset folder (no torch, no pixel decoding).
+
+The image folder is a parent folder of `<repeats>_<name>` sub-folders, e.g.
+`train/50_mycar/img001.png` with its caption in `img001.txt`. Layout mistakes are the
+most common failure our users hit ("no data found"), so every problem is reported with
+what was found and what was expected, and a bad file is skipped with its reason
+rather than ending the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.data.images import IMAGE_EXTENSIONS, ImageError, probe
+
+LAYOUT_EXAMPLE = (
+    "Expected layout: the folder you choose holds one sub-folder per concept, named "
+    "<repeats>_<name>, with the images (and optional captions) inside, e.g.\n"
+    "  train/50_mychar/img001.png + img001.txt\n"
+    "  train/50_mychar/img002.jpg + img002.txt\n"
+    "Here 50 is how often each image is repeated per epoch and 'mychar' is the class "
+    "token, used as the caption of images without a caption file."
+)
+
+
+class DatasetError(Exception):
+    """The dataset folder cannot be used at all (missing, empty, wrong layout)."""
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One training image: where it is, its caption, and how it is repeated."""
+
+    path: Path
+    caption: str
+    repeats: int
+    subset: str  # the sub-folder's name, e.g. "50_mycar"
+    width: int
+    height: int
+    is_reg: bool = False
+    has_caption_file: bool = False
+
+
+@dataclass
+class Skipped:
+    """A file that will not be trained on, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class FolderScan:
+    """Everything found under one dataset folder."""
+
+    items: list[ImageItem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # one dict per sub-folder: folder, repeats, name, images, missing_captions, is_reg
+    subsets: list[dict] = field(default_factory=list)
+
+
+def parse_repeats(folder_name: str) -> tuple[int, str] | None:
+    """"50_my car" -> (50, "my car"); None when the prefix is not a whole number >= 1."""
+    prefix, sep, name = folder_name.partition("_")
+    if not sep or not prefix.isdecimal():
+        return None
+    repeats = int(prefix)
+    return (repeats, name) if repeats >= 1 else None
+
+
+def read_caption(path: Path) -> str:
+    """The first line of a UTF-8 caption file, without BOM, line ending or padding.
+
+    Raises UnicodeDecodeError for files in another encoding, OSError if unreadable.
+    """
+    text = path.read_bytes().decode("utf-8-sig")
+    return text.splitlines()[0].strip() if text else ""
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # broken link or a link loop
+        return False
+
+
+def _visible(path: Path) -> bool:
+    # Hidden files (.DS_Store, macOS "._img.png" forks) are not images; Kohya's glob
+    # never sees them either.
+    return not path.name.startswith(".")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+
+
+def _normal_extension(caption_extension: str) -> str:
+    ext = caption_extension.strip() or ".txt"
+    return ext if ext.startswith(".") else "." + ext
+
+
+def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
+                 is_reg: bool, scan: FolderScan) -> None:
+    """Add one <repeats>_<name> folder's images to scan."""
+    images = 0
+    missing = 0
+    for path in _image_files(folder):
+        if not _inside(path, root):
+            scan.skipped.append(Skipped(str(path), "symlink pointing outside the dataset folder"))
+            continue
+        try:
+            width, height = probe(path)
+        except ImageError as err:
+            scan.skipped.append(Skipped(str(path), str(err)))
+            continue
+        caption, has_file = _caption_for(path.parent / (path.stem + ext), name, scan)
+        missing += not has_file
+        images += 1
+        scan.items.append(ImageItem(path=path, caption=caption, repeats=repeats,
+                                    subset=folder.name, width=width, height=height,
+                                    is_reg=is_reg, has_caption_file=has_file))
+    nested = [p.name for p in sorted(folder.iterdir())
+              if p.is_dir() and _visible(p) and _image_files(p)]
+    if nested:
+        scan.warnings.append(
+            f"{folder}: sub-folders {', '.join(nested)} are not scanned; images must sit "
+            f"directly in the <repeats>_<name> folder")
+    if images == 0:
+        scan.warnings.append(f"{folder} contains no usable images (.png .jpg .jpeg .webp .bmp)")
+    elif missing:
+        scan.warnings.append(
+            f"{folder.name}: {missing} of {images} images have no caption file ({ext}); "
+            f"they are captioned with the class token '{name}'")
+    scan.subsets.append({"folder": folder.name, "repeats": repeats, "name": name,
+                         "images": images, "missing_captions": missing, "is_reg": is_reg})
+
+
+def _caption_for(caption_path: Path, class_token: str, scan: FolderScan) -> tuple[str, bool]:
+    """(caption, has caption file); problems fall back to the class token, with a warning."""
+    if not caption_path.is_file():
+        return class_token, False
+    try:
+        caption = read_caption(caption_path)
+    except UnicodeDecodeError:
+        scan.warnings.append(
+            f"{caption_path} is not UTF-8 text; save it as UTF-8. Using the class token "
+            f"'{class_token}' as its caption for now")
+        return class_token, True
+    except OSError as err:
+        scan.warnings.append(f"cannot read {caption_path} ({err}); using the class token "
+                             f"'{class_token}'")
+        return class_token, True
+    if not caption:
+        scan.warnings.append(f"{caption_path} is empty (first line blank); using the class "
+                             f"token '{class_token}'")
+        return class_token, True
+    return caption, True
+
+
+def scan_dataset(root: str | Path, caption_extension: str = ".txt",
+                 is_reg: bool = False) -> FolderScan:
+    """Find the images, captions and repeats under a Kohya-style dataset folder.
+
+    Reads only image headers, so thousands of images scan in seconds. Raises
+    DatasetError (with the expected layout) when the folder cannot be used at all.
+    """
+    kind = "regularisation folder" if is_reg else "image folder"
+    if not str(root).strip():
+        raise DatasetError(f"No {kind} is set: choose the folder that holds the "
+                           f"<repeats>_<name> sub-folders.\n{LAYOUT_EXAMPLE}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"The {kind} '{root}' does not exist.\n{LAYOUT_EXAMPLE}")
+    if not root.is_dir():
+        raise DatasetError(f"The {kind} '{root}' is a file, not a folder.\n{LAYOUT_EXAMPLE}")
+    root_resolved = root.resolve()
+    ext = _normal_extension(caption_extension)
+    scan = FolderScan()
+    try:
+        children = sorted(p for p in root.iterdir() if _visible(p))
+    except OSError as err:
+        raise DatasetError(f"Cannot read the {kind} '{root}': {err}") from None
+    folders = [p for p in children if p.is_dir()]
+    if not children:
+        raise DatasetError(f"The {kind} '{root}' is empty.\n{LAYOUT_EXAMPLE}")
+    for folder in folders:
+        parsed = parse_repeats(folder.name)
+        if parsed is None:
+            prefix = folder.name.partition("_")[0]
+            why = ("the repeat count must be at least 1" if prefix.isdecimal() else
+                   f"its name must start with the number of repeats and an underscore, "
+                   f"e.g. '10_{folder.name}'")
+            scan.warnings.append(f"skipped folder '{folder.name}': {why}")
+            continue
+        repeats, name = parsed
+        try:
+            _scan_subset(folder, repeats, name, root_resolved, ext, is_reg, scan)
+        except OSError as err:  # e.g. no permission to list the folder
+            scan.warnings.append(f"skipped folder '{folder.name}': cannot read it ({err})")
+    if not scan.subsets:
+        loose = len(_image_files(root))
+        found = (f"it holds {loose} images directly, but images must be inside "
+                 f"<repeats>_<name> sub-folders" if loose
+                 else "it has no <repeats>_<name> sub-folders")
+        if loose and parse_repeats(root.name):
+            found += f" (choose its parent folder '{root.parent}' instead)"
+        raise DatasetError(f"No training data in the {kind} '{root}': {found}.\n{LAYOUT_EXAMPLE}")
+    if not scan.items:
+        problems = "".join(f"\n  {s.path}: {s.reason}" for s in scan.skipped[:10])
+        raise DatasetError(
+            f"No usable images in the {kind} '{root}' (sub-folders: "
+            f"{', '.join(s['folder'] for s in scan.subsets)}).{problems}\n{LAYOUT_EXAMPLE}")
+    return scan
+
+
+def reg_repeat_counts(reg_items: list[ImageItem], target: int) -> list[int]:
+    """How many times each reg image is used per epoch so reg images match the
+    training images' count (Kohya's round-robin).
+
+    The first pass takes each reg image with its folder's repeats until the target is
+    reached (this may overshoot by a few, as in Kohya); later passes add one use to
+    each image in turn.
+    """
+    counts = [0] * len(reg_items)
+    if not reg_items or target <= 0:
+        return counts
+    n = 0
+    for i, item in enumerate(reg_items):
+        counts[i] = item.repeats
+        n += item.repeats
+        if n >= target:
+            return counts
+    while n < target:
+        for i in range(len(reg_items)):
+            counts[i] += 1
+            n += 1
+            if n >= target:
+                break
+    return counts

@@ -1,0 +1,221 @@
+"""Find out what a model path is, without loading any weights.
+
+The preflight plan calls this before anything heavy happens, so it imports neither torch
+nor diffusers: it reads model_index.json and the component config.json files of a
+diffusers folder (local, or a Hugging Face id already in the local cache) and the JSON
+header of a .safetensors file. Every problem is a ModelLoadError whose message says what
+is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCH_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "unknown": "unknown"}
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+# "owner/name" as the Hugging Face Hub spells repository ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ModelLoadError(Exception):
+    """The model cannot be used; the message says why and what to do (show it, no traceback)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model path holds.
+
+    arch: "sd1", "sd2", "sdxl" (or "unknown" for a file whose contents cannot be read cheaply).
+    v_prediction_hint: the model's own scheduler config says v_prediction (SD2 768-v).
+    format: "diffusers" (a folder, or a cached Hugging Face id) or "single-file".
+    message: one line for the user, e.g. "SDXL diffusers folder /models/sdxl".
+    local_path: where the weights are read from (a cached hub id resolves to its snapshot).
+    """
+
+    arch: str
+    v_prediction_hint: bool
+    format: str
+    message: str
+    local_path: str = ""
+
+
+def detect_model(path: str) -> ModelInfo:
+    """Say what `path` is (arch, v-prediction hint, format) or raise ModelLoadError."""
+    text = str(path).strip()
+    if not text:
+        raise ModelLoadError(
+            "No base model given: set the pretrained model to a diffusers folder, "
+            "a .safetensors/.ckpt file, or a Hugging Face model id."
+        )
+    local = Path(text).expanduser()
+    if local.is_dir():
+        return _detect_folder(local, shown=text)
+    if local.is_file():
+        return _detect_file(local)
+    if local.exists():
+        raise ModelLoadError(f"{text} is neither a file nor a folder.")
+    if _HUB_ID.match(text) and not text.lower().endswith(SINGLE_FILE_SUFFIXES):
+        return _detect_hub_id(text)
+    raise ModelLoadError(
+        f"{text} does not exist. Check the path: the base model is a diffusers folder "
+        "(with model_index.json), a .safetensors/.ckpt file, or a Hugging Face model id."
+    )
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(
+            f"{path} ({what}) cannot be read: {err}. The model folder looks damaged; "
+            "download or copy it again."
+        ) from err
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} ({what}) is not a JSON object; the model folder looks damaged.")
+    return data
+
+
+def _listed(index: dict, component: str) -> bool:
+    """model_index.json lists a component as [library, class]; [null, null] means absent."""
+    entry = index.get(component)
+    return isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
+
+
+def _detect_folder(folder: Path, shown: str) -> ModelInfo:
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise ModelLoadError(_no_index_message(folder, shown))
+    index = _read_json(index_file, "model_index.json")
+    class_name = str(index.get("_class_name", ""))
+    if "XL" in class_name or _listed(index, "text_encoder_2"):
+        arch = "sdxl"
+        if not _listed(index, "text_encoder"):
+            raise ModelLoadError(
+                f"{shown} is an SDXL refiner ({class_name}, no first text encoder); "
+                "LoRA training needs the SDXL base model."
+            )
+        required = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
+    else:
+        required = ("unet", "vae", "text_encoder", "tokenizer")
+        arch = "sd1"
+    missing = [name for name in required if not _listed(index, name)]
+    if missing:
+        raise ModelLoadError(
+            f"{shown} is a {class_name or 'diffusers'} folder without {', '.join(missing)}; "
+            "it is not a Stable Diffusion 1.x/2.x/XL text-to-image model."
+        )
+    absent = [name for name in required if not (folder / name).is_dir()]
+    if absent:
+        raise ModelLoadError(
+            f"{shown} is incomplete: the sub-folder(s) {', '.join(absent)} are missing. "
+            "Download or copy the whole model folder again."
+        )
+    unet_config = _read_json(folder / "unet" / "config.json", "unet/config.json")
+    in_channels = unet_config.get("in_channels", 4)
+    if in_channels != 4:
+        raise ModelLoadError(
+            f"{shown} has a U-Net with {in_channels} input channels (an inpainting or "
+            "other special model); LoRA training needs a normal text-to-image model."
+        )
+    if arch == "sd1":
+        text_config = _read_json(folder / "text_encoder" / "config.json", "text_encoder/config.json")
+        # SD2 uses OpenCLIP ViT-H: 1024 wide, plain gelu (SD1's CLIP ViT-L is 768, quick_gelu).
+        if text_config.get("hidden_size") == 1024 or text_config.get("hidden_act") == "gelu":
+            arch = "sd2"
+    scheduler_file = folder / "scheduler" / "scheduler_config.json"
+    v_hint = False
+    if scheduler_file.is_file():
+        v_hint = _read_json(scheduler_file, "scheduler_config.json").get("prediction_type") == "v_prediction"
+    message = f"{ARCH_NAMES[arch]} diffusers model {shown}"
+    if v_hint:
+        message += " (v-prediction, from its scheduler config)"
+    return ModelInfo(arch, v_hint, "diffusers", message, str(folder))
+
+
+def _no_index_message(folder: Path, shown: str) -> str:
+    """Explain a folder that is not a diffusers pipeline, pointing at what it does hold."""
+    message = f"{shown} is a folder without model_index.json, so it is not a diffusers model folder."
+    weights = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".safetensors", ".ckpt"))
+    if (folder / "config.json").is_file() and folder.parent != folder:
+        message += (
+            f" It looks like one component of a model; give its parent folder ({folder.parent}) instead."
+        )
+    elif weights:
+        message += f" It holds {', '.join(weights[:3])}: give the path to the model file itself."
+    else:
+        message += " Give a diffusers folder, a .safetensors/.ckpt file, or a Hugging Face model id."
+    return message
+
+
+def _detect_file(file: Path) -> ModelInfo:
+    size = file.stat().st_size
+    if size == 0:
+        raise ModelLoadError(
+            f"{file} is empty (0 bytes): the download or copy did not finish. Download it again."
+        )
+    if file.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+        raise ModelLoadError(
+            f"{file} is not a model file: give a .safetensors/.ckpt checkpoint, "
+            "a diffusers folder, or a Hugging Face model id."
+        )
+    arch = _single_file_arch(file) if file.suffix.lower() == ".safetensors" else "unknown"
+    kind = f"an {ARCH_NAMES[arch]} " if arch != "unknown" else "a "
+    raise ModelLoadError(
+        f"{file} is {kind}single-file checkpoint; single-file checkpoints are not "
+        "supported yet. Use the same model as a diffusers folder (with model_index.json) or "
+        "a Hugging Face model id."
+    )
+
+
+def _single_file_arch(file: Path) -> str:
+    """The architecture of an original-layout .safetensors checkpoint, from its key names."""
+    keys = _safetensors_keys(file)
+    if any(key.startswith("conditioner.embedders.1.") for key in keys):
+        return "sdxl"
+    if any(key.startswith("cond_stage_model.model.") for key in keys):
+        return "sd2"
+    if any(key.startswith("cond_stage_model.transformer.") for key in keys):
+        return "sd1"
+    return "unknown"
+
+
+def _safetensors_keys(file: Path) -> list[str]:
+    """Tensor names from a .safetensors header: 8 bytes little-endian length, then JSON."""
+    try:
+        with file.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > 100_000_000:
+                raise ValueError(f"header length {length} is implausible")
+            header = json.loads(handle.read(length).decode("utf-8"))
+    except (OSError, struct.error, ValueError, UnicodeDecodeError) as err:
+        raise ModelLoadError(
+            f"{file} is not a valid .safetensors file ({err}); the download or copy may be "
+            "incomplete. Download it again."
+        ) from err
+    return [key for key in header if key != "__metadata__"]
+
+
+def _detect_hub_id(repo_id: str) -> ModelInfo:
+    """A Hugging Face id is used only when it is already in the local cache (no downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as err:  # any hub error means: not usable offline
+        raise ModelLoadError(
+            f"{repo_id} is neither a local folder/file nor a model in the Hugging Face cache. "
+            "This machine may be offline: download the model first (e.g. `hf download "
+            f"{repo_id}`), or give the path to a .safetensors file or a diffusers folder."
+        ) from err
+    info = _detect_folder(folder, shown=repo_id)
+    return ModelInfo(
+        info.arch,
+        info.v_prediction_hint,
+        info.format,
+        f"{info.message} (from the Hugging Face cache)",
+        str(folder),
+    )
