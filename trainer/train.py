@@ -97,7 +97,8 @@ class Run:
 
         cfg = self.cfg
         torch.set_num_threads(cfg.num_cpu_threads_per_process)
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
+        # cpu=True without CUDA, so that several CPU processes still form a (gloo) group
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
         self.device = self.acc.device
         set_seed(cfg.seed)
         self.emit(Event("started", {"output_dir": cfg.output_dir, "output_name": cfg.output_name,

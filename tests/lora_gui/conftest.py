@@ -1,14 +1,11 @@
 """Shared fixtures of the GUI tests; registers the `browser` marker."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # gui_fakes
-
-from gui_fakes import FakeApi, filled_values  # noqa: E402
+from .gui_fakes import FakeApi, filled_values
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,4 +19,5 @@ def api() -> FakeApi:
 
 @pytest.fixture
 def values(tmp_path: Path) -> dict:
+    """Every field at its default, the required paths filled, valid on a CPU."""
     return filled_values(tmp_path)

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from .advanced import TrainingConfig
+from .model import TrainingConfig
 from .checks import check_config, parse_resolution
 from .presets import config_from_dict, load_preset, preset_dict, save_preset
 from .schema import TABS, FieldSpec

@@ -1,16 +1,18 @@
-"""The Advanced tab's settings, and the full TrainingConfig (Basic + Advanced)."""
+"""The Advanced tab's core settings (text encoder, captions, data, memory, noise, metadata)."""
 from __future__ import annotations
 
 from typing import Literal
 
-from .fields import ADV, ATTENTION, BasicSettings
+from pydantic import BaseModel
+
+from .fields import ADV, ATTENTION
 from .schema import setting as S
 
 NOISE_OFFSET_TYPES = ("Original", "Multires")
 
 
-class TrainingConfig(BasicSettings):
-    """One validated training configuration; the GUI, CLI and presets all build this."""
+class AdvancedSettings(BaseModel):
+    """Advanced tab: text encoder, captions, data, memory, noise, metadata."""
 
     # ---- Advanced: text encoder and captions -----------------------------------------
     clip_skip: int = S(1, tab=ADV, group="Text encoder", ge=1, le=12, label="Clip skip",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .validate import Problem
 
 if TYPE_CHECKING:
-    from .advanced import TrainingConfig
+    from .model import TrainingConfig
 
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
                      *(f"LPT{i}" for i in range(1, 10))}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kohya_keys import migrate_kohya
-from .advanced import TrainingConfig
+from .model import TrainingConfig
 from .specs import FIELDS, SECRET_KEYS
 from .validate import validate_values
 

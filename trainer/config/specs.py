@@ -1,7 +1,7 @@
 """FIELDS: the spec of every setting, in declaration order (tab by tab)."""
 from __future__ import annotations
 
-from .advanced import TrainingConfig
+from .model import TrainingConfig
 from .schema import FieldSpec, spec_from_field
 
 FIELDS: dict[str, FieldSpec] = {

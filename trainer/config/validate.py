@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .advanced import TrainingConfig
+from .model import TrainingConfig
 from .specs import FIELDS
 
 

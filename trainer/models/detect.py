@@ -2,18 +2,21 @@
 
 The preflight plan calls this before anything heavy happens, so it imports neither torch
 nor diffusers: it reads model_index.json and the component config.json files of a
-diffusers folder (local, or a Hugging Face id already in the local cache) and the JSON
-header of a .safetensors file. Every problem is a ModelLoadError whose message says what
-is wrong and what to do.
+diffusers folder (local, or a Hugging Face id already in the local cache), and the tensor
+names and shapes of a single-file checkpoint (the JSON header of a .safetensors file, the
+pickle of a .ckpt read with stand-ins; see checkpoint_kind). Every problem is a
+ModelLoadError whose message says what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainer.models.checkpoint_kind import classify, read_header
+from trainer.models.errors import ModelLoadError
 
 ARCH_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "unknown": "unknown"}
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -21,19 +24,18 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class ModelLoadError(Exception):
-    """The model cannot be used; the message says why and what to do (show it, no traceback)."""
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model path holds.
 
-    arch: "sd1", "sd2", "sdxl" (or "unknown" for a file whose contents cannot be read cheaply).
-    v_prediction_hint: the model's own scheduler config says v_prediction (SD2 768-v).
+    arch: "sd1", "sd2" or "sdxl".
+    v_prediction_hint: the model itself says v_prediction (a diffusers scheduler config,
+    or a single file's modelspec metadata); weights alone never tell (SD2 768-v).
     format: "diffusers" (a folder, or a cached Hugging Face id) or "single-file".
-    message: one line for the user, e.g. "SDXL diffusers folder /models/sdxl".
+    message: one or two sentences for the user, e.g. "SDXL diffusers model /models/sdxl".
     local_path: where the weights are read from (a cached hub id resolves to its snapshot).
+    summary: a short label for the GUI, e.g. "SDXL (single file, 6.9 GB)".
+    size_bytes: the size of the weights on disk.
     """
 
     arch: str
@@ -41,6 +43,26 @@ class ModelInfo:
     format: str
     message: str
     local_path: str = ""
+    summary: str = ""
+    size_bytes: int = 0
+
+    @property
+    def v2(self) -> bool:
+        """What Kohya's "v2" checkbox should say for this model."""
+        return self.arch == "sd2"
+
+    @property
+    def sdxl(self) -> bool:
+        """What Kohya's "SDXL" checkbox should say for this model."""
+        return self.arch == "sdxl"
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them on a download page: "6.9 GB", "1.7 MB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def detect_model(path: str) -> ModelInfo:
@@ -133,7 +155,10 @@ def _detect_folder(folder: Path, shown: str) -> ModelInfo:
     message = f"{ARCH_NAMES[arch]} diffusers model {shown}"
     if v_hint:
         message += " (v-prediction, from its scheduler config)"
-    return ModelInfo(arch, v_hint, "diffusers", message, str(folder))
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
+    label = ARCH_NAMES[arch] + (" v-prediction" if v_hint else "")
+    summary = f"{label} (diffusers folder, {size_text(size)})"
+    return ModelInfo(arch, v_hint, "diffusers", message, str(folder), summary, size)
 
 
 def _no_index_message(folder: Path, shown: str) -> str:
@@ -162,41 +187,23 @@ def _detect_file(file: Path) -> ModelInfo:
             f"{file} is not a model file: give a .safetensors/.ckpt checkpoint, "
             "a diffusers folder, or a Hugging Face model id."
         )
-    arch = _single_file_arch(file) if file.suffix.lower() == ".safetensors" else "unknown"
-    kind = f"an {ARCH_NAMES[arch]} " if arch != "unknown" else "a "
-    raise ModelLoadError(
-        f"{file} is {kind}single-file checkpoint; single-file checkpoints are not "
-        "supported yet. Use the same model as a diffusers folder (with model_index.json) or "
-        "a Hugging Face model id."
-    )
-
-
-def _single_file_arch(file: Path) -> str:
-    """The architecture of an original-layout .safetensors checkpoint, from its key names."""
-    keys = _safetensors_keys(file)
-    if any(key.startswith("conditioner.embedders.1.") for key in keys):
-        return "sdxl"
-    if any(key.startswith("cond_stage_model.model.") for key in keys):
-        return "sd2"
-    if any(key.startswith("cond_stage_model.transformer.") for key in keys):
-        return "sd1"
-    return "unknown"
-
-
-def _safetensors_keys(file: Path) -> list[str]:
-    """Tensor names from a .safetensors header: 8 bytes little-endian length, then JSON."""
-    try:
-        with file.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > 100_000_000:
-                raise ValueError(f"header length {length} is implausible")
-            header = json.loads(handle.read(length).decode("utf-8"))
-    except (OSError, struct.error, ValueError, UnicodeDecodeError) as err:
-        raise ModelLoadError(
-            f"{file} is not a valid .safetensors file ({err}); the download or copy may be "
-            "incomplete. Download it again."
-        ) from err
-    return [key for key in header if key != "__metadata__"]
+    header = read_header(file)
+    arch = classify(header, str(file))
+    v_hint = header.metadata.get("modelspec.prediction_type", "").lower() in ("v", "v_prediction")
+    kind = "single-file checkpoint" if header.container == "safetensors" else "pickled .ckpt checkpoint"
+    message = f"{ARCH_NAMES[arch]} {kind} {file}"
+    if v_hint:
+        message += " (v-prediction, from its metadata)"
+    elif arch == "sd2":
+        message += (
+            ". v-prediction cannot be read from the weights: turn on v_parameterization for a "
+            "768-v model (SD 2.0-768, 2.1-768 and models made from them), leave it off for a "
+            "512-base model."
+        )
+    label = ARCH_NAMES[arch] + (" v-prediction" if v_hint else "")
+    where = "single file" if header.container == "safetensors" else f"single {file.suffix.lower()} file"
+    summary = f"{label} ({where}, {size_text(size)})"
+    return ModelInfo(arch, v_hint, "single-file", message, str(file), summary, size)
 
 
 def _detect_hub_id(repo_id: str) -> ModelInfo:
@@ -218,4 +225,6 @@ def _detect_hub_id(repo_id: str) -> ModelInfo:
         info.format,
         f"{info.message} (from the Hugging Face cache)",
         str(folder),
+        info.summary.replace("diffusers folder", "Hugging Face cache"),
+        info.size_bytes,
     )

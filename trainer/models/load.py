@@ -1,7 +1,9 @@
 """Load the parts of a Stable Diffusion model that LoRA training needs.
 
 One entry point, `load_models`, for SD 1.x, SD 2.x (including 768-v) and SDXL, from a
-diffusers folder or a Hugging Face id already in the local cache. Everything comes back
+diffusers folder, a Hugging Face id already in the local cache, or a single-file
+checkpoint in the original layout (.safetensors, or .ckpt opened weights-only; see
+single_file.py). Nothing is downloaded. Everything comes back
 frozen and in eval mode: the LoRA network is injected afterwards and only its weights
 train. The noise scheduler is always a fresh DDPM training schedule, whatever scheduler
 the model folder ships for inference.
@@ -67,27 +69,42 @@ def load_models(
     a checkbox that contradicts it is an error (never silently ignored).
     v_parameterization: train on the velocity target. It is also turned on when the
     model's own scheduler config says v_prediction (SD2 768-v); ModelInfo.message says so.
-    vae_path: a different VAE (a diffusers VAE folder, or a model folder with vae/).
+    vae_path: a different VAE (a diffusers VAE folder, a model folder with vae/, or a VAE
+    .safetensors/.ckpt file).
     Raises ModelLoadError with a message for the user on every expected failure.
     """
     info = detect_model(path)
     _check_flags(info, path, v2=v2, sdxl=sdxl)
-    folder = info.local_path
-    if info.arch == "sdxl":
-        tokenizers = [_tokenizer(folder, "tokenizer"), _tokenizer(folder, "tokenizer_2")]
-        text_encoders = [
-            _component(CLIPTextModel, folder, "text_encoder", dtype=dtype),
-            _component(CLIPTextModelWithProjection, folder, "text_encoder_2", dtype=dtype),
-        ]
+    v_param = bool(v_parameterization or info.v_prediction_hint)
+    if info.format == "single-file":
+        from trainer.models.single_file import load_single_file
+
+        parts = load_single_file(
+            Path(info.local_path), info.arch, v_parameterization=v_param, dtype=dtype, shown=str(path)
+        )
+        tokenizers, text_encoders, unet = parts.tokenizers, parts.text_encoders, parts.unet
+        vae = _load_vae(vae_path, dtype, info.arch, v_param) if vae_path else parts.vae
+        if vae is None:
+            raise ModelLoadError(
+                f"{path} holds no VAE. Give the VAE that belongs to this model under 'VAE'."
+            )
     else:
-        tokenizers = [_tokenizer(folder, "tokenizer")]
-        text_encoders = [_component(CLIPTextModel, folder, "text_encoder", dtype=dtype)]
-    unet = _component(UNet2DConditionModel, folder, "unet", torch_dtype=dtype)
-    vae = (
-        _load_vae(vae_path, dtype)
-        if vae_path
-        else _component(AutoencoderKL, folder, "vae", torch_dtype=dtype)
-    )
+        folder = info.local_path
+        if info.arch == "sdxl":
+            tokenizers = [_tokenizer(folder, "tokenizer"), _tokenizer(folder, "tokenizer_2")]
+            text_encoders = [
+                _component(CLIPTextModel, folder, "text_encoder", dtype=dtype),
+                _component(CLIPTextModelWithProjection, folder, "text_encoder_2", dtype=dtype),
+            ]
+        else:
+            tokenizers = [_tokenizer(folder, "tokenizer")]
+            text_encoders = [_component(CLIPTextModel, folder, "text_encoder", dtype=dtype)]
+        unet = _component(UNet2DConditionModel, folder, "unet", torch_dtype=dtype)
+        vae = (
+            _load_vae(vae_path, dtype, info.arch, v_param)
+            if vae_path
+            else _component(AutoencoderKL, folder, "vae", torch_dtype=dtype)
+        )
     if vae.config.latent_channels != unet.config.in_channels:
         raise ModelLoadError(
             f"The VAE makes {vae.config.latent_channels}-channel latents but the U-Net of {path} "
@@ -96,7 +113,6 @@ def load_models(
     for module in (*text_encoders, unet, vae):
         module.requires_grad_(False)
         module.eval()
-    v_param = bool(v_parameterization or info.v_prediction_hint)
     return SDModels(
         arch=info.arch,
         v_parameterization=v_param,
@@ -150,18 +166,23 @@ def _tokenizer(folder: str, subfolder: str) -> CLIPTokenizer:
         ) from err
 
 
-def _load_vae(vae_path: str, dtype: torch.dtype) -> AutoencoderKL:
-    """A separate VAE: a diffusers VAE folder (config.json) or a model folder with vae/."""
+def _load_vae(vae_path: str, dtype: torch.dtype, arch: str, v_param: bool) -> AutoencoderKL:
+    """A separate VAE: a diffusers VAE folder (config.json), a model folder with vae/, or a file."""
     folder = Path(vae_path).expanduser()
     if (folder / "config.json").is_file():
         return _component(AutoencoderKL, str(folder.parent), folder.name, torch_dtype=dtype)
     if (folder / "vae" / "config.json").is_file():
         return _component(AutoencoderKL, str(folder), "vae", torch_dtype=dtype)
     if folder.is_file():
-        raise ModelLoadError(
-            f"VAE {vae_path} is a single file; single-file VAEs are not supported yet. "
-            "Give a diffusers VAE folder (with config.json) or leave the VAE empty."
-        )
+        from trainer.models.detect import SINGLE_FILE_SUFFIXES
+        from trainer.models.single_file import load_vae_file
+
+        if folder.stat().st_size == 0 or folder.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelLoadError(
+                f"VAE {vae_path} is empty or not a model file; give a VAE .safetensors file, "
+                "a diffusers VAE folder, or leave the VAE empty."
+            )
+        return load_vae_file(folder, arch, v_parameterization=v_param, dtype=dtype)
     raise ModelLoadError(
         f"VAE {vae_path} is not a diffusers VAE folder (no config.json, no vae/ sub-folder) "
         "or does not exist. Check the path or leave the VAE empty to use the model's own."

@@ -173,19 +173,40 @@ def write_tiny_model(arch: str, fmt: str, out: Path, seed: int = 0) -> Path:
     """Write a tiny model to `out` and return the path written.
 
     fmt "diffusers": a pipeline folder (save_pretrained, safetensors) at `out`.
-    fmt "single-file": not implemented yet (NotImplementedError).
+    fmt "single-file": one fp16 .safetensors checkpoint in the original layout, as
+    downloaded from CivitAI (LDM for sd15 / sd2v, SGM for sdxl), with the same weights as
+    the diffusers folder of the same seed. `out` is the file when it ends in .safetensors,
+    otherwise a folder that gets `tiny-<arch>.safetensors`.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt == "single-file":
-        raise NotImplementedError("single-file output is not implemented yet")
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     out = Path(out)
     pipeline = build_tiny_pipeline(arch, seed=seed)
+    if fmt == "single-file":
+        return _write_single_file(pipeline, arch, out, seed)
     pipeline.save_pretrained(out, safe_serialization=True)
     # Also the BPE files, as in the real model repos, for tools that read them directly.
     for name in ("tokenizer", "tokenizer_2"):
         if (out / name).is_dir():
             write_bpe_files(out / name)
     return out
+
+
+def _write_single_file(pipeline, arch: str, out: Path, seed: int) -> Path:
+    from safetensors.torch import save_file
+
+    from trainer.models.single_file import to_original_layout
+
+    path = out if out.suffix == ".safetensors" else out / f"tiny-{arch}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = ("unet", "vae", "text_encoder", "text_encoder_2")
+    components = {name: getattr(pipeline, name) for name in names if getattr(pipeline, name, None) is not None}
+    loader_arch = {"sd15": "sd1", "sd2v": "sd2", "sdxl": "sdxl"}[arch]
+    generator = torch.Generator().manual_seed(seed + 4)
+    state = to_original_layout(components, loader_arch, generator)
+    # Real downloads are mostly fp16; integer buffers (position_ids) keep their type.
+    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+    return path

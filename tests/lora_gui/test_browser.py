@@ -1,0 +1,145 @@
+"""The real page in headless Chromium: `python gui.py` in a subprocess, driven by Playwright.
+
+The server runs in a scratch folder holding demo/model and demo/dataset, so the shipped
+demo preset (relative paths) trains there and nothing is written into the project.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT = Path("/tmp/gui.png")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"gui.py exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"gui.py did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model, demo_dataset):
+    """(url, scratch folder) of `python gui.py` serving on a free localhost port."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed")
+    work = tmp_path_factory.mktemp("gui_e2e")
+    port = free_port()
+    log = work / "server.log"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "gui.py"), "--port", str(port),
+                                 "--presets-dir", str(work / "user")],
+                                cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # the model is built while the server imports gradio
+        shutil.copytree(tiny_model("sd15"), work / "demo" / "model")
+        shutil.copytree(demo_dataset, work / "demo" / "dataset")
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(url, proc, log)
+        yield url, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.goto(server[0])
+    expect(pg.locator("#start-training")).to_be_visible(timeout=60_000)
+    yield pg
+    context.close()
+
+
+def load_preset(pg, name: str) -> None:
+    pg.locator("#preset-choice input").click()
+    pg.get_by_role("option", name=f"{name} (shipped)").click()
+    pg.locator("#preset-load").click()
+    expect(pg.locator("#preset-message")).to_contain_text(f"Loaded {name}")
+    expect(pg.locator("#field-pretrained_model_name_or_path input")).to_have_value("demo/model")
+
+
+def test_an_invalid_learning_rate_is_shown_next_to_the_field_and_nothing_starts(page, server):
+    load_preset(page, "demo")
+    page.get_by_role("tab", name="Parameters").click()
+    lr = page.locator("#field-learning_rate input")
+    lr.fill("5")
+    lr.press("Tab")
+    errors = page.locator("#errors-Parameters-Optimizer")
+    expect(errors).to_contain_text("Learning rate: 5 is not allowed", timeout=20_000)
+    page.locator("#start-training").click()
+    expect(page.locator("#run-message")).to_contain_text("Training did not start")
+    expect(page.locator("#run-message")).to_contain_text("Learning rate")
+    page.wait_for_timeout(1500)
+    expect(page.locator("#run-progress")).to_contain_text("Ready.")
+    assert not (server[1] / "demo" / "output").exists()
+
+
+def test_switching_to_japanese_shows_japanese_labels(page):
+    page.locator("#language").get_by_text("日本語").click()
+    tab = page.get_by_role("tab", name="パラメータ (Parameters)")
+    expect(tab).to_be_visible(timeout=20_000)
+    tab.click()
+    expect(page.locator("#field-learning_rate")).to_contain_text("学習率")
+    expect(page.locator("#start-training")).to_contain_text("学習開始")
+
+
+def test_the_demo_trains_to_100_percent_and_offers_the_file(page, server):
+    for name in ("Source Model", "Folders", "Parameters", "Advanced"):
+        expect(page.get_by_role("tab", name=name)).to_be_visible()
+    load_preset(page, "demo")
+    page.get_by_role("tab", name="Folders").click()
+    expect(page.locator("#dataset-summary")).to_contain_text("5_demochar", timeout=20_000)
+    page.get_by_role("tab", name="Parameters").click()
+    steps = page.locator("#field-max_train_steps input")  # a short run keeps the test quick
+    steps.fill("4")
+    steps.press("Tab")
+    page.locator("#start-training").click()
+    expect(page.locator("#run-progress")).to_contain_text("100 %", timeout=180_000)
+    expect(page.locator("#run-files")).to_contain_text("demo_lora.safetensors", timeout=20_000)
+    assert (server[1] / "demo" / "output" / "demo_lora.safetensors").is_file()
+    expect(page.locator("#run-error")).to_have_text("")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)

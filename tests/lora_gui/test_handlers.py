@@ -1,0 +1,139 @@
+"""What the buttons do, without a server: start, stop, refusals, messages."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from lora_gui.handlers import Controller
+from lora_gui.panel import error_markdown, progress_markdown
+from trainer.config import Problem
+
+from .gui_fakes import FakeApi
+
+
+def until(predicate, timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def ctl(api, tmp_path):
+    return Controller(api, user_dir=tmp_path / "user")
+
+
+def test_start_trains_and_reports_progress_and_the_saved_file(ctl, api, values):
+    outcome = ctl.start(values, "en")
+    assert outcome.started and outcome.problems == []
+    assert "a fake warning" in outcome.message
+    assert ctl.runner.wait(5)
+    s = ctl.runner.snapshot()
+    assert s.status == "finished" and s.step == s.total_steps == api.steps
+    assert [step for step, _, _ in s.losses] == [1, 2, 3]
+    assert s.saved == [s.final_path] and s.final_path.endswith("mylora.safetensors")
+    assert "100 %" in progress_markdown(s, "en")
+    assert ctl.downloadable(s.saved) == s.saved
+
+
+def test_invalid_values_do_not_start_and_name_the_field_by_its_label(ctl, api, values):
+    values["learning_rate"] = 5
+    values["network_dim"] = 0
+    outcome = ctl.start(values, "en")
+    assert not outcome.started and api.runs == []
+    assert "Training did not start" in outcome.message
+    assert "**Learning rate**" in outcome.message
+    assert "**Network Rank (Dimension)**" in outcome.message
+    assert "learning_rate:" not in outcome.message
+    ja = ctl.start(values, "ja")
+    assert "**学習率**" in ja.message and "学習は開始されていません" in ja.message
+
+
+def test_preflight_problems_block_the_start(tmp_path, values):
+    api = FakeApi(preflight_problems=[Problem("mixed_precision", "fp16 needs an NVIDIA GPU")])
+    ctl = Controller(api, user_dir=tmp_path)
+    outcome = ctl.start(values, "en")
+    assert not outcome.started and api.runs == []
+    assert "**Mixed precision**: fp16 needs an NVIDIA GPU" in outcome.message
+
+
+def test_a_second_start_while_running_is_refused(tmp_path, values):
+    api = FakeApi(gate=threading.Event())
+    ctl = Controller(api, user_dir=tmp_path)
+    assert ctl.start(values, "en").started
+    until(lambda: ctl.runner.snapshot().step == 1)
+    second = ctl.start(values, "en")
+    assert not second.started and "already in progress" in second.message
+    assert len(api.runs) == 1
+    api.gate.set()
+    assert ctl.runner.wait(5)
+    assert ctl.start(values, "en").started  # once it is over, Start works again
+    assert ctl.runner.wait(5)
+
+
+def test_stop_ends_after_the_current_step_with_a_saved_file(tmp_path, values):
+    api = FakeApi(steps=50, gate=threading.Event())
+    ctl = Controller(api, user_dir=tmp_path)
+    assert ctl.stop("en") == "Nothing is running."
+    ctl.start(values, "en")
+    until(lambda: ctl.runner.snapshot().step == 1)
+    assert "Stopping" in ctl.stop("en")
+    assert ctl.runner.snapshot().status == "stopping"
+    api.gate.set()
+    assert ctl.runner.wait(5)
+    s = ctl.runner.snapshot()
+    assert s.status == "stopped" and s.step == 1
+    assert s.final_path.endswith("mylora.safetensors")
+    assert "Stopped at step 1" in progress_markdown(s, "en")
+
+
+def test_a_training_error_is_a_message_saying_what_to_do(tmp_path, values):
+    ctl = Controller(FakeApi(fail_with="CUDA out of memory"), user_dir=tmp_path)
+    ctl.start(values, "en")
+    assert ctl.runner.wait(5)
+    text = error_markdown(ctl.runner.snapshot(), "en")
+    assert "CUDA out of memory" in text and "What to do: lower the batch size" in text
+
+
+def test_a_crashing_trainer_shows_no_traceback(tmp_path, values):
+    ctl = Controller(FakeApi(raise_exc=RuntimeError("boom")), user_dir=tmp_path)
+    ctl.start(values, "en")
+    assert ctl.runner.wait(5)
+    s = ctl.runner.snapshot()
+    text = error_markdown(s, "en")
+    assert s.status == "failed" and "RuntimeError: boom" in text
+    assert "Traceback" not in text and "What to do" in text
+
+
+def test_model_check_sets_the_family_and_keeps_v_param_unless_the_model_says_so(ctl, tmp_path):
+    message, implied = ctl.model(str(tmp_path / "sdxl"), "en")
+    assert "SDXL" in message and implied == {"v2": False, "sdxl": True}
+    _, implied = ctl.model(str(tmp_path / "v2"), "en")
+    assert implied == {"v2": True, "sdxl": False, "v_parameterization": True}
+    message, implied = ctl.model(str(tmp_path / "missing"), "en")
+    assert "was not found" in message and implied == {}
+    assert "Choose the base model" in ctl.model("", "en")[0]
+
+
+def test_summary_shows_folders_buckets_steps_skipped_files_and_advice(ctl, values):
+    text = ctl.summary(values, "en")
+    for expected in ("`10_mychar`", "| 10 | 4 | 1 |", "512x512: 3", "576x448: 1", "**40** steps",
+                     "`mylora.safetensors`", "`10_x/notes.pdf`: not an image", "5,000-10,000"):
+        assert expected in text, expected
+
+
+def test_summary_lists_problems_and_asks_for_the_image_folder(ctl, values):
+    values.update(train_data_dir="", learning_rate=-1)
+    text = ctl.summary(values, "en")
+    assert "**Image folder**: is empty; choose the image folder" in text
+    assert "**Learning rate**" in text
+    assert "Choose the image folder" in text
+
+
+def test_summary_reports_a_dataset_error_as_a_message(ctl, values, tmp_path):
+    values["train_data_dir"] = str(tmp_path / "nope")
+    text = ctl.summary(values, "en")
+    assert "not available" in text and "does not exist" in text

@@ -1,0 +1,34 @@
+"""The same command under `accelerate launch --num_processes 2` (CPU, gloo): one set of files."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from safetensors import safe_open
+
+from tests.trainer.test_train_e2e import ROOT, make_toy_dataset, write_preset
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run_writes_one_set_of_files(tiny_model, tmp_path):
+    data = make_toy_dataset(tmp_path / "data", n=4)
+    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=1,
+                          train_batch_size=1, output_name="ddp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # --multi_gpu starts torchrun-style workers; without CUDA they train on the CPU over gloo
+    # (accelerate's --cpu flag would run a single process).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "trainer", "--config", str(preset), "--events", "jsonl"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["ddp-000001.safetensors", "ddp.safetensors"]
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    finished = [e for e in events if e["kind"] == "finished"]
+    assert len(finished) == 1  # only the main process reports
+    plan = next(e for e in events if e["kind"] == "plan")
+    assert plan["total_steps"] == 4  # 4 images, batch 1, 2 processes -> 2 steps per epoch
+    with safe_open(out / "ddp.safetensors", "pt") as f:
+        assert f.metadata()["ss_steps"] == "4"

@@ -1,0 +1,13 @@
+"""TrainingConfig: every setting, assembled from the per-area declarations.
+
+Each area declares its settings once in its own module (a pydantic mixin); adding a
+setting there adds it to the config, the CLI, presets and the GUI.
+"""
+from __future__ import annotations
+
+from .advanced import AdvancedSettings
+from .fields import BasicSettings
+
+
+class TrainingConfig(AdvancedSettings, BasicSettings):  # fields come base-last first
+    """One validated training configuration; the GUI, CLI and presets all build this."""
