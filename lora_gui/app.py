@@ -90,8 +90,9 @@ class Page:
                     gr.Dropdown(self.c.preset_choices(lg), value=None, label=t("preset.choose", lg),
                                 elem_id="preset-choice", scale=3),
                     lambda x: {"label": t("preset.choose", x), "choices": self.c.preset_choices(x)})
-                self.load_btn = self._tr(gr.Button(t("preset.load", lg), elem_id="preset-load",
-                                                   scale=1), lambda x: {"value": t("preset.load", x)})
+                self.load_btn = self._tr(
+                    gr.Button(t("preset.load", lg), elem_id="preset-load", scale=1),
+                    lambda x: {"value": t("preset.load", x)})
                 self.preset_name = self._tr(gr.Textbox(label=t("preset.name", lg), scale=2,
                                                        elem_id="preset-name"),
                                             lambda x: {"label": t("preset.name", x)})
@@ -178,27 +179,35 @@ class Page:
         checks_out = [self.summary_md, *errors]
         panel_out = [self.progress_md, self.plot, self.logs, self.files, self.error_md,
                      self.timer, self.seen]
-        model_targets = [self.form.widgets[k] for k in ("v2", "sdxl", "v_parameterization")
-                         if k in self.form.widgets]
-
-        def on_change(*args):
-            return self._checks(self._values(args[:-1]), args[-1])
-
-        gr.on([w.change for w in widgets], on_change, [*widgets, self.lang], checks_out,
-              trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-
-        def on_model(path, lang):
-            message, implied = self.c.model(path, lang)
-            keys = [k for k in ("v2", "sdxl", "v_parameterization") if k in self.form.widgets]
-            return [message, *[gr.update(value=implied[k]) if k in implied else gr.skip()
-                               for k in keys]]
 
         path_widget = self.form.widgets["pretrained_model_name_or_path"]
-        path_widget.change(on_model, [path_widget, self.lang], [self.model_md, *model_targets],
-                           trigger_mode="always_last", show_progress="hidden",
-                           api_visibility="private")
+        keys = [k for k in ("v2", "sdxl", "v_parameterization") if k in self.form.widgets]
+        model_targets = [self.form.widgets[k] for k in keys]
+
+        def on_input(*args):
+            return self._checks(self._values(args[:-1]), args[-1])
+
+        # .input, not .change: only what the user types re-checks the form; a preset load
+        # (80+ fields at once) re-checks once through `refresh` below.
+        gr.on([w.input for w in widgets if w is not path_widget], on_input,
+              [*widgets, self.lang], checks_out, trigger_mode="always_last",
+              show_progress="hidden", api_visibility="private")
+
+        def refresh(*args):
+            """Model check (v2 / SDXL follow the detected family), then the form checks."""
+            lang, values = args[-1], self._values(args[:-1])
+            message, implied = self.c.model(values["pretrained_model_name_or_path"], lang)
+            values.update(implied)
+            return [message, *[gr.update(value=implied[k]) if k in implied else gr.skip()
+                               for k in keys], *self._checks(values, lang)]
+
+        refresh_io = ([*widgets, self.lang], [self.model_md, *model_targets, *checks_out])
+        quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
+        path_widget.input(refresh, *refresh_io, trigger_mode="always_last",
+                          show_progress="hidden", api_visibility="private")
         self.quick_pick.input(lambda pick: gr.skip() if pick == "custom" else pick,
-                              self.quick_pick, path_widget, api_visibility="private")
+                              self.quick_pick, path_widget, api_visibility="private"
+                              ).then(refresh, *refresh_io, **quiet)
 
         def fill(loaded, name, lang):
             vals = [loaded.values[n] for n in self.form.names]
@@ -213,9 +222,11 @@ class Page:
                 return [*[gr.skip()] * len(widgets), f"⚠️ {exc}"]
 
         self.load_btn.click(on_load_preset, [self.preset_dd, self.lang],
-                            [*widgets, self.preset_msg], api_visibility="private")
+                            [*widgets, self.preset_msg], api_visibility="private"
+                            ).then(refresh, *refresh_io, **quiet)
         self.upload.upload(on_load_preset, [self.upload, self.lang], [*widgets, self.preset_msg],
-                           api_visibility="private")
+                           api_visibility="private"
+                           ).then(refresh, *refresh_io, **quiet)
 
         def on_save(*args):
             name, lang = args[-2], args[-1]
@@ -251,7 +262,7 @@ class Page:
 
         every = [self.lang, *tr_out, self.model_md, *checks_out, *panel_out]
         self.lang_radio.input(relabel, [self.lang_radio, path_widget, *widgets], every,
-                              api_visibility="private")
+                              show_progress="hidden", api_visibility="private")
         radio_at = 1 + tr_out.index(self.lang_radio)
 
         def on_open(request: gr.Request, *args):
@@ -263,7 +274,8 @@ class Page:
             out[radio_at] = gr.update(value=lang, label=t("language", lang))
             return out
 
-        demo.load(on_open, [path_widget, *widgets], every, api_visibility="private")
+        demo.load(on_open, [path_widget, *widgets], every, show_progress="hidden",
+                  api_visibility="private")
 
 
 def build_app(options: AppOptions | None = None, api: Any = None,

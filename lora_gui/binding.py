@@ -146,17 +146,23 @@ class Form:
         values = values or {}
         for group in self.groups(tab):
             specs = [s for s in self.fields.values() if s.tab == tab and s.group == group]
-            header = gr.Markdown(f"#### {group_name(group, lang)}")
-            self.translations.append(
-                (header, lambda lg, g=group: {"value": f"#### {group_name(g, lg)}"}))
-            self._render_row([s for s in specs if not s.advanced], lang, values)
+            basic = [s for s in specs if not s.advanced]
             advanced = [s for s in specs if s.advanced]
+            if basic:
+                header = gr.Markdown(f"#### {group_name(group, lang)}")
+                self.translations.append(
+                    (header, lambda lg, g=group: {"value": f"#### {group_name(g, lg)}"}))
+                self._render_row(basic, lang, values)
             if advanced:
-                acc = gr.Accordion(t("more", lang, group=group_name(group, lang)), open=False)
+                # "More Optimizer settings" under a group; a group of advanced fields only
+                # is one closed accordion with the group's own name.
+                def title(lg: str, g: str = group, alone: bool = not basic) -> str:
+                    return group_name(g, lg) if alone else t("more", lg, group=group_name(g, lg))
+
+                acc = gr.Accordion(title(lang), open=False)
                 with acc:
                     self._render_row(advanced, lang, values)
-                self.translations.append(
-                    (acc, lambda lg, g=group: {"label": t("more", lg, group=group_name(g, lg))}))
+                self.translations.append((acc, lambda lg, f=title: {"label": f(lg)}))
             self.group_errors[(tab, group)] = gr.Markdown(
                 "", elem_id=f"errors-{tab}-{group}".replace(" ", "_"),
                 elem_classes=["field-errors"])

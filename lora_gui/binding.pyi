@@ -21,7 +21,6 @@ from .i18n import field_help, field_label, group_name, t
 
 Translation = Callable[[str], dict[str, Any]]
 
-from gradio.events import Dependency
 
 class FieldNumber(gr.Number):
     """gr.Number that passes every value on unchanged.

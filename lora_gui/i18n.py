@@ -36,6 +36,13 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.Memory": ("Memory and speed", "メモリと速度"),
     "group.Noise": ("Noise and loss", "ノイズと損失"),
     "group.Metadata": ("Metadata", "メタデータ"),
+    "group.Loss": ("Loss", "損失"),
+    "group.Resume": ("Save state and resume", "状態の保存と再開"),
+    "group.Samples": ("Sample images", "サンプル画像"),
+    "group.LoRA+": ("LoRA+", "LoRA+"),
+    "group.Block LR": ("Learning rate per block", "ブロックごとの学習率 (Block LR)"),
+    "group.LyCORIS": ("LyCORIS", "LyCORIS"),
+    "group.Saving": ("Saving", "保存のタイミング"),
     # Source Model extras
     "quick_pick": ("Model Quick Pick", "モデルのクイック選択 (Model Quick Pick)"),
     "quick_pick.info": ("Pick a known model to fill the path, or custom to type your own.",

@@ -38,7 +38,8 @@ def progress_markdown(state: RunState, lang: str) -> str:
         return t("run.idle", lang)
     lines: list[str] = []
     if state.step or state.total_steps:
-        eta = t("run.eta", lang, eta=format_duration(state.eta_s)) if state.active else ""
+        known = state.active and state.eta_s is not None
+        eta = t("run.eta", lang, eta=format_duration(state.eta_s)) if known else ""
         lines.append(t("run.step_line", lang, step=state.step, total=state.total_steps or "?",
                        percent=state.percent, epoch=state.epoch, epochs=state.epochs or "?",
                        speed=format_speed(state.it_per_s), eta=eta).rstrip(", "))

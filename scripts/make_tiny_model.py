@@ -1,6 +1,7 @@
 """Write a tiny random-weight Stable Diffusion model (for tests, the demo, offline use).
 
     python scripts/make_tiny_model.py --arch sd15 --format diffusers --out models/tiny-sd15
+    python scripts/make_tiny_model.py --arch sdxl --format single-file --out models/tiny-sdxl.safetensors
 
 The model is shaped like the real one of its architecture (sd15, sd2v = SD 2.x 768-v,
 sdxl) and has the real CLIP tokenizer, but only a few million random weights, so it
@@ -37,18 +38,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--arch", choices=ARCHS, required=True, help="model architecture")
     parser.add_argument("--format", choices=FORMATS, default="diffusers", help="output layout")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write")
+    parser.add_argument(
+        "--out", type=Path, required=True,
+        help="folder to write (diffusers); the .safetensors file, or a folder to put it in (single-file)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.format == "single-file":
-        print("single-file output is not implemented yet; use --format diffusers", file=sys.stderr)
-        return 2
     out: Path = args.out
-    if out.exists() and (
+    if args.format == "single-file":
+        if out.exists() and not (out.is_dir() or (out.is_file() and out.suffix == ".safetensors")):
+            print(f"{out} exists and is not a folder or a .safetensors file; choose another --out", file=sys.stderr)
+            return 2
+    elif out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / "model_index.json").exists())
     ):
         print(f"{out} exists and is not an (empty or model) folder; choose another --out", file=sys.stderr)

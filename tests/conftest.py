@@ -3,6 +3,8 @@
 - `tiny_model(arch="sd15") -> Path`: a tiny random-weight diffusers model of arch
   "sd15", "sd2v" or "sdxl", built once per session (seed 0).
 - `tiny_model_dir`: the sd15 one.
+- `tiny_single_file(arch="sd15") -> Path`: the same weights as one fp16 .safetensors in
+  the original (LDM / SGM) layout, as downloaded from CivitAI.
 - `demo_dataset`: the demo dataset folder (scripts/make_demo_dataset.py, seed 0).
 - `script(name) -> module`: scripts/<name>.py imported by path.
 - markers `slow` and `gpu`; gpu tests are skipped where CUDA is not available.
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +40,9 @@ def load_script(name: str) -> ModuleType:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tiny models on 2 shared cores: one thread per process is several times faster than
+    # two (OpenMP threads spin while they wait for each other). Subprocesses inherit this.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped where none is available")
 
@@ -71,6 +77,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
             out = tmp_path_factory.mktemp(f"tiny_{arch}") / "model"
             built[arch] = write_tiny_model(arch, "diffusers", out, seed=0)
+        return built[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_single_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: tiny_single_file("sd15" | "sd2v" | "sdxl") -> path of a .safetensors checkpoint."""
+    built: dict[str, Path] = {}
+
+    def make(arch: str = "sd15") -> Path:
+        if arch not in built:
+            from trainer.models.tiny import write_tiny_model
+
+            out = tmp_path_factory.mktemp(f"tiny_{arch}_single") / f"tiny-{arch}.safetensors"
+            built[arch] = write_tiny_model(arch, "single-file", out, seed=0)
         return built[arch]
 
     return make

@@ -1,7 +1,9 @@
-"""`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl]`
+"""`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl] [--resume STATE_DIR]`
 
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
-`accelerate launch`. Exit codes: 0 done, 2 config or dataset problem, 1 training failure.
+`accelerate launch`. Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
+with save_state, the training state are saved), 2 config or dataset problem, 1 training
+failure, 130 aborted by a second Ctrl-C.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the plan; load no model")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     p.add_argument("--events", choices=["jsonl"], help="write every event as a JSON line on stdout")
+    p.add_argument("--resume", metavar="STATE_DIR", default=None,
+                   help="continue from a <name>-state folder (overrides the preset's 'resume')")
     return p.parse_args(argv)
 
 
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return 2
+    if args.resume is not None:
+        cfg.resume = args.resume
     if args.dry_run:
         from .data.folders import DatasetError
         from .plan import build_plan
@@ -64,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-    code = train_with_events(cfg, reporter, stop)
+    try:
+        code = train_with_events(cfg, reporter, stop)
+    except KeyboardInterrupt:  # the second Ctrl-C: out now, files saved before stay complete
+        print("\nAborted without saving; files saved before are complete.", file=sys.stderr)
+        code = 130
     reporter.close()
     return code
 

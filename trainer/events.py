@@ -22,6 +22,8 @@ class Event:
     plan:     Plan.to_json()
     step:     {"step", "total_steps", "epoch", "epochs", "loss", "avg_loss", "lr", "it_per_s", "eta_s"}
     epoch:    {"epoch", "epochs", "avg_loss"}
+    sample:   {"path", "prompt", "step", "epoch", "index"}   (a preview PNG; epoch is None
+              for samples made every N steps or before training, step 0)
     saved:    {"path", "epoch", "step", "final"}
     warning / log: {"message"}
     error:    {"message", "hint", "log_file"}   (a message for a person, never a traceback)

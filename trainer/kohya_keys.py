@@ -18,7 +18,36 @@ _NUMERIC_STRING_KEYS = frozenset({
     "gradient_accumulation_steps", "multires_noise_iterations", "multires_noise_discount",
     "lr_scheduler_num_cycles", "lr_scheduler_power", "network_dropout", "rank_dropout",
     "module_dropout", "bucket_reso_steps", "max_grad_norm", "lr_warmup_steps",
+    "save_every_n_steps", "save_last_n_epochs", "save_last_n_steps", "sample_every_n_steps",
+    "sample_every_n_epochs",
 })
+
+
+# The Parameters / Advanced options (optimizer, noise, loss, network), also strings at times.
+_NUMERIC_STRING_KEYS = _NUMERIC_STRING_KEYS | {
+    "adaptive_noise_scale", "ip_noise_gamma", "huber_c", "huber_scale", "loraplus_lr_ratio",
+    "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio", "scale_weight_norms",
+    "block_lr_zero_threshold", "stop_text_encoder_training", "stop_text_encoder_training_pct",
+    "factor",
+}
+
+
+def _migrate_training_options(values: dict[str, Any], notes: list[str]) -> None:
+    """Kohya spellings of the optimizer / network / text-encoder options -> ours (in place)."""
+    if "stop_text_encoder_training_pct" in values:
+        # Newer kohya_ss files name the percentage so; older LoRA presets use the plain key.
+        pct = values.pop("stop_text_encoder_training_pct")
+        if "stop_text_encoder_training" not in values or not values["stop_text_encoder_training"]:
+            values["stop_text_encoder_training"] = pct
+    if values.get("LoRA_type") == "LoCon":
+        values["LoRA_type"] = "LyCORIS/LoCon"  # the Kohya GUI runs "LoCon" as lycoris' LoCon
+        notes.append("LoRA_type: 'LoCon' -> 'LyCORIS/LoCon'")
+    for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
+        value = values.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[key] = str(value)
+        elif isinstance(value, (list, tuple)):
+            values[key] = ",".join(str(v) for v in value)
 
 
 def _number(text: str) -> Any:
@@ -47,12 +76,15 @@ def migrate_kohya(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             values["xformers"] = "xformers" if value else "sdpa"
             notes.append(f"xformers: {value} -> '{values['xformers']}'")
             continue
+        if key in _NUMERIC_STRING_KEYS and value is None:
+            continue  # Kohya writes null for an unset number: its default
         if key in _NUMERIC_STRING_KEYS and isinstance(value, str) and value == value.strip():
             if value == "":
                 continue  # Kohya's empty field = its default
             values[key] = _number(value)
             continue
         values[key] = value
+    _migrate_training_options(values, notes)
     if values.get("seed") in (-1,):
         values.pop("seed")
         notes.append("seed: -1 (random in Kohya) -> the default fixed seed")

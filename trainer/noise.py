@@ -11,8 +11,13 @@ import torch.nn.functional as F
 
 def sample_noise(latents: torch.Tensor, *, generator: torch.Generator | None = None,
                  noise_offset: float = 0.0, multires_iterations: int = 0,
-                 multires_discount: float = 0.3) -> torch.Tensor:
-    """Gaussian noise like `latents`, with the optional offset or multi-resolution noise."""
+                 multires_discount: float = 0.3, adaptive_noise_scale: float = 0.0,
+                 noise_offset_random_strength: bool = False) -> torch.Tensor:
+    """Gaussian noise like `latents`, with the optional offset or multi-resolution noise.
+
+    The offset is `noise_offset` (times U[0, 1) per step with `noise_offset_random_strength`)
+    plus `adaptive_noise_scale` x |mean of each latent channel|, clamped at 0 (Kohya's).
+    """
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
     b, c, h, w = latents.shape
     if multires_iterations > 0:
@@ -29,9 +34,31 @@ def sample_noise(latents: torch.Tensor, *, generator: torch.Generator | None = N
         noise = noise / noise.std()
     elif noise_offset > 0:
         # A constant per-sample, per-channel shift: lets the model learn very dark/bright images.
-        noise = noise + noise_offset * torch.randn((b, c, 1, 1), generator=generator,
-                                                   device=latents.device, dtype=latents.dtype)
+        offset: float | torch.Tensor = noise_offset
+        if noise_offset_random_strength:
+            offset = torch.rand((), generator=generator, device=latents.device).item() * noise_offset
+        if adaptive_noise_scale:
+            # Images far from mid-grey (a large channel mean) get a larger offset.
+            channel_mean = latents.float().mean(dim=(2, 3), keepdim=True).abs()
+            offset = torch.clamp(offset + adaptive_noise_scale * channel_mean, min=0.0).to(latents.dtype)
+        noise = noise + offset * torch.randn((b, c, 1, 1), generator=generator,
+                                             device=latents.device, dtype=latents.dtype)
     return noise
+
+
+def perturb_noise(noise: torch.Tensor, gamma: float, *, random_strength: bool = False,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Input perturbation (ip_noise_gamma): the noise put into the input, not the target.
+
+    noise + gamma * randn; with `random_strength` gamma is drawn from U[0, gamma) each step.
+    """
+    if gamma <= 0:
+        return noise
+    strength = gamma
+    if random_strength:
+        strength = torch.rand((), generator=generator, device=noise.device).item() * gamma
+    extra = torch.randn(noise.shape, generator=generator, device=noise.device, dtype=noise.dtype)
+    return noise + strength * extra
 
 
 def snr(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:

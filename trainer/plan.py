@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from trainer.checkpoints import step_saves
 from trainer.data.buckets import BucketChoice, BucketError, BucketSpec
 from trainer.data.folders import FolderScan, ImageItem, Skipped, reg_repeat_counts, scan_dataset
 
@@ -180,6 +181,12 @@ def save_names(output_name: str, epochs: int, every: int, ext: str = "safetensor
     return names + [f"{output_name}.{ext}"]
 
 
+def _step_saves(cfg: Any, total_steps: int) -> list[str]:
+    """`<name>-step<step:08d>.safetensors` every save_every_n_steps steps, before the last."""
+    return step_saves(str(cfg.output_name), int(getattr(cfg, "save_every_n_steps", 0) or 0),
+                      total_steps)
+
+
 def _config_dict(cfg: Any) -> dict:
     if hasattr(cfg, "model_dump"):
         return dict(cfg.model_dump())
@@ -252,9 +259,9 @@ def build_plan(cfg: Any, prepared: PreparedData | None = None, num_processes: in
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         total_steps=total_steps,
-        saves=save_names(str(cfg.output_name), epochs,
-                         int(getattr(cfg, "save_every_n_epochs", 0) or 0),
-                         str(getattr(cfg, "save_model_as", "safetensors") or "safetensors")),
+        saves=_step_saves(cfg, total_steps) + save_names(
+            str(cfg.output_name), epochs, int(getattr(cfg, "save_every_n_epochs", 0) or 0),
+            str(getattr(cfg, "save_model_as", "safetensors") or "safetensors")),
         skipped=skipped,
         warnings=warnings,
         subsets=[dict(s) for sc in scans for s in sc.subsets],

@@ -64,6 +64,8 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     if cfg.xformers == "xformers" and importlib.util.find_spec("xformers") is None:
         problems.append(Problem("xformers", "xformers is not installed; choose 'sdpa' (as fast on "
                                 "current PyTorch) or install the optional xformers extra"))
+    from .preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base
+    problems.extend(option_preflight(cfg, cuda))
     model = cfg.pretrained_model_name_or_path.strip()
     if model:
         from .models import ModelLoadError, detect_model
@@ -91,6 +93,22 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
             final = out / f"{cfg.output_name}.safetensors"
             if final.exists():
                 warnings.append(f"{final} already exists and will be replaced at the end of training")
+    if cfg.sample_prompts.strip():
+        from .sample_prompts import read_sample_prompts
+        try:
+            read_sample_prompts(cfg.sample_prompts)
+        except ValueError as exc:
+            problems.append(Problem("sample_prompts", str(exc)))
+        from .sampling import sampler_problem
+        why = sampler_problem(cfg.sample_sampler)
+        if why:
+            problems.append(Problem("sample_sampler", why))
+    if cfg.resume.strip():  # whether it fits the config is checked with the dataset (trainer.state)
+        from .state import read_state_info
+        try:
+            read_state_info(cfg.resume)
+        except ValueError as exc:
+            problems.append(Problem("resume", str(exc)))
     if cfg.logging_dir.strip():
         why = _writable_dir(Path(cfg.logging_dir))
         if why:

@@ -21,20 +21,16 @@ class LoRASaver:
         self.tag_frequency = dataset.tag_frequency()
 
     def network_args(self) -> dict:
-        cfg = self.cfg
-        args: dict = {}
-        if cfg.LoRA_type == "Kohya LoCon":
-            args.update(conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
-        for key in ("network_dropout", "rank_dropout", "module_dropout"):
-            if getattr(cfg, key):
-                args[key] = str(getattr(cfg, key))
-        return args
+        """ss_network_args as Kohya writes them (conv dims, dropouts, LyCORIS options, ...)."""
+        from .network.build import kohya_network_args
+        return kohya_network_args(self.cfg)[1]
 
     def save(self, name: str, epoch: int, step: int, final: bool = False) -> Path:
         path = Path(self.cfg.output_dir) / f"{name}.safetensors"
         if not self.is_main:
             return path
         cfg = self.cfg
+        from .network.build import kohya_network_args
         metadata = build_metadata(
             cfg, arch=self.models.arch, v_parameterization=self.models.v_parameterization,
             network_args=self.network_args(), num_train_images=self.dataset.num_train_images,
@@ -42,7 +38,8 @@ class LoRASaver:
             total_epochs=self.plan.epochs, max_train_steps=self.plan.total_steps,
             lr_warmup_steps=self.lr_warmup_steps, bucket_info=self.bucket_info, tag_frequency=self.tag_frequency,
             training_started_at=self.started_at, resolution=parse_resolution(cfg.max_resolution),
-            model_name=cfg.pretrained_model_name_or_path)
+            model_name=cfg.pretrained_model_name_or_path,
+            network_module=kohya_network_args(cfg)[0])
         tensors = self.network.kohya_state_dict()
         path.parent.mkdir(parents=True, exist_ok=True)
         save_lora(path, tensors, metadata, dtype=kohya_dtype(cfg.save_precision))
@@ -51,7 +48,10 @@ class LoRASaver:
 
 
 def write_crash_log(cfg: TrainingConfig, text: str) -> Path | None:
-    """Append a traceback to `<logging_dir or output_dir>/<output_name>.log`; never raises."""
+    """Append a traceback to `<logging_dir or output_dir>/<output_name>.log`; never raises.
+    Secret settings (tokens, API keys) are replaced by *** should a message quote them."""
+    from .guards import redact
+
     folder = cfg.logging_dir.strip() or cfg.output_dir.strip()
     if not folder:
         return None
@@ -59,7 +59,7 @@ def write_crash_log(cfg: TrainingConfig, text: str) -> Path | None:
         path = Path(folder) / f"{cfg.output_name or 'training'}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n{text}")
+            f.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n{redact(text, cfg)}")
         return path
     except OSError:
         return None

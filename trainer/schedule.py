@@ -11,7 +11,8 @@ import math
 def lr_factor(step: int, *, name: str, total_steps: int, warmup_steps: int,
               num_cycles: int = 1, power: float = 1.0) -> float:
     """The learning-rate multiplier at `step` (0-based) for a scheduler name, with linear warmup."""
-    if name == "constant":
+    if name in ("constant", "adafactor"):
+        # adafactor: the optimizer picks its own step size (see trainer.optim.make_scheduler).
         return 1.0
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps

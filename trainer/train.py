@@ -13,7 +13,6 @@ Features and the settings behind them:
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import threading
@@ -24,21 +23,24 @@ from pathlib import Path
 import torch
 
 from .config import ConfigError, TrainingConfig
+from .caption_length import check_captions
 from .data.captions import CaptionOptions
-from .data.dataset import BucketBatcher, TrainDataset, collate
+from .data.dataset import BucketBatcher, TrainDataset
+from .data.loader import BatchLoader
 from .data.folders import DatasetError
 from .events import Event, EventCallback
+from .guards import LossGuard, TrainingError, explain_failure
 from .models import ModelLoadError
-from .noise import min_snr_weights, per_sample_mse, sample_noise
+from .noise import min_snr_weights, perturb_noise, sample_noise
 from .plan import Plan, build_plan, prepare_data
 from .preflight import run_preflight
 from .run_io import LoRASaver, write_crash_log
-from .schedule import lr_factor, warmup_steps_for
+from .run_outputs import RunOutputs
+from .schedule import warmup_steps_for
+from .state import StateKeeper, check_resume
 from .text import TextConditioner
-
-
-class TrainingError(RuntimeError):
-    """A failure during training with a message for a person (NaN loss, ...)."""
+from .train_options import (StepHooks, allow_fp16_gradients, apply_attention_and_fp8, lora_dtype,
+                            noise_kwargs, per_sample_training_loss)
 
 
 def train_with_events(cfg: TrainingConfig, on_event: EventCallback,
@@ -58,6 +60,9 @@ def train_with_events(cfg: TrainingConfig, on_event: EventCallback,
     except DatasetError as exc:
         return fail(2, str(exc))
     problems, warnings = run_preflight(cfg)
+    resume_problems, resume_notes = check_resume(cfg, prepared, plan.total_steps)
+    problems = list(dict.fromkeys([*problems, *resume_problems]))  # preflight reads the folder too
+    warnings = [*warnings, *resume_notes]
     if problems:
         return fail(2, "Fix these settings first:\n" + "\n".join(f"- {p}" for p in problems))
     emit(Event("plan", plan.to_json()))
@@ -72,15 +77,8 @@ def train_with_events(cfg: TrainingConfig, on_event: EventCallback,
         return fail(1, str(exc))
     except Exception as exc:  # noqa: BLE001 - the user gets a message, the log the traceback
         log = write_crash_log(cfg, traceback.format_exc())
-        hint = _hint_for(exc)
-        return fail(1, f"Training failed: {type(exc).__name__}: {exc}", hint, str(log or ""))
-
-
-def _hint_for(exc: Exception) -> str:
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return ("The GPU ran out of memory. Lower train_batch_size or max_resolution, turn on "
-                "gradient_checkpointing and cache_latents, or choose AdamW8bit.")
-    return "The full traceback is in the log file."
+        message, hint = explain_failure(cfg, exc)  # out of memory, disk full, ...: what to change
+        return fail(1, message, hint, str(log or ""))
 
 
 class Run:
@@ -92,6 +90,29 @@ class Run:
 
     # ---- setup ------------------------------------------------------------------------
     def execute(self) -> None:
+        self.prepare()
+        cfg = self.cfg
+        self.saver = LoRASaver(cfg, self.plan, self.models, self.network, self.dataset,
+                               self.started_at, self.acc.is_main_process, self.emit,
+                               lr_warmup_steps=self.warmup)
+        # every save checks the loss first and writes the training state after; resume loads it
+        self.guard = LossGuard(cfg)
+        self.keeper = StateKeeper(self, self.guard)
+        self.saver = self.keeper.guarded(self.saver)
+        self.keeper.resume()
+        self.outputs = RunOutputs(cfg, self.plan, self.models, self.network, self.saver,
+                                  param_groups=self.optimizer.param_groups, device=self.device,
+                                  is_main=self.acc.is_main_process, emit=self.emit,
+                                  autocast=self.acc.autocast)
+        try:
+            self._loop()
+        finally:
+            self.outputs.close()
+
+    def prepare(self, models=None) -> None:
+        """Everything a training step needs: accelerator, models, LoRA, data and caches,
+        optimizer. `models`: an already loaded SDModels to use instead of loading the
+        configured model (scripts/bench.py steps a Run built this way)."""
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -105,16 +126,12 @@ class Run:
                                     "device": str(self.device),
                                     "processes": self.acc.num_processes}))
         self.started_at = time.time()
-        self._load_models()
+        self._load_models(models)
         self._make_network()
         self._make_data()
         self._make_optimizer()
-        self.saver = LoRASaver(cfg, self.plan, self.models, self.network, self.dataset,
-                               self.started_at, self.acc.is_main_process, self.emit,
-                               lr_warmup_steps=self.warmup)
-        self._loop()
 
-    def _load_models(self) -> None:
+    def _load_models(self, models=None) -> None:
         from .models import load_models
 
         cfg = self.cfg
@@ -122,7 +139,7 @@ class Run:
         # Frozen weights in half precision on a GPU: half the memory, same speed under autocast.
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
             cfg.mixed_precision, torch.float32) if on_gpu else torch.float32
-        self.models = m = load_models(
+        self.models = m = models or load_models(
             cfg.pretrained_model_name_or_path, v2=cfg.v2, v_parameterization=cfg.v_parameterization,
             sdxl=cfg.sdxl, dtype=self.weight_dtype, vae_path=cfg.vae or None)
         if m.arch == "sdxl" and self.weight_dtype == torch.float16:
@@ -136,25 +153,30 @@ class Run:
             m.unet.set_attn_processor(AttnProcessor())
         if cfg.gradient_checkpointing:
             m.unet.enable_gradient_checkpointing()
+        apply_attention_and_fp8(cfg, m.unet)  # mem_eff_attn, fp8_base
         self.noise_scheduler = m.noise_scheduler
         self.alphas_cumprod = m.noise_scheduler.alphas_cumprod.to(self.device)
 
     def _make_network(self) -> None:
-        from .network import LoRANetwork
+        from .network.build import build_network
 
         cfg, m = self.cfg, self.models
         self.train_unet = not cfg.network_train_text_encoder_only
         self.train_te = not cfg.network_train_unet_only
-        self.network = LoRANetwork(
-            m.unet, m.text_encoders, arch=m.arch, rank=cfg.network_dim, alpha=cfg.network_alpha,
-            conv_rank=cfg.conv_dim if cfg.LoRA_type == "Kohya LoCon" else 0,
-            conv_alpha=cfg.conv_alpha, dropout=cfg.network_dropout,
-            rank_dropout=cfg.rank_dropout, module_dropout=cfg.module_dropout,
-            train_unet=self.train_unet, train_text_encoder=self.train_te)
+        # Standard / Kohya LoCon: our LoRANetwork; LyCORIS/*: lycoris-lora's modules
+        self.network = build_network(cfg, m.unet, m.text_encoders, arch=m.arch,
+                                     train_unet=self.train_unet, train_text_encoder=self.train_te)
         self.network.apply_to()
         if cfg.network_weights:
             self.network.load_kohya_weights(cfg.network_weights)
-        self.network.to(self.device)
+        self.network.to(self.device, dtype=lora_dtype(cfg))  # full_fp16 / full_bf16
+        # Train mode where a LoRA learns: the LoRA dropouts act only then (the frozen
+        # weights have no dropout or batch norm, so nothing else changes).
+        if self.train_unet:
+            m.unet.train()
+        if self.train_te:
+            for te in m.text_encoders:
+                te.train()
         if self.train_te and cfg.gradient_checkpointing:
             for te in m.text_encoders:
                 te.gradient_checkpointing_enable()
@@ -163,16 +185,30 @@ class Run:
         cfg, p = self.cfg, self.prepared
         self.dataset = TrainDataset(
             p.scan, p.reg_scan, p.choices, p.reg_choices, flip_aug=cfg.flip_aug,
-            random_crop=cfg.random_crop, captions=CaptionOptions.from_config(cfg), seed=cfg.seed,
+            random_crop=cfg.random_crop, color_aug=cfg.color_aug,
+            captions=CaptionOptions.from_config(cfg), seed=cfg.seed,
             on_warning=lambda msg: self.emit(Event("warning", {"message": msg})))
         self.batcher = BucketBatcher(self.dataset.bucket_entries(), cfg.train_batch_size, cfg.seed)
         self.text = TextConditioner(self.models.tokenizers, self.models.text_encoders,
                                     arch=self.models.arch, clip_skip=cfg.clip_skip,
                                     max_token_length=cfg.max_token_length)
-        self.latent_cache = self._cache_latents() if cfg.cache_latents and not cfg.random_crop else None
+        too_long = check_captions(self.dataset, self.models.tokenizers[0], cfg.max_token_length,
+                                  cfg.caption_prefix, cfg.caption_suffix)
+        if too_long:  # the tokenizer would cut them silently
+            self.emit(Event("warning", {"message": too_long}))
+        # random_crop / color_aug change the image every time: nothing to cache (checks say so)
+        cacheable = not (cfg.random_crop or cfg.color_aug)
+        use_cache = (cfg.cache_latents or cfg.cache_latents_to_disk) and cacheable
+        self.latent_cache = self._cache_latents() if use_cache else None
+        self.loader = BatchLoader(self.dataset, self.batcher, with_images=self.latent_cache is None,
+                                  workers=cfg.max_data_loader_n_workers,
+                                  persistent=cfg.persistent_data_loader_workers,
+                                  rank=self.acc.process_index, world=self.acc.num_processes)
         captions_fixed = not (cfg.shuffle_caption or cfg.caption_dropout_rate > 0
                               or cfg.caption_dropout_every_n_epochs > 0 or cfg.caption_tag_dropout_rate > 0)
-        self.text_cache = self._cache_text() if captions_fixed and not self.train_te else None
+        # The checks made sure the explicit setting only comes with a frozen TE and fixed captions.
+        cache_text = cfg.cache_text_encoder_outputs or (captions_fixed and not self.train_te)
+        self.text_cache = self._cache_text() if cache_text else None
         if self.text_cache is not None and not self.train_te:
             for te in self.models.text_encoders:
                 te.to("cpu")  # no longer needed on the GPU
@@ -188,19 +224,17 @@ class Run:
         return dist.sample().float() * self.models.latent_scale
 
     def _cache_latents(self) -> dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]]:
-        """(image index, flipped) -> (latent, SDXL size conditioning); once per unique image."""
-        cache: dict = {}
-        flips = (False, True) if self.cfg.flip_aug else (False,)
-        total = len(self.dataset.images) * len(flips)
-        self.emit(Event("log", {"message": f"Caching latents of {total} image(s)..."}))
-        for index in range(len(self.dataset.images)):
-            for flip in flips:
-                sample = self.dataset.load_unique(index, flip)
-                if sample is None:
-                    continue
-                latent = self._encode_images(sample["image"][None])[0]
-                cache[(index, flip)] = (latent, self._time_ids_of(sample))
-        return cache
+        """(image index, flipped) -> (latent, SDXL size conditioning); once per unique image,
+        from or to `<image>.npz` files with cache_latents_to_disk (trainer.latent_cache)."""
+        from .latent_cache import build_latent_cache, vae_fingerprint
+
+        to_disk = self.cfg.cache_latents_to_disk
+        return build_latent_cache(
+            self.dataset, self._encode_images, latent_scale=self.models.latent_scale,
+            flip=self.cfg.flip_aug, to_disk=to_disk,
+            vae_id=vae_fingerprint(self.models.vae) if to_disk else "", device=self.device,
+            log=lambda message: self.emit(Event("log", {"message": message})),
+            warn=lambda message: self.emit(Event("warning", {"message": message})))
 
     @torch.no_grad()
     def _cache_text(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
@@ -216,29 +250,31 @@ class Run:
                                   None if pooled is None else pooled[j].to(self.device))
         return cache
 
-    @staticmethod
-    def _time_ids_of(sample: dict) -> torch.Tensor:
-        """SDXL size conditioning: original (h, w), crop top-left, target (h, w)."""
-        return torch.tensor([*sample["original_size"], *sample["crop_top_left"],
-                             *sample["target_size"]], dtype=torch.float32)
-
     def _make_optimizer(self) -> None:
-        from .optim import make_optimizer
+        from .network.build import network_param_groups
+        from .optim import make_optimizer, make_scheduler
 
         cfg = self.cfg
         unet_lr = cfg.unet_lr or cfg.learning_rate
         te_lr = cfg.text_encoder_lr or cfg.learning_rate
-        groups = self.network.param_groups(unet_lr if self.train_unet else 0.0,
-                                           te_lr if self.train_te else 0.0)
+        # per-part learning rates, LoRA+ ratios and block-wise weights
+        groups = network_param_groups(cfg, self.network, arch=self.models.arch,
+                                      unet_lr=unet_lr if self.train_unet else 0.0,
+                                      text_encoder_lr=te_lr if self.train_te else 0.0)
         self.params = [p for g in groups for p in g["params"]]
         optimizer = make_optimizer(cfg.optimizer, groups, cfg.learning_rate, cfg.optimizer_args,
                                    self.device)
         total = self.plan.total_steps
         self.warmup = warmup_steps_for(total, cfg.lr_warmup, cfg.lr_warmup_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
-            s, name=cfg.lr_scheduler, total_steps=total, warmup_steps=self.warmup,
-            num_cycles=cfg.lr_scheduler_num_cycles, power=cfg.lr_scheduler_power))
+        self.scheduler = make_scheduler(
+            optimizer, name=cfg.lr_scheduler, total_steps=total, warmup_steps=self.warmup,
+            num_cycles=cfg.lr_scheduler_num_cycles, power=cfg.lr_scheduler_power,
+            initial_lr=cfg.learning_rate)
         self.optimizer = self.acc.prepare(optimizer)  # handles the fp16 grad scaler
+        if cfg.full_fp16:
+            allow_fp16_gradients(self.acc)
+        self.hooks = StepHooks(cfg, self.network, self.optimizer, total, self.device, self.emit,
+                               train_text_encoder=self.train_te)
 
     # ---- the loop -----------------------------------------------------------------------
     def _conditioning(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -266,15 +302,14 @@ class Run:
         """The denoising loss of one batch (weighted per sample)."""
         cfg = self.cfg
         latents, time_ids = self._latents(batch)
-        noise = sample_noise(latents, generator=generator, noise_offset=cfg.noise_offset
-                             if cfg.noise_offset_type == "Original" else 0.0,
-                             multires_iterations=cfg.multires_noise_iterations
-                             if cfg.noise_offset_type == "Multires" else 0,
-                             multires_discount=cfg.multires_noise_discount)
+        noise = sample_noise(latents, generator=generator, **noise_kwargs(cfg))
         b = latents.shape[0]
         timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (b,),
                                   device=self.device, generator=generator)
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        # ip_noise_gamma perturbs the input's noise only; the target stays `noise`
+        noisy = self.noise_scheduler.add_noise(latents, perturb_noise(
+            noise, cfg.ip_noise_gamma, random_strength=cfg.ip_noise_gamma_random_strength,
+            generator=generator), timesteps)
         hidden, pooled = self._conditioning(batch["captions"])
         extra = {}
         if self.models.arch == "sdxl":
@@ -286,7 +321,10 @@ class Run:
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         else:
             target = noise
-        loss = per_sample_mse(pred, target)
+        loss = per_sample_training_loss(  # l2 / l1 / huber / smooth_l1
+            cfg, pred, target, timesteps, self.alphas_cumprod,
+            v_prediction=self.models.v_parameterization,
+            num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)
         weights = torch.where(batch["is_reg"].to(self.device), cfg.prior_loss_weight, 1.0)
         if cfg.min_snr_gamma > 0:
             weights = weights * min_snr_weights(timesteps, self.alphas_cumprod, cfg.min_snr_gamma,
@@ -302,72 +340,83 @@ class Run:
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= self.acc.num_processes
 
+    def _optimizer_step(self) -> None:
+        """Average (several processes), clip, step the optimizer and the LR, clear the grads."""
+        self._sync_gradients()
+        if self.cfg.max_grad_norm > 0:
+            self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def _loop(self) -> None:
         cfg, plan = self.cfg, self.plan
         accum = cfg.gradient_accumulation_steps
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed + self.acc.process_index)
-        total, step, last_emit = plan.total_steps, 0, 0.0
+        at = self.keeper.start(generator)  # step 0, or a resumed state's position (RNGs restored)
+        total, step, last_emit = plan.total_steps, at.step, 0.0
         t0 = time.time()
         self.network.train()
-        for epoch in range(1, plan.epochs + 1):
-            batches = self.batcher.epoch_batches(epoch)[self.acc.process_index::self.acc.num_processes]
+        if at.step == 0:
+            self.outputs.before_training()
+        num_batches = self.loader.num_batches()
+        for epoch in range(at.epoch, plan.epochs + 1):
             epoch_loss = torch.zeros((), device=self.device)
             epoch_batches = 0
-            for bi, indices in enumerate(batches):
-                batch = collate([self.dataset.sample(i, epoch, with_image=self.latent_cache is None)
-                                 for i in indices])
-                if batch is None:
-                    continue
+            for bi, batch in enumerate(self.loader.epoch(epoch)):
+                if batch is None or (epoch, bi) < (at.epoch, at.batches_done):
+                    continue  # every image failed, or trained before the resumed state was saved
                 # forward and backward; the loss is divided so accumulated gradients average
                 loss = self._step_loss(batch, generator)
+                self.guard.observe(loss, step + 1)  # NaN/inf stops the run (no GPU wait)
                 self.acc.backward(loss / accum)
                 epoch_loss += loss.detach()
                 epoch_batches += 1
-                if (bi + 1) % accum and bi + 1 != len(batches):
+                if (bi + 1) % accum and bi + 1 != num_batches:
                     continue
                 # clip, step the optimizer and the learning rate
-                self._sync_gradients()
-                if cfg.max_grad_norm > 0:
-                    self.acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                self._optimizer_step()
                 step += 1
+                self.hooks.after_step(step)  # scale_weight_norms, stop_text_encoder_training
+                self.keeper.advance(epoch, bi + 1, step)
                 # report about twice a second (reading the loss waits for the GPU)
                 now = time.time()
                 if now - last_emit > 0.5 or step == total or step == 1:
                     last_emit = now
                     self._report(step, total, epoch, loss, epoch_loss / epoch_batches, t0)
+                    self.outputs.on_report()
                 if self.stop.is_set():
                     path = self.saver.save(f"{cfg.output_name}-stopped-{step}", epoch, step)
                     self.emit(Event("stopped", {"path": str(path), "step": step,
                                                 "reason": "stopped by the user"}))
                     return
+                # TensorBoard, step saves (and pruning), step samples
+                self.outputs.after_step(step, epoch, loss.detach(), epoch_loss / epoch_batches,
+                                        self.scheduler.get_last_lr())
                 if step >= total:
                     break
             avg = float(epoch_loss / max(1, epoch_batches))
             self.emit(Event("epoch", {"epoch": epoch, "epochs": plan.epochs, "avg_loss": avg}))
+            self.keeper.end_epoch(epoch, num_batches)  # a state saved from here on starts the next epoch
+            # epoch saves (never after the last epoch: the final file follows), epoch samples
+            self.outputs.after_epoch(epoch, step, avg, last=step >= total or epoch == plan.epochs)
             if step >= total:
                 break
-            if epoch % cfg.save_every_n_epochs == 0 and epoch < plan.epochs:
-                self.saver.save(f"{cfg.output_name}-{epoch:06d}", epoch, step)
         path = self.saver.save(cfg.output_name, plan.epochs, step, final=True)
         self.emit(Event("finished", {"path": str(path), "steps": step,
                                      "seconds": round(time.time() - self.started_at, 2)}))
 
     def _report(self, step: int, total: int, epoch: int, loss: torch.Tensor,
                 avg: torch.Tensor, t0: float) -> None:
+        self.guard.check()  # reading the loss waits for the GPU anyway
         value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"The loss became {value} at step {step}. Nothing was saved from this point. "
-                "Usual causes: a learning rate too high, or fp16 with SDXL (use bf16).")
         elapsed = time.time() - t0
-        rate = step / elapsed if elapsed > 0 else 0.0
+        rate = (step - self.keeper.resumed_from.step) / elapsed if elapsed > 0 else 0.0
         self.emit(Event("step", {
             "step": step, "total_steps": total, "epoch": epoch, "epochs": self.plan.epochs,
             "loss": value, "avg_loss": float(avg), "lr": self.scheduler.get_last_lr()[0],
-            "it_per_s": round(rate, 3), "eta_s": round((total - step) / rate, 1) if rate else None}))
+            "it_per_s": round(rate, 3), "eta_s": round((total - step) / rate, 1) if rate else None,
+            **self.hooks.report()}))
 
 
 def output_path(cfg: TrainingConfig, name: str) -> Path:

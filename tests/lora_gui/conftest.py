@@ -1,4 +1,4 @@
-"""Shared fixtures of the GUI tests; registers the `browser` marker."""
+"""Shared fixtures of the GUI tests (the `browser` marker is declared in pyproject.toml)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +6,6 @@ from pathlib import Path
 import pytest
 
 from .gui_fakes import FakeApi, filled_values
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives the real page in headless Chromium")
 
 
 @pytest.fixture

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lora_gui.presets import SHIPPED_DIR, PresetError, list_presets, preset_values, read_preset, save_user_preset
+from lora_gui.presets import (
+    SHIPPED_DIR,
+    PresetError,
+    list_presets,
+    preset_values,
+    read_preset,
+    save_user_preset,
+)
 from trainer.config import FIELDS, config_from_dict
 
 SHIPPED = ("sd15_character", "sd15_style", "sdxl_character", "seed_recipe")
@@ -47,8 +54,8 @@ def test_list_presets_shows_shipped_then_yours(tmp_path):
 
 def test_a_kohya_gui_preset_imports_with_notes_on_what_changed_and_what_was_unused(tmp_path):
     kohya = {"use_8bit_adam": True, "xformers": True, "learning_rate": "0.0002", "epoch": "4",
-             "network_dim": 16, "LoRA_type": "Standard", "stop_text_encoder_training": 0,
-             "lora_network_weights": "", "seed": "", "optimizer": "Lion"}
+             "network_dim": 16, "LoRA_type": "Standard", "gui_theme_from_elsewhere": "dark",
+             "another_unknown_key": 0, "seed": "", "optimizer": "NotAnOptimizer"}
     path = tmp_path / "kohya.json"
     path.write_text(json.dumps(kohya), encoding="utf-8")
     loaded = read_preset(path)
@@ -57,8 +64,8 @@ def test_a_kohya_gui_preset_imports_with_notes_on_what_changed_and_what_was_unus
     assert v["seed"] == FIELDS["seed"].default
     notes = "\n".join(loaded.notes)
     assert "migrated: xformers: True -> 'xformers'" in notes
-    assert "lora_network_weights" in notes and "stop_text_encoder_training" in notes
-    assert "optimizer: 'Lion' cannot be used" in notes and v["optimizer"] == FIELDS["optimizer"].default
+    assert "not used by this trainer (ignored): another_unknown_key, gui_theme_from_elsewhere" in notes
+    assert "optimizer: 'NotAnOptimizer' cannot be used" in notes and v["optimizer"] == FIELDS["optimizer"].default
 
 
 def test_unreadable_preset_is_a_message(tmp_path):

@@ -44,12 +44,15 @@ def test_other_seed_gives_other_weights(tiny_model_dir: Path) -> None:
     assert not torch.equal(other["conv_in.weight"], fixture["conv_in.weight"])
 
 
-def test_make_tiny_model_single_file_is_not_implemented(tmp_path: Path) -> None:
+def test_make_tiny_model_single_file_from_the_command_line(tmp_path: Path) -> None:
     result = run_script(
         "make_tiny_model.py", "--arch", "sdxl", "--format", "single-file", "--out", str(tmp_path / "m")
     )
-    assert result.returncode == 2
-    assert "single-file output is not implemented yet" in result.stderr
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "m" / "tiny-sdxl.safetensors"
+    keys = load_file(written).keys()
+    assert any(k.startswith("conditioner.embedders.1.model.") for k in keys)
+    assert any(k.startswith("model.diffusion_model.input_blocks.") for k in keys)
     result = run_script("make_tiny_model.py", "--arch", "sd3", "--out", str(tmp_path / "m"))
     assert result.returncode == 2 and "invalid choice" in result.stderr
 

@@ -126,9 +126,9 @@ def test_folder_without_model_index_is_a_clear_error(tmp_path: Path, tiny_model_
         detect_model(str(tiny_model_dir / "unet"))
 
 
-def test_single_file_is_not_supported_yet(tiny_model_dir: Path) -> None:
+def test_one_part_of_a_diffusers_folder_is_not_a_model(tiny_model_dir: Path) -> None:
     weights = tiny_model_dir / "unet" / "diffusion_pytorch_model.safetensors"
-    with pytest.raises(ModelLoadError, match="single-file checkpoints are not supported yet"):
+    with pytest.raises(ModelLoadError, match="U-Net part of a diffusers model"):
         load_models(str(weights))
 
 

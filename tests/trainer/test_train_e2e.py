@@ -38,6 +38,7 @@ def write_preset(tmp: Path, model: Path, data: Path, **over) -> Path:
         "save_every_n_epochs": 2, "max_resolution": "64,64", "min_bucket_reso": 64,
         "max_bucket_reso": 128, "bucket_no_upscale": False, "network_dim": 4,
         "network_alpha": 4, "save_precision": "fp16", "seed": 7,
+        "num_cpu_threads_per_process": 1,  # tiny models: one thread beats two
     }
     preset.update(over)
     path = tmp / "preset.json"

@@ -23,6 +23,13 @@ class AdvancedSettings(BaseModel):
         75, tab=ADV, group="Text encoder", label="Max Token Length", label_ja="最大トークン長",
         help="Longer captions are read in chunks of 75 tokens.",
         help_ja="長いキャプションは75トークンずつ区切って読み込みます。")
+    cache_text_encoder_outputs: bool = S(
+        False, tab=ADV, group="Text encoder", label="Cache text encoder outputs",
+        label_ja="テキストエンコーダの出力をキャッシュ",
+        help="Encode each caption once, then move the text encoder(s) off the GPU (saves VRAM, "
+             "mostly for SDXL). Needs 'Train U-Net only' and fixed captions: no shuffle, no dropout.",
+        help_ja="各キャプションを一度だけエンコードし、テキストエンコーダをGPUから外します(主にSDXLで"
+                "VRAMを節約)。「U-Netのみ学習」が必要で、シャッフルやドロップアウトとは併用できません。")
     shuffle_caption: bool = S(False, tab=ADV, group="Captions", label="Shuffle caption",
                               label_ja="キャプションをシャッフル",
                               help="Shuffle the comma-separated tags each time an image is seen.",
@@ -57,6 +64,12 @@ class AdvancedSettings(BaseModel):
                        label_ja="左右反転",
                        help="Also train mirrored images (not for asymmetric subjects).",
                        help_ja="左右反転した画像も学習します(左右非対称な対象には不向き)。")
+    color_aug: bool = S(False, tab=ADV, group="Data", label="Color augmentation",
+                        label_ja="色の拡張",
+                        help="Now and then shift the hue or gamma a little, as Kohya does (turns the "
+                             "latent cache off; not for subjects whose colour matters).",
+                        help_ja="ときどき色相やガンマを少しずらします(latentキャッシュは無効。"
+                                "色が重要な対象には不向き)。")
     random_crop: bool = S(False, tab=ADV, group="Data", label="Random crop instead of center crop",
                           label_ja="ランダムに切り抜き",
                           help="Crop the overflow at random (turns the latent cache off).",

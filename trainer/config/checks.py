@@ -50,6 +50,36 @@ def output_name_problem(name: str) -> str | None:
     return None
 
 
+def _text_cache_problems(cfg: "TrainingConfig") -> list[Problem]:
+    """cache_text_encoder_outputs keeps one encoding per caption: nothing may change it."""
+    if not cfg.cache_text_encoder_outputs:
+        return []
+    problems = []
+    if not cfg.network_train_unet_only:
+        problems.append(Problem("cache_text_encoder_outputs", "needs network_train_unet_only: a text "
+                                "encoder that trains changes its outputs, so they cannot be cached"))
+    changing = [key for key in ("shuffle_caption", "caption_dropout_rate", "caption_dropout_every_n_epochs",
+                                "caption_tag_dropout_rate") if getattr(cfg, key)]
+    if changing:
+        problems.append(Problem("cache_text_encoder_outputs", f"cannot be used with {', '.join(changing)}: "
+                                "the caption would change from step to step, but its encoding is cached "
+                                "once. Turn those off, or turn the cache off"))
+    return problems
+
+
+def _sample_warnings(cfg: "TrainingConfig") -> list[str]:
+    """Sample settings that would silently do nothing (Kohya's precedence kept)."""
+    notes = []
+    scheduled = cfg.sample_every_n_steps > 0 or cfg.sample_every_n_epochs > 0 or cfg.sample_at_first
+    if scheduled and not cfg.sample_prompts.strip():
+        notes.append("sample images are scheduled but sample_prompts is empty: no samples "
+                     "will be made")
+    if cfg.sample_every_n_steps > 0 and cfg.sample_every_n_epochs > 0:
+        notes.append("sample_every_n_epochs is set, so sample_every_n_steps is not used "
+                     "(as in Kohya)")
+    return notes
+
+
 def check_config(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
@@ -70,6 +100,7 @@ def check_config(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
     if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
         errors.append(Problem("network_train_text_encoder_only",
                               "cannot be on together with network_train_unet_only: nothing would train"))
+    errors.extend(_text_cache_problems(cfg))
     if cfg.v2 and cfg.sdxl:
         errors.append(Problem("sdxl", "v2 and SDXL cannot both be on; pick the model's family"))
     if cfg.full_fp16 and cfg.mixed_precision != "fp16":
@@ -81,7 +112,14 @@ def check_config(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
     if cfg.max_train_steps > 0:
         warnings.append(f"max_train_steps {cfg.max_train_steps} is set: it decides the length "
                         "of the run and the epoch count follows from it (as in Kohya)")
-    if cfg.random_crop and cfg.cache_latents:
-        warnings.append("random_crop changes the image each time, so latents "
-                        "cannot be cached: the latent cache is off for this run")
+    augmenting = [key for key in ("random_crop", "color_aug") if getattr(cfg, key)]
+    if augmenting and (cfg.cache_latents or cfg.cache_latents_to_disk):
+        warnings.append(f"{' and '.join(augmenting)} change{'s' if len(augmenting) == 1 else ''} "
+                        "the image each time, so latents cannot be cached: the latent cache "
+                        "is off for this run")
+    warnings.extend(_sample_warnings(cfg))
+    from .checks_training import training_option_checks  # optimizer, noise, loss, network rules
+    more_errors, more_warnings = training_option_checks(cfg)
+    errors.extend(more_errors)
+    warnings.extend(more_warnings)
     return errors, warnings

@@ -14,10 +14,12 @@ from .schema import setting as S
 
 SRC, FOLD, PARAM, ADV = "Source Model", "Folders", "Parameters", "Advanced"
 
-OPTIMIZERS = ("AdamW", "AdamW8bit")
+OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Adafactor", "Lion", "Lion8bit",
+              "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam")
 SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "cosine_with_restarts",
-              "linear", "polynomial")
-LORA_TYPES = ("Standard", "Kohya LoCon")
+              "linear", "polynomial", "adafactor")
+LORA_TYPES = ("Standard", "Kohya LoCon", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+              "LyCORIS/iA3")
 PRECISIONS = ("no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
 ATTENTION = ("sdpa", "xformers", "none")
@@ -32,8 +34,10 @@ class BasicSettings(BaseModel):
     pretrained_model_name_or_path: str = S(
         "", tab=SRC, group="Model", widget="path-any",
         label="Pretrained model name or path", label_ja="ベースモデルのパスまたは名前",
-        help="The base model: a diffusers folder, or a Hugging Face id already in the local cache.",
-        help_ja="学習の元になるモデル。diffusers形式のフォルダ、またはキャッシュ済みのHugging Face ID。")
+        help="The base model: a .safetensors/.ckpt checkpoint (as downloaded from CivitAI), a "
+             "diffusers folder, or a Hugging Face id already in the local cache.",
+        help_ja="学習の元になるモデル。.safetensors/.ckptファイル(CivitAIなどで配布されている形式)、"
+                "diffusers形式のフォルダ、またはキャッシュ済みのHugging Face ID。")
     v2: bool = S(False, tab=SRC, group="Model", label="v2", label_ja="v2",
                  help="The base model is Stable Diffusion 2.x.",
                  help_ja="ベースモデルがStable Diffusion 2.x系のときにオン。")
@@ -46,8 +50,8 @@ class BasicSettings(BaseModel):
                    help_ja="ベースモデルがSDXLのときにオン。")
     vae: str = S("", tab=SRC, group="Model", widget="path-any", advanced=True,
                  label="VAE (optional)", label_ja="VAE(任意)",
-                 help="A separate VAE to use instead of the model's own (diffusers folder).",
-                 help_ja="モデル内蔵のVAEの代わりに使うVAE(diffusers形式のフォルダ)。")
+                 help="A separate VAE to use instead of the model's own (.safetensors file or diffusers folder).",
+                 help_ja="モデル内蔵のVAEの代わりに使うVAE(.safetensorsファイルまたはdiffusers形式のフォルダ)。")
     save_model_as: Literal["safetensors"] = S(
         "safetensors", tab=SRC, group="Save", label="Save trained model as",
         label_ja="保存形式", help="File format of the LoRA. safetensors loads everywhere and is safe.",
@@ -136,8 +140,12 @@ class BasicSettings(BaseModel):
     # ---- Parameters: optimizer ------------------------------------------------------
     optimizer: Literal[OPTIMIZERS] = S(
         "AdamW8bit", tab=PARAM, group="Optimizer", label="Optimizer", label_ja="オプティマイザ",
-        help="AdamW8bit saves VRAM (needs an NVIDIA GPU); AdamW is 32-bit and works everywhere.",
-        help_ja="AdamW8bitはVRAMを節約(NVIDIA GPUが必要)。AdamWは32bitでどこでも動きます。")
+        help="AdamW8bit saves VRAM (the 8bit ones need an NVIDIA GPU); AdamW is 32-bit and works "
+             "everywhere. Adafactor picks its own step size (LR warmup 0, scheduler 'adafactor'); "
+             "Prodigy and DAdaptAdam want a learning rate of about 1.",
+        help_ja="AdamW8bitはVRAMを節約(8bit系はNVIDIA GPUが必要)。AdamWは32bitでどこでも動きます。"
+                "Adafactorは学習率を自動で調整します(ウォームアップ0、スケジューラ'adafactor')。"
+                "ProdigyとDAdaptAdamは学習率を1前後にします。")
     optimizer_args: str = S(
         "", tab=PARAM, group="Optimizer", advanced=True, label="Optimizer extra arguments",
         label_ja="オプティマイザの追加引数",
@@ -157,8 +165,10 @@ class BasicSettings(BaseModel):
         help_ja="テキストエンコーダのLoRAの学習率。0なら学習率の値を使います。")
     lr_scheduler: Literal[SCHEDULERS] = S(
         "cosine", tab=PARAM, group="Optimizer", label="LR Scheduler", label_ja="学習率スケジューラ",
-        help="How the learning rate changes over the run.",
-        help_ja="学習中に学習率をどう変化させるか。")
+        help="How the learning rate changes over the run. 'adafactor' lets the Adafactor optimizer "
+             "choose it (only with Adafactor, LR warmup 0).",
+        help_ja="学習中に学習率をどう変化させるか。'adafactor'はAdafactorオプティマイザに任せます"
+                "(Adafactor専用、ウォームアップ0)。")
     lr_warmup: int = S(10, tab=PARAM, group="Optimizer", ge=0, le=100, label="LR warmup (% of total steps)",
                        label_ja="ウォームアップ(全ステップの%)",
                        help="The learning rate rises from 0 over this share of the steps.",
@@ -213,8 +223,12 @@ class BasicSettings(BaseModel):
     # ---- Parameters: network ----------------------------------------------------------
     LoRA_type: Literal[LORA_TYPES] = S(
         "Standard", tab=PARAM, group="Network", label="LoRA type", label_ja="LoRAの種類",
-        help="Standard: attention and MLP layers. Kohya LoCon: also the convolutions (conv dim).",
-        help_ja="Standard: 注意層とMLP層。Kohya LoCon: 畳み込み層も学習します(conv dim)。")
+        help="Standard: attention and MLP layers. Kohya LoCon: also the convolutions (conv dim). "
+             "LyCORIS/*: the lycoris-lora algorithms (LoCon, LoHa, LoKr, iA3; DoRA = 'DoRA weight "
+             "decomposition' on LoCon/LoHa/LoKr), loaded by A1111, Forge and ComfyUI.",
+        help_ja="Standard: 注意層とMLP層。Kohya LoCon: 畳み込み層も学習します(conv dim)。"
+                "LyCORIS/*: lycoris-loraの各方式(LoCon, LoHa, LoKr, iA3。DoRAはLoCon/LoHa/LoKrで"
+                "『DoRA』をオン)。A1111・Forge・ComfyUIで読み込めます。")
     network_dim: int = S(8, tab=PARAM, group="Network", ge=1, le=1024, label="Network Rank (Dimension)",
                          label_ja="ネットワークのランク(次元)",
                          help="Capacity of the LoRA: higher learns more detail and makes bigger files.",
@@ -225,12 +239,12 @@ class BasicSettings(BaseModel):
         help_ja="LoRAをalpha/rankで縮小します。ランク以下にしてください。小さいほど高い学習率が必要です。")
     conv_dim: int = S(1, tab=PARAM, group="Network", ge=1, le=1024,
                       label="Convolution Rank (Dimension)", label_ja="畳み込みのランク",
-                      help="Rank of the convolution LoRA (Kohya LoCon only).",
-                      help_ja="畳み込み層のLoRAのランク(Kohya LoConのみ)。")
+                      help="Rank of the 3x3 convolution LoRA (Kohya LoCon and the LyCORIS types).",
+                      help_ja="3x3畳み込み層のLoRAのランク(Kohya LoConとLyCORIS系)。")
     conv_alpha: float = S(1.0, tab=PARAM, group="Network", gt=0, le=1024,
                           label="Convolution Alpha", label_ja="畳み込みのアルファ",
-                          help="Alpha of the convolution LoRA (Kohya LoCon only).",
-                          help_ja="畳み込み層のLoRAのアルファ(Kohya LoConのみ)。")
+                          help="Alpha of the 3x3 convolution LoRA (Kohya LoCon and the LyCORIS types).",
+                          help_ja="3x3畳み込み層のLoRAのアルファ(Kohya LoConとLyCORIS系)。")
     network_dropout: float = S(0.0, tab=PARAM, group="Network", ge=0, le=1, advanced=True,
                                label="Network dropout", label_ja="ネットワークのドロップアウト",
                                help="Dropout on the LoRA's inner activations (0 = off).",

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from .advanced import AdvancedSettings
 from .fields import BasicSettings
+from .fields_network import NetworkOptionSettings
+from .fields_samples import SampleSettings
+from .fields_saving import SavingSettings
+from .fields_state import StateSettings
+from .fields_training import TrainingOptionSettings
 
 
-class TrainingConfig(AdvancedSettings, BasicSettings):  # fields come base-last first
+class TrainingConfig(SampleSettings, SavingSettings, StateSettings, TrainingOptionSettings,
+                     NetworkOptionSettings, AdvancedSettings, BasicSettings):  # fields come base-last first
     """One validated training configuration; the GUI, CLI and presets all build this."""

@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from trainer.data.augment import color_augment
 from trainer.data.buckets import BucketChoice, Size, select_bucket
 from trainer.data.captions import CaptionOptions, tag_frequency
 from trainer.data.folders import FolderScan, ImageItem, reg_repeat_counts
@@ -83,26 +84,31 @@ class BucketBatcher:
 
 class EpochBatchSampler(Sampler):
     """A DataLoader batch_sampler over BucketBatcher that yields (index, epoch) keys,
-    so worker processes know the epoch (for caption dropout) without shared state."""
+    so worker processes know the epoch (for caption dropout) without shared state.
+
+    With several training processes, process `rank` of `world` takes every world-th
+    batch of the epoch, as the trainer does without a DataLoader.
+    """
 
     drop_last = False
 
-    def __init__(self, batcher: BucketBatcher, epoch: int = 1):
+    def __init__(self, batcher: BucketBatcher, epoch: int = 1, rank: int = 0, world: int = 1):
         super().__init__()
         self.batcher = batcher
         self.batch_size = batcher.batch_size
         self.epoch = epoch
+        self.rank, self.world = rank, max(1, world)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch (counted from 1) that the next iteration deals."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in self.batcher.epoch_batches(self.epoch):
+        for batch in self.batcher.epoch_batches(self.epoch)[self.rank::self.world]:
             yield [(i, self.epoch) for i in batch]
 
     def __len__(self) -> int:
-        return len(self.batcher)
+        return len(range(self.rank, len(self.batcher), self.world))
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -118,6 +124,7 @@ class TrainDataset(Dataset):
     Features and the settings behind them:
     - flip_aug: a random horizontal flip per sample and epoch (`__getitem__`).
     - random_crop: a random rather than centred crop of the bucket's overflow.
+    - color_aug: now and then a small hue or gamma change (`trainer.data.augment`).
     - captions: prefix/suffix, shuffle, keep_tokens, dropouts (CaptionOptions).
     - seed: every random choice derives from (seed, epoch, entry), so reruns repeat.
     """
@@ -131,6 +138,7 @@ class TrainDataset(Dataset):
         *,
         flip_aug: bool = False,
         random_crop: bool = False,
+        color_aug: bool = False,
         captions: CaptionOptions | None = None,
         seed: int = 0,
         on_warning: Callable[[str], None] | None = None,
@@ -139,6 +147,7 @@ class TrainDataset(Dataset):
             raise ValueError(f"{len(choices)} bucket choices for {len(scan.items)} images")
         self.flip_aug = flip_aug
         self.random_crop = random_crop
+        self.color_aug = color_aug
         self.captions = captions or CaptionOptions()
         self.seed = seed
         self.on_warning = on_warning or log.warning
@@ -179,8 +188,11 @@ class TrainDataset(Dataset):
         return random.Random(f"{self.seed}:{epoch}:{i}:{purpose}")
 
     def load_unique(self, image_index: int, flip: bool = False,
-                    rng: random.Random | None = None) -> dict | None:
+                    rng: random.Random | None = None,
+                    color_rng: random.Random | None = None) -> dict | None:
         """Load one unique image, bucket-sized (for latent caching: once per image).
+
+        rng draws a random crop; color_rng, when given, a colour augmentation.
 
         Returns dict(image=[3,H,W] in [-1,1], original_size=(h,w), crop_top_left=(top,
         left), target_size=(h,w)), or None if the file cannot be read (warned once).
@@ -202,6 +214,8 @@ class TrainDataset(Dataset):
         if flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             left = choice.resized[0] - left - choice.bucket[0]  # the mirrored crop
+        if color_rng is not None:
+            img = color_augment(img, color_rng)
         return {
             "image": to_tensor(img),
             "original_size": original_size,
@@ -209,10 +223,10 @@ class TrainDataset(Dataset):
             "target_size": (choice.bucket[1], choice.bucket[0]),
         }
 
-    def load_image(self, i: int, flip: bool = False,
-                   rng: random.Random | None = None) -> dict | None:
+    def load_image(self, i: int, flip: bool = False, rng: random.Random | None = None,
+                   color_rng: random.Random | None = None) -> dict | None:
         """load_unique for expanded entry i (None if its file cannot be read)."""
-        return self.load_unique(self.entries[i].image_index, flip, rng)
+        return self.load_unique(self.entries[i].image_index, flip, rng, color_rng)
 
     def caption(self, i: int, epoch: int) -> str:
         """The processed caption of entry i in this epoch (counted from 1)."""
@@ -233,7 +247,8 @@ class TrainDataset(Dataset):
                      "caption": self.caption(i, epoch), "flipped": self.flip_for(i, epoch)}
         if with_image:
             crop_rng = self.rng_for(i, epoch, "crop") if self.random_crop else None
-            loaded = self.load_image(i, out["flipped"], crop_rng)
+            color_rng = self.rng_for(i, epoch, "color") if self.color_aug else None
+            loaded = self.load_image(i, out["flipped"], crop_rng, color_rng)
             if loaded is None:
                 return None
             out.update(loaded)

@@ -9,10 +9,11 @@ rather than ending the run.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.data.images import IMAGE_EXTENSIONS, ImageError, probe
+from trainer.data.images import IMAGE_EXTENSIONS, ImageError, probe_image
 
 LAYOUT_EXAMPLE = (
     "Expected layout: the folder you choose holds one sub-folder per concept, named "
@@ -71,11 +72,17 @@ def parse_repeats(folder_name: str) -> tuple[int, str] | None:
 
 
 def read_caption(path: Path) -> str:
-    """The first line of a UTF-8 caption file, without BOM, line ending or padding.
+    """The first line of a UTF-8 (or BOM-marked UTF-16) caption file, without BOM, line
+    ending or padding.
 
     Raises UnicodeDecodeError for files in another encoding, OSError if unreadable.
     """
-    text = path.read_bytes().decode("utf-8-sig")
+    raw = path.read_bytes()
+    # Windows Notepad's "Unicode" is UTF-16 with a byte-order mark: unambiguous, so read it.
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = raw.decode("utf-16")
+    else:
+        text = raw.decode("utf-8-sig")
     return text.splitlines()[0].strip() if text else ""
 
 
@@ -112,10 +119,12 @@ def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
             scan.skipped.append(Skipped(str(path), "symlink pointing outside the dataset folder"))
             continue
         try:
-            width, height = probe(path)
+            width, height, animated = probe_image(path)
         except ImageError as err:
             scan.skipped.append(Skipped(str(path), str(err)))
             continue
+        if animated:
+            scan.warnings.append(f"{path} is animated: only its first frame is trained")
         caption, has_file = _caption_for(path.parent / (path.stem + ext), name, scan)
         missing += not has_file
         images += 1

@@ -116,6 +116,13 @@ def probe(path: str | Path) -> tuple[int, int]:
 
     Raises ImageError for empty, non-image, truncated or unreadable files.
     """
+    width, height, _animated = probe_image(path)
+    return width, height
+
+
+def probe_image(path: str | Path) -> tuple[int, int, bool]:
+    """(width, height, animated): `probe`, plus whether the file is an animation (GIF,
+    APNG, WebP), of which only the first frame is trained."""
     path = Path(path)
     img = _open(path)
     try:
@@ -125,13 +132,14 @@ def probe(path: str | Path) -> tuple[int, int]:
         _check_complete(path, img)
         if _orientation(img) >= 5:  # 5-8 turn the picture by 90 degrees
             width, height = height, width
+        animated = bool(getattr(img, "is_animated", False))
     except ImageError:
         raise
     except _DECODE_ERRORS as err:
         raise ImageError(f"cannot read the image header ({err})") from None
     finally:
         img.close()
-    return width, height
+    return width, height, animated
 
 
 def _to_8bit(arr: np.ndarray) -> np.ndarray:

@@ -60,8 +60,13 @@ class NeedsMoreThanWeights(ModelLoadError):
 def read_header(file: Path) -> FileHeader:
     """Names and shapes of the tensors in `file`, without reading their data."""
     with file.open("rb") as handle:
-        start = handle.read(8)
-    if start[:4] == b"PK\x03\x04" or start[:1] == b"\x80":
+        start = handle.read(9)
+    # safetensors: an 8-byte header length, then the JSON header; torch.save: a zip file,
+    # or (before PyTorch 1.6) a bare pickle stream.
+    looks_safetensors = start[8:9] == b"{"
+    if not looks_safetensors and (start[:4] == b"PK\x03\x04" or start[:1] == b"\x80"):
+        return _read_pytorch(file)
+    if not looks_safetensors and file.suffix.lower() != ".safetensors":
         return _read_pytorch(file)
     return _read_safetensors(file)
 

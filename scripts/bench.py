@@ -1,0 +1,277 @@
+"""Benchmark our training step against the diffusers + peft recipe a user would otherwise take.
+
+    python scripts/bench.py --arch {tiny,tiny-sdxl,sd15,sdxl} --device {cpu,cuda} \
+        --batch N --resolution R [--steps N] [--warmup N] [--json OUT] [--first-step]
+
+Both sides train the same random-weight model (scripts/bench_models.py) with the same
+batch, resolution, LoRA rank / alpha, targets, precision and optimizer; each runs in a
+process of its own (scripts/bench_worker.py) so that its peak memory is its own. After the
+warm-up steps the two take turns, one step at a time, the order swapped every round, so a
+noisy, shared machine slows both alike; the seconds per step are the medians.
+
+`tiny` defaults to the demo preset's settings (presets/demo.json: batch 2, 128 px, rank 8,
+fp32, text encoder trained, latents cached); `sd15` / `sdxl` default to rank 16, the U-Net
+only, bf16 on a GPU, and gradient checkpointing for SDXL. `--first-step` also times the
+demo from `python -m trainer` to its first step. `--json` writes
+{"ours": {...}, "reference": {...}, "ratio": ours / reference seconds per step, ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHS = ("tiny", "tiny-sdxl", "sd15", "sdxl")
+SD15_TFLOP_PER_IMAGE_512 = 1.73  # forward + backward through the activations, SD1.5 U-Net at 512 px
+BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "4090": 165.2}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=ARCHS, default="tiny")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--batch", type=int, help="images per step (tiny: the demo's 2, else 1)")
+    p.add_argument("--resolution", type=int, help="square side in px (tiny 128, sd15 512, sdxl 1024)")
+    p.add_argument("--steps", type=int, default=10, help="measured steps per side")
+    p.add_argument("--warmup", type=int, default=2, help="unmeasured steps per side first")
+    p.add_argument("--rank", type=int, help="LoRA rank (tiny: the demo's 8, else 16)")
+    p.add_argument("--precision", choices=["no", "fp16", "bf16"],
+                   help="mixed precision (default: bf16 on cuda, the demo's 'no' on cpu)")
+    p.add_argument("--train-text-encoder", action=argparse.BooleanOptionalAction,
+                   help="also train text-encoder LoRA (tiny: yes as in the demo, else no)")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                   help="default: on for sdxl, off otherwise")
+    p.add_argument("--threads", type=int, help="CPU threads per side (default: the demo's 2)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="any other setting of ours for both sides, e.g. --set compile_unet=true")
+    p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
+    p.add_argument("--json", type=Path, help="write the results here")
+    return p.parse_args(argv)
+
+
+def settings_for(args: argparse.Namespace, data_dir: Path, out_dir: Path) -> tuple[dict, int]:
+    """(our preset for both sides, resolution) from the arguments and the arch's defaults."""
+    tiny = args.arch.startswith("tiny")
+    demo = json.loads((ROOT / "presets" / "demo.json").read_text(encoding="utf-8"))
+    resolution = args.resolution or (128 if tiny else 1024 if args.arch == "sdxl" else 512)
+    rank = args.rank or (demo["network_dim"] if tiny else 16)
+    preset = {k: v for k, v in demo.items() if k not in ("training_comment", "pretrained_model_name_or_path")}
+    preset.update({
+        "pretrained_model_name_or_path": f"random-{args.arch}",  # in memory; never loaded from disk
+        "train_data_dir": str(data_dir), "output_dir": str(out_dir), "logging_dir": "",
+        "train_batch_size": args.batch or (demo["train_batch_size"] if tiny else 1),
+        "max_resolution": f"{resolution},{resolution}", "enable_bucket": False,
+        "network_dim": rank, "network_alpha": demo["network_alpha"] if tiny and not args.rank else rank,
+        "mixed_precision": args.precision or ("bf16" if args.device == "cuda" else demo["mixed_precision"]),
+        "network_train_unet_only": not (tiny if args.train_text_encoder is None else args.train_text_encoder),
+        "gradient_checkpointing": (args.arch == "sdxl" if args.gradient_checkpointing is None
+                                   else args.gradient_checkpointing),
+        "num_cpu_threads_per_process": args.threads or demo["num_cpu_threads_per_process"],
+        "sdxl": args.arch in ("sdxl", "tiny-sdxl"),
+    })
+    for item in args.set:
+        key, _, value = item.partition("=")
+        preset[key] = json.loads(value)
+    return preset, resolution
+
+
+def write_dataset(root: Path, images: int, resolution: int) -> Path:
+    """A one-folder Kohya dataset of square images with different captions."""
+    from PIL import Image, ImageDraw
+
+    folder = root / "1_bench"
+    folder.mkdir(parents=True)
+    for i in range(images):
+        img = Image.new("RGB", (resolution, resolution), (255 - 20 * i % 255, 240, 230))
+        side = resolution // 2
+        ImageDraw.Draw(img).rectangle([i * 3 % side, 10, i * 3 % side + side, 10 + side], fill=(200, 30, 30))
+        img.save(folder / f"img{i:03d}.png")
+        (folder / f"img{i:03d}.txt").write_text(f"bench, red square, picture {i}", encoding="utf-8")
+    return root
+
+
+class Worker:
+    """One side's process; `ask` sends a command and returns its answer."""
+
+    def __init__(self, side: str, args: argparse.Namespace, preset: dict, resolution: int, log: Path):
+        self.side, self.log_path = side, log
+        self.log = log.open("w", encoding="utf-8")
+        command = [sys.executable, str(ROOT / "scripts" / "bench_worker.py"), "--side", side,
+                   "--arch", args.arch, "--device", args.device, "--resolution", str(resolution),
+                   "--preset", json.dumps(preset)]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, cwd=ROOT)
+        self.ready = self._read()
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@bench "):
+                return json.loads(line[len("@@bench "):])
+            self.log.write(line)
+        self.log.flush()
+        tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"the {self.side} worker stopped (exit {self.proc.wait()}):\n{tail}")
+
+    def ask(self, command: str) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def measure(args: argparse.Namespace, preset: dict, resolution: int, tmp: Path) -> dict:
+    """Warm both sides up, then alternate single steps; the medians and memory of each."""
+    sides: dict[str, Worker] = {}
+    try:
+        for side in ("ours", "reference"):  # one after the other: setups do not overlap
+            sides[side] = Worker(side, args, preset, resolution, tmp / f"{side}.log")
+        for worker in sides.values():
+            if args.warmup:
+                worker.ask(f"step {args.warmup}")
+        times: dict[str, list[float]] = {"ours": [], "reference": []}
+        for i in range(args.steps):
+            order = ("ours", "reference") if i % 2 == 0 else ("reference", "ours")
+            for side in order:
+                times[side] += sides[side].ask("step 1")["times"]
+        results = {}
+        for side, worker in sides.items():
+            memory = worker.ask("done")
+            results[side] = _summary(times[side], preset["train_batch_size"], worker.ready, memory)
+        return results
+    finally:
+        for worker in sides.values():
+            worker.close()
+
+
+def _summary(times: list[float], batch: int, ready: dict, memory: dict) -> dict:
+    median = statistics.median(times)
+    return {"sec_per_step": round(median, 5), "images_per_sec": round(batch / median, 3),
+            "peak_mem_gib": memory["peak_mem_gib"], "setup_peak_mem_gib": memory["setup_peak_mem_gib"],
+            "peak_kind": memory["peak_kind"], "setup_s": ready["setup_s"],
+            "step_times": [round(t, 5) for t in times],
+            **{k: ready[k] for k in ("lora_layers", "trainable_params", "latent_cache", "text_cache")}}
+
+
+def time_to_first_step(tmp: Path) -> float:
+    """Seconds from starting `python -m trainer` on the demo preset to its first step event."""
+    model, data = tmp / "demo_model", tmp / "demo_dataset"
+    for script, extra in (("make_tiny_model.py", ["--arch", "sd15", "--format", "diffusers", "--out", str(model)]),
+                          ("make_demo_dataset.py", ["--out", str(data)])):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / script), *extra], check=True,
+                       capture_output=True, cwd=ROOT)
+    preset = json.loads((ROOT / "presets" / "demo.json").read_text(encoding="utf-8"))
+    preset.update({"pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
+                   "output_dir": str(tmp / "demo_out"), "logging_dir": "", "max_train_steps": 1})
+    path = tmp / "demo_first_step.json"
+    path.write_text(json.dumps(preset), encoding="utf-8")
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(path), "--events", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    first = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if first is None and line.startswith("{") and json.loads(line).get("kind") == "step":
+            first = time.time() - start
+    if proc.wait() != 0 or first is None:
+        raise RuntimeError("the demo run failed; run it by hand: python -m trainer --config " + str(path))
+    return round(first, 2)
+
+
+def machine(device: str) -> dict:
+    """What ran it: CPU model and cores, or the GPU."""
+    info = {"platform": platform.platform(), "python": platform.python_version()}
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    import os
+    info["cores"] = os.cpu_count()
+    if device == "cuda":
+        import torch
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _flops(result: dict, args: argparse.Namespace, resolution: int, gpu: str) -> None:
+    """For SD1.5 at 512 px: TFLOP/s achieved and the share of the card's bf16 peak."""
+    if args.arch != "sd15" or resolution != 512:
+        return
+    achieved = result["images_per_sec"] * SD15_TFLOP_PER_IMAGE_512
+    result["tflops"] = round(achieved, 1)
+    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in gpu), None)
+    if peak:
+        result["share_of_bf16_peak"] = round(achieved / peak, 4)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The whole benchmark; returns the JSON-able report."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as name:
+        tmp = Path(name)
+        data = write_dataset(tmp / "data", images=max(4, args.batch or 1), resolution=args.resolution or
+                             (128 if args.arch.startswith("tiny") else 1024 if args.arch == "sdxl" else 512))
+        preset, resolution = settings_for(args, data, tmp / "out")
+        results = measure(args, preset, resolution, tmp)
+        report = {**results, "ratio": round(results["ours"]["sec_per_step"]
+                                            / results["reference"]["sec_per_step"], 3),
+                  "memory_ratio": round(results["ours"]["peak_mem_gib"]
+                                        / max(results["reference"]["peak_mem_gib"], 1e-9), 3)}
+        report["machine"] = machine(args.device)
+        for side in ("ours", "reference"):
+            _flops(report[side], args, resolution, report["machine"].get("gpu", ""))
+        if args.first_step:
+            report["demo_time_to_first_step_s"] = time_to_first_step(tmp)
+    report["settings"] = {"arch": args.arch, "device": args.device, "resolution": resolution,
+                          "batch": preset["train_batch_size"], "rank": preset["network_dim"],
+                          "alpha": preset["network_alpha"], "precision": preset["mixed_precision"],
+                          "train_text_encoder": not preset["network_train_unet_only"],
+                          "gradient_checkpointing": preset["gradient_checkpointing"],
+                          "threads": preset["num_cpu_threads_per_process"],
+                          "steps": args.steps, "warmup": args.warmup, "extra": args.set}
+    report["command"] = "python scripts/bench.py " + " ".join(sys.argv[1:])
+    report["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    return report
+
+
+def _print(report: dict) -> None:
+    s = report["settings"]
+    print(f"{s['arch']} on {s['device']}, batch {s['batch']}, {s['resolution']} px, rank {s['rank']}, "
+          f"precision {s['precision']}, {s['steps']} steps after {s['warmup']} warm-up")
+    for side in ("ours", "reference"):
+        r = report[side]
+        print(f"  {side:9} {r['sec_per_step']:.4f} s/step  {r['images_per_sec']:.2f} img/s  "
+              f"peak {r['peak_mem_gib']:.3f} GiB  setup {r['setup_s']} s")
+    print(f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory)")
+    if "demo_time_to_first_step_s" in report:
+        print(f"  demo time to first step: {report['demo_time_to_first_step_s']} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        raise SystemExit("--steps must be >= 1 and --warmup >= 0")
+    report = run(args)
+    _print(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

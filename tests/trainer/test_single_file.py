@@ -1,0 +1,225 @@
+"""Single-file checkpoints, as users download them: detection, offline loading, wrong files."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from trainer.models import ModelLoadError, detect_model, load_models
+from trainer.models.tiny import build_tiny_pipeline
+
+ARCHS = ["sd15", "sd2v", "sdxl"]
+LOADER_ARCH = {"sd15": "sd1", "sd2v": "sd2", "sdxl": "sdxl"}
+SUMMARY = {"sd15": "SD 1.x (single file, ", "sd2v": "SD 2.x (single file, ", "sdxl": "SDXL (single file, "}
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to reach the network (the Hugging Face Hub) fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the loader tried to use the network")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _plain(state: dict) -> dict:
+    """State dict keys without transformers' optional `text_model.` level."""
+    return {k.removeprefix("text_model."): v for k, v in state.items()}
+
+
+def _edited(source: Path, out: Path, edit) -> Path:
+    state = load_file(source)
+    edit(state)
+    save_file(state, str(out))
+    return out
+
+
+# ---------------------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_detection_of_every_tiny_model(tiny_model, tiny_single_file, arch: str) -> None:
+    single = detect_model(str(tiny_single_file(arch)))
+    assert (single.arch, single.format, single.v_prediction_hint) == (LOADER_ARCH[arch], "single-file", False)
+    assert single.summary.startswith(SUMMARY[arch]) and single.summary.endswith(" MB)")
+    assert single.v2 == (arch == "sd2v") and single.sdxl == (arch == "sdxl")
+    # v-prediction cannot be read from weights: SD2 files say so and name the setting.
+    assert ("v_parameterization" in single.message) == (arch == "sd2v")
+    folder = detect_model(str(tiny_model(arch)))
+    assert (folder.arch, folder.format) == (LOADER_ARCH[arch], "diffusers")
+    assert "diffusers folder" in folder.summary
+    assert ("v-prediction" in folder.summary) == (arch == "sd2v")
+
+
+def test_modelspec_metadata_gives_the_v_prediction_hint(tmp_path: Path, tiny_single_file) -> None:
+    state = load_file(tiny_single_file("sd2v"))
+    path = tmp_path / "v.safetensors"
+    save_file(state, str(path), metadata={"modelspec.prediction_type": "v"})
+    info = detect_model(str(path))
+    assert info.v_prediction_hint and "v-prediction" in info.summary
+    assert load_models(str(path)).v_parameterization
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loader_gives_the_weights_that_were_written(tiny_single_file, offline, arch: str) -> None:
+    """Our LDM/SGM -> diffusers mapping is the exact inverse of the writer, offline."""
+    models = load_models(str(tiny_single_file(arch)), v_parameterization=arch == "sd2v")
+    pipe = build_tiny_pipeline(arch, seed=0)
+    pairs = [(pipe.unet, models.unet), (pipe.vae, models.vae), (pipe.text_encoder, models.text_encoders[0])]
+    if arch == "sdxl":
+        pairs.append((pipe.text_encoder_2, models.text_encoders[1]))
+    for original, loaded in pairs:
+        want, got = _plain(original.state_dict()), _plain(loaded.state_dict())
+        assert want.keys() == got.keys(), type(original).__name__
+        for key in want:  # the file is fp16, training runs in fp32
+            assert torch.equal(want[key].half().float(), got[key]), key
+        assert got[next(iter(got))].dtype == torch.float32
+    for key in ("block_out_channels", "layers_per_block", "cross_attention_dim", "use_linear_projection",
+                "down_block_types", "up_block_types", "projection_class_embeddings_input_dim"):
+        assert list(_tuple(models.unet.config[key])) == list(_tuple(pipe.unet.config[key])), key
+    assert [t("a photo of a cat").input_ids for t in models.tokenizers][0] == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert models.tokenizers[-1].pad_token == ("<|endoftext|>" if arch == "sd15" else "!")
+    assert models.latent_scale == pytest.approx(0.13025 if arch == "sdxl" else 0.18215)
+    assert not any(p.requires_grad for p in models.unet.parameters())
+
+
+def _tuple(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_written_file_is_what_diffusers_own_converter_reads(tiny_model, tiny_single_file, offline, arch) -> None:
+    """The writer is the inverse of diffusers' from_single_file, component by component."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    cls = StableDiffusionXLPipeline if arch == "sdxl" else StableDiffusionPipeline
+    theirs = cls.from_single_file(str(tiny_single_file(arch)), config=str(tiny_model(arch)), local_files_only=True)
+    ours = build_tiny_pipeline(arch, seed=0)
+    # Not SDXL's text_encoder_2: diffusers tells the two encoders apart by width, and both
+    # tiny ones are 32 wide (the round trip through our own loader covers it).
+    for name in ("unet", "vae", "text_encoder"):
+        want, got = _plain(getattr(ours, name).state_dict()), _plain(getattr(theirs, name).state_dict())
+        assert want.keys() == got.keys()
+        assert all(torch.equal(want[k].half().float(), got[k].float()) for k in want), name
+
+
+def test_ckpt_loads_weights_only(tmp_path: Path, tiny_single_file, offline) -> None:
+    state = load_file(tiny_single_file("sd15"))
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": state, "global_step": 100, "epoch": 3}, ckpt)
+    info = detect_model(str(ckpt))
+    assert info.arch == "sd1" and info.summary.startswith("SD 1.x (single .ckpt file, ")
+    models = load_models(str(ckpt))
+    want = build_tiny_pipeline("sd15").unet.state_dict()["conv_in.weight"]
+    assert torch.equal(models.unet.state_dict()["conv_in.weight"], want.half().float())
+
+
+def test_ckpt_that_needs_more_than_tensors_is_refused(tmp_path: Path, tiny_single_file) -> None:
+    state = load_file(tiny_single_file("sd15"))
+    ckpt = tmp_path / "old.ckpt"
+    # Old training checkpoints carry their hyper-parameters as Python objects.
+    torch.save({"state_dict": state, "hyper_parameters": argparse.Namespace(lr=1e-4)}, ckpt)
+    for call in (detect_model, load_models):
+        with pytest.raises(ModelLoadError, match=r"(?s)argparse\.Namespace.*weights_only=True.*safetensors"):
+            call(str(ckpt))
+
+
+def test_separate_vae_file(tmp_path: Path, tiny_model, tiny_single_file) -> None:
+    want = build_tiny_pipeline("sdxl").vae.state_dict()["decoder.mid_block.attentions.0.to_q.weight"]
+    # A VAE published on its own: the original layout without a prefix (fp16) ...
+    prefix = "first_stage_model."
+    original = {k[len(prefix):]: v for k, v in load_file(tiny_single_file("sdxl")).items() if k.startswith(prefix)}
+    save_file(original, str(tmp_path / "vae.safetensors"))
+    # ... or diffusers names (fp32).
+    diffusers_file = tiny_model("sdxl") / "vae" / "diffusion_pytorch_model.safetensors"
+    for vae_file, expected in ((tmp_path / "vae.safetensors", want.half().float()), (diffusers_file, want)):
+        models = load_models(str(tiny_single_file("sd15")), vae_path=str(vae_file))
+        assert torch.equal(models.vae.state_dict()["decoder.mid_block.attentions.0.to_q.weight"], expected)
+        assert models.latent_scale == pytest.approx(0.18215)  # the model family's, files do not say
+    with pytest.raises(ModelLoadError, match="not a VAE file"):
+        load_models(str(tiny_single_file("sd15")), vae_path=str(_lora_file(tmp_path)))
+
+
+# ---------------------------------------------------------------------------- wrong files
+
+
+def _lora_file(tmp_path: Path) -> Path:
+    path = tmp_path / "my_lora.safetensors"
+    name = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    save_file({f"{name}.lora_down.weight": torch.zeros(4, 32), f"{name}.lora_up.weight": torch.zeros(32, 4),
+               f"{name}.alpha": torch.tensor(4.0)}, str(path))
+    return path
+
+
+def _inpainting(state: dict) -> None:
+    key = "model.diffusion_model.input_blocks.0.0.weight"
+    state[key] = torch.zeros(state[key].shape[0], 9, 3, 3, dtype=state[key].dtype)
+
+
+def _refiner(state: dict) -> None:
+    for key in list(state):
+        if key.startswith("conditioner.embedders.0."):
+            del state[key]
+        elif key.startswith("conditioner.embedders.1."):
+            state[key.replace("embedders.1.", "embedders.0.")] = state.pop(key)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("lora", r"is a LoRA .* not a base model.*Network weights"),
+        ("inpainting", r"9 input channels \(an inpainting model\)"),
+        ("refiner", r"is an SDXL refiner.*base model"),
+        ("sd3", r"Stable Diffusion 3.*not supported yet"),
+        ("flux", r"FLUX.*not supported yet"),
+        ("vae", r"is a VAE, not a base model"),
+        ("truncated", r"truncated: it has [\d,]+ bytes but its header describes"),
+        ("empty", r"empty \(0 bytes\)"),
+        ("garbage", r"not a valid \.safetensors file"),
+        ("no_index", r"without model_index\.json"),
+    ],
+)
+def test_wrong_files_get_a_clear_message(tmp_path: Path, tiny_single_file, case: str, message: str) -> None:
+    sd15, sdxl = tiny_single_file("sd15"), tiny_single_file("sdxl")
+    z = torch.zeros(4, 4)  # safetensors refuses to save one tensor twice: use it once per file
+    path = tmp_path / f"{case}.safetensors"
+    if case == "lora":
+        path = _lora_file(tmp_path)
+    elif case == "inpainting":
+        _edited(sd15, path, _inpainting)
+    elif case == "refiner":
+        _edited(sdxl, path, _refiner)
+    elif case == "sd3":
+        save_file({"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias": torch.ones(4)},
+                  str(path))
+    elif case == "flux":
+        save_file({"double_blocks.0.img_attn.norm.key_norm.scale": torch.ones(4), "single_blocks.0.linear1.weight": z},
+                  str(path))
+    elif case == "vae":
+        names = ("encoder.conv_in.weight", "decoder.conv_out.weight", "encoder.down.0.block.0.conv1.weight")
+        save_file({name: torch.zeros(4, 4) for name in names}, str(path))
+    elif case == "truncated":
+        path.write_bytes(sd15.read_bytes()[: sd15.stat().st_size // 2])
+    elif case == "empty":
+        path.touch()
+    elif case == "garbage":
+        path.write_bytes(b"<html>404 Not Found</html>" * 10)
+    elif case == "no_index":
+        path = tmp_path / "folder"
+        path.mkdir()
+    with pytest.raises(ModelLoadError, match=message):
+        detect_model(str(path))
+    # The training run stops at the same message, before any model loads.
+    with pytest.raises(ModelLoadError, match=message):
+        load_models(str(path))

@@ -1,0 +1,302 @@
+"""Whatever ends a run, the user finds complete files and a message saying what happened.
+
+SIGTERM to the CLI saves and exits 0; SIGKILL at random moments (saves included) never
+leaves a damaged file; a NaN loss, running out of memory or a full disk stop the run
+with a message, never overwriting a good file with a bad one.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from tests.trainer.test_train_e2e import make_toy_dataset
+from trainer import guards
+from trainer.atomic import clean_stale_temps
+from trainer.config import config_from_dict
+from trainer.save import SaveError, save_lora
+from trainer.state import load_training
+from trainer.train import Run, train_with_events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(model: Path, data: Path, out: Path, **over) -> dict:
+    """2 images of 64 px, batch 2: one step per epoch, a save (and state) after each."""
+    values = {
+        "pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
+        "output_dir": str(out), "output_name": "toy", "mixed_precision": "no",
+        "optimizer": "AdamW", "learning_rate": 1e-3, "lr_scheduler": "constant", "lr_warmup": 0,
+        "train_batch_size": 2, "epoch": 3, "save_every_n_epochs": 1, "max_resolution": "64,64",
+        "min_bucket_reso": 64, "max_bucket_reso": 128, "bucket_no_upscale": False,
+        "network_dim": 2, "network_alpha": 2, "save_state": True, "seed": 3,
+        "num_cpu_threads_per_process": 1,
+    }
+    values.update(over)
+    return values
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_toy_dataset(tmp_path_factory.mktemp("stop") / "data", n=2, size=64)
+
+
+def run(values: dict) -> tuple[int, list]:
+    cfg, _ = config_from_dict(values)
+    events: list = []
+    return train_with_events(cfg, events.append), events
+
+
+def error_of(events: list) -> dict:
+    errors = [e.data for e in events if e.kind == "error"]
+    assert len(errors) == 1, [e.kind for e in events]
+    return errors[0]
+
+
+def assert_complete(path: Path) -> None:
+    """The file opens, every tensor reads, and the saved data hash matches."""
+    with safe_open(str(path), "pt") as f:
+        for key in f.keys():
+            f.get_tensor(key)
+        meta = f.metadata() or {}
+    if "sshs_model_hash" in meta:
+        import hashlib
+        blob = path.read_bytes()
+        header = int.from_bytes(blob[:8], "little")
+        assert hashlib.sha256(blob[8 + header:]).hexdigest() == meta["sshs_model_hash"], path
+
+
+def visible(out: Path, pattern: str) -> list[Path]:
+    return [p for p in out.rglob(pattern)
+            if not any(part.startswith(".") for part in p.relative_to(out).parts)]
+
+
+def events_of(proc: subprocess.Popen):
+    """The events the CLI writes as JSON lines (anything else on stdout is skipped)."""
+    for line in proc.stdout:
+        try:
+            yield json.loads(line)
+        except ValueError:  # not an event, or cut short by a kill
+            continue
+
+
+def cli(preset: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(preset),
+                             "--events", "jsonl"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+def write_preset(path: Path, values: dict) -> Path:
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+def test_sigterm_saves_the_lora_and_state_and_exits_0(tiny_model, data, tmp_path):
+    out = tmp_path / "out"
+    preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=100,
+                                                        save_every_n_epochs=100))
+    proc = cli(preset)
+    watchdog = threading.Timer(300, proc.kill)
+    watchdog.start()
+    kinds, sent = [], False
+    for event in events_of(proc):
+        kinds.append(event["kind"])
+        if event["kind"] == "step" and not sent:
+            proc.send_signal(signal.SIGTERM)  # like Ctrl-C, or a process manager stopping it
+            sent = True
+    watchdog.cancel()
+    assert proc.wait() == 0
+    stopped = [p.name for p in out.glob("toy-stopped-*.safetensors")]
+    assert len(stopped) == 1, sorted(p.name for p in out.iterdir())
+    assert_complete(out / stopped[0])
+    assert (out / stopped[0].replace(".safetensors", "-state") / "state.json").is_file()
+    assert kinds[-1] == "stopped" and "error" not in kinds
+
+
+# A parent that imports the trainer once and forks a fresh training process per round,
+# so each round costs a model load and a few steps, not the imports (seconds each).
+FORK_SERVER = r"""
+import json, os, sys
+import trainer.__main__ as cli
+import accelerate, trainer.models.load, trainer.train  # noqa: F401,E401 - imports before any fork
+for line in sys.stdin:
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = cli.main(["--config", line.strip(), "--events", "jsonl"])
+        sys.stdout.flush()
+        os._exit(code)
+    print(json.dumps({"kind": "child", "pid": pid}), flush=True)
+    os.waitpid(pid, 0)
+    print("\n" + json.dumps({"kind": "reaped"}), flush=True)  # after any half-written line
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_leaves_a_damaged_file(tiny_model, data, tmp_path):
+    out = tmp_path / "out"
+    preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=500))
+    server = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    watchdog = threading.Timer(400, server.kill)
+    watchdog.start()
+    events = events_of(server)
+    rng = random.Random(0)
+    kills, started = 0, time.monotonic()
+    try:
+        while kills < 6 and (kills < 2 or time.monotonic() - started < 60):
+            server.stdin.write(f"{preset}\n")
+            server.stdin.flush()
+            # An epoch's end starts a LoRA save, a "saved" event starts the state's; every
+            # third round waits a random time from there.
+            trigger = ("epoch", "saved", "saved")[kills % 3]
+            delay = rng.uniform(0.0, 0.8 if kills % 3 == 2 else 0.05)
+            pid, seen = None, False
+            while pid is None or not seen:
+                event = next(events)
+                pid = event["pid"] if event["kind"] == "child" else pid
+                seen = seen or event["kind"] == trigger
+            time.sleep(delay)
+            os.kill(pid, signal.SIGKILL)
+            while next(events)["kind"] != "reaped":
+                pass
+            kills += 1
+            for path in visible(out, "*.safetensors"):
+                assert_complete(path)
+            for folder in visible(out, "*-state"):
+                load_training(folder)  # raises if any part is missing or damaged
+    finally:
+        server.stdin.close()
+        server.wait()
+        watchdog.cancel()
+    assert kills >= 2 and visible(out, "toy-*.safetensors")
+    clean_stale_temps(out)  # what the next run does first
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_nan_loss_stops_at_once_and_saves_nothing_after_it(tiny_model, data, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    save_file({"x": torch.ones(2)}, str(out / "toy.safetensors"))  # a good file from before
+    before = (out / "toy.safetensors").read_bytes()
+    original = Run._step_loss
+
+    def poisoned(self, batch, generator):
+        loss = original(self, batch, generator)
+        return loss * float("nan") if self.keeper.position.step + 1 >= 2 else loss
+
+    monkeypatch.setattr(Run, "_step_loss", poisoned)
+    # as on a GPU: the loss is read at report time and before each save, not every step
+    monkeypatch.setattr("trainer.train.LossGuard",
+                        functools.partial(guards.LossGuard, sync_each_step=False))
+    code, events = run(settings(tiny_model("sd15"), data, out, save_last_n_epochs=1))
+    assert code == 1
+    message = error_of(events)["message"]
+    assert "The loss became nan at step 2" in message and "learning rate" in message
+    assert "Traceback" not in message
+    assert (out / "toy.safetensors").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        "toy-000001-state", "toy-000001.safetensors", "toy.safetensors"]
+    assert_complete(out / "toy-000001.safetensors")
+
+
+def test_loss_guard_names_the_first_bad_step(tmp_path):
+    cfg, _ = config_from_dict(settings(Path("m"), tmp_path, tmp_path / "o", mixed_precision="no"))
+    for sync in (True, False):
+        guard = guards.LossGuard(cfg, sync_each_step=sync)
+        guard.observe(torch.tensor(0.5), 1)
+        guard.check()
+        with pytest.raises(guards.TrainingError, match="became inf at step 2"):
+            guard.observe(torch.tensor(float("inf")), 2)
+            guard.observe(torch.tensor(float("nan")), 3)
+            guard.check()
+
+
+def test_out_of_memory_names_the_settings_and_the_ways_out(tiny_model, data, tmp_path, monkeypatch):
+    def oom(self, batch, generator):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Run, "_step_loss", oom)
+    code, events = run(settings(tiny_model("sd15"), data, tmp_path / "out", optimizer="AdamW"))
+    assert code == 1
+    error = error_of(events)
+    message, hint = error["message"], error["hint"]
+    assert message.startswith("The GPU ran out of memory during a training step")
+    for setting in ("train_batch_size 2", "max_resolution 64,64", "gradient_checkpointing off",
+                    "cache_latents on", "optimizer AdamW"):
+        assert setting in message
+    for way in ("train_batch_size", "gradient_checkpointing", "max_resolution",
+                "network_train_unet_only", "AdamW8bit"):
+        assert way in hint
+    assert "Traceback" not in message + hint
+    assert Path(error["log_file"]).is_file()  # the traceback went to the log
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_disk_full_at_save_keeps_the_previous_file(tiny_model, data, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    save_file({"x": torch.ones(2)}, str(out / "toy.safetensors"))
+    before = (out / "toy.safetensors").read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd):  # the epoch-1 LoRA and state get through; the final file finds the disk full
+        if ".toy.safetensors.tmp" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, events = run(settings(tiny_model("sd15"), data, out, epoch=2))
+    assert code == 1
+    error = error_of(events)
+    assert "the disk is full" in error["message"] and "unchanged" in error["message"]
+    assert "Free some disk space" in error["hint"]
+    assert (out / "toy.safetensors").read_bytes() == before
+    assert_complete(out / "toy-000001.safetensors")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp left behind
+
+
+def test_read_only_folder_at_save_time_is_explained(tmp_path, monkeypatch):
+    target = tmp_path / "toy.safetensors"
+    save_file({"x": torch.ones(2)}, str(target))
+    before = target.read_bytes()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(SaveError) as info:
+        save_lora(target, {"x": torch.zeros(2)}, {})
+    assert target.read_bytes() == before
+    cfg, _ = config_from_dict(settings(Path("m"), tmp_path, tmp_path))
+    message, hint = guards.explain_failure(cfg, info.value)
+    assert "read-only" in message and "unchanged" in message and "can write to" in hint
+
+
+def test_a_killed_writer_leaves_nothing_the_next_run_cannot_clean(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    (tmp_path / f".toy.safetensors.tmp-{pid}").write_bytes(b"half")
+    (tmp_path / f".toy-state.tmp-{pid}").mkdir()
+    (tmp_path / f".toy-000001-state.old-{pid}").mkdir()  # died between the two renames
+    (tmp_path / f".toy-000001-state.old-{pid}" / "state.json").write_text("{}")
+    (tmp_path / f".mine.tmp-{os.getpid()}").write_bytes(b"in progress")  # a live writer
+    notes = clean_stale_temps(tmp_path)
+    assert len(notes) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".mine.tmp-{os.getpid()}", "toy-000001-state"]

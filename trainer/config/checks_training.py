@@ -1,0 +1,89 @@
+"""Rules between the optimizer, schedule, noise, loss and network settings (no torch).
+
+Called by `check_config`; returns (errors, warnings) like it. Each message names what to
+change, and where the Kohya GUI would crash or silently ignore a value, says so.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..block_lr import BlockWeights
+from ..optim_args import optimizer_rules
+from .validate import Problem
+
+if TYPE_CHECKING:
+    from .model import TrainingConfig
+
+_LYCORIS_DEFAULTS = {"dora_wd": False, "factor": -1, "decompose_both": False, "use_tucker": False,
+                     "use_scalar": False, "train_norm": False, "LyCORIS_preset": "full"}
+
+
+def _optimizer(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+    pairs, warnings = optimizer_rules(
+        optimizer=cfg.optimizer, optimizer_args=cfg.optimizer_args, lr_scheduler=cfg.lr_scheduler,
+        warmup_steps=cfg.lr_warmup_steps, lr_warmup=cfg.lr_warmup,
+        learning_rates={"learning_rate": cfg.learning_rate, "unet_lr": cfg.unet_lr,
+                        "text_encoder_lr": cfg.text_encoder_lr})
+    return [Problem(k, m) for k, m in pairs], warnings
+
+
+def _noise_and_loss(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+    errors: list[Problem] = []
+    warnings: list[str] = []
+    original = cfg.noise_offset_type == "Original"
+    if cfg.adaptive_noise_scale and not (original and cfg.noise_offset > 0):
+        errors.append(Problem("adaptive_noise_scale", "adds to the noise offset, so it needs Noise offset "
+                              "> 0 with Noise offset type 'Original'; set those, or set it to 0"))
+    if cfg.noise_offset_random_strength and not (original and cfg.noise_offset > 0):
+        warnings.append("noise_offset_random_strength has no effect without a noise offset "
+                        "(Noise offset type 'Original', Noise offset > 0)")
+    if cfg.ip_noise_gamma_random_strength and not cfg.ip_noise_gamma:
+        warnings.append("ip_noise_gamma_random_strength has no effect while ip_noise_gamma is 0")
+    if cfg.scale_v_pred_loss_like_noise_pred and not cfg.v_parameterization:
+        warnings.append("scale_v_pred_loss_like_noise_pred only acts on v-prediction models "
+                        "(v_parameterization); it is ignored for this model")
+    return errors, warnings
+
+
+def _network(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+    errors: list[Problem] = []
+    warnings: list[str] = []
+    lycoris = cfg.LoRA_type.startswith("LyCORIS/")
+    block_set = any(getattr(cfg, k).strip() for k in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"))
+    if block_set and lycoris:
+        errors.append(Problem("down_lr_weight", "block-wise learning rates work with LoRA type Standard "
+                              "or Kohya LoCon (as in Kohya); clear them or change the LoRA type"))
+    elif block_set:
+        arch = "sdxl" if cfg.sdxl else "sd1"
+        for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
+            one = {k: (getattr(cfg, k) if k == key else "")
+                   for k in ("down_lr_weight", "mid_lr_weight", "up_lr_weight")}
+            try:  # one at a time, so that each bad text is named
+                BlockWeights.parse(one["down_lr_weight"], one["mid_lr_weight"], one["up_lr_weight"],
+                                   cfg.block_lr_zero_threshold, arch)
+            except ValueError as exc:
+                errors.append(Problem(key, str(exc)))
+    if not lycoris:
+        changed = [k for k, v in _LYCORIS_DEFAULTS.items() if getattr(cfg, k) != v]
+        if changed:
+            warnings.append(f"{', '.join(changed)} only apply to the LyCORIS LoRA types; "
+                            f"with '{cfg.LoRA_type}' they are ignored")
+    if cfg.dora_wd and cfg.LoRA_type == "LyCORIS/iA3":
+        errors.append(Problem("dora_wd", "DoRA works with LyCORIS LoCon, LoHa and LoKr, not iA3"))
+    if cfg.stop_text_encoder_training and cfg.network_train_unet_only:
+        warnings.append("stop_text_encoder_training has no effect: the text encoder is not trained")
+    return errors, warnings
+
+
+def training_option_checks(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+    """Every rule of this module: (errors, warnings)."""
+    errors: list[Problem] = []
+    warnings: list[str] = []
+    for rule in (_optimizer, _noise_and_loss, _network):
+        e, w = rule(cfg)
+        errors.extend(e)
+        warnings.extend(w)
+    if cfg.fp8_base and cfg.mixed_precision == "no":
+        errors.append(Problem("fp8_base", "needs mixed precision 'fp16' or 'bf16' (the fp8 weights are "
+                              "computed in that precision)"))
+    return errors, warnings

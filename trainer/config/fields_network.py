@@ -1,0 +1,118 @@
+"""Network options of the Parameters tab: LoRA+, block-wise learning rates, max-norm, LyCORIS.
+
+Key names are the Kohya GUI's. Block weights are Kohya's text formats: 12 comma-separated
+numbers (SD1.x/SD2.x; 9 for SDXL), or a curve name ("sine", "cosine", "linear",
+"reverse_linear", "zeros") with an optional "+offset", e.g. "sine+0.5".
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from .fields import PARAM
+from .schema import setting as S
+
+LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-only",
+                   "unet-transformer-only", "unet-convblock-only", "ia3")
+
+
+class NetworkOptionSettings(BaseModel):
+    """LoRA+, block-wise learning rates, scale_weight_norms and the LyCORIS options."""
+
+    # ---- LoRA+ ------------------------------------------------------------------------------
+    loraplus_lr_ratio: float = S(
+        0.0, tab=PARAM, group="LoRA+", ge=0, le=1000, label="LoRA+ learning rate ratio",
+        label_ja="LoRA+の学習率比",
+        help="LoRA+: the 'up' weights learn this many times faster than the 'down' weights; "
+             "16 is the paper's value (0 = off).",
+        help_ja="LoRA+: up側の重みをdown側のこの倍の学習率で学習します。論文値は16(0=なし)。")
+    loraplus_unet_lr_ratio: float = S(
+        0.0, tab=PARAM, group="LoRA+", ge=0, le=1000, advanced=True,
+        label="LoRA+ U-Net learning rate ratio", label_ja="LoRA+のU-Net学習率比",
+        help="As LoRA+ ratio, for the U-Net only (0 = use the LoRA+ ratio).",
+        help_ja="U-Netだけに使うLoRA+の比(0=LoRA+の学習率比を使用)。")
+    loraplus_text_encoder_lr_ratio: float = S(
+        0.0, tab=PARAM, group="LoRA+", ge=0, le=1000, advanced=True,
+        label="LoRA+ text encoder learning rate ratio", label_ja="LoRA+のテキストエンコーダ学習率比",
+        help="As LoRA+ ratio, for the text encoder only (0 = use the LoRA+ ratio).",
+        help_ja="テキストエンコーダだけに使うLoRA+の比(0=LoRA+の学習率比を使用)。")
+
+    # ---- Max-norm regularisation ----------------------------------------------------------------
+    scale_weight_norms: float = S(
+        0.0, tab=PARAM, group="Network", ge=0, le=100, advanced=True, label="Scale weight norms",
+        label_ja="重みのノルムを制限",
+        help="After each step, shrink any LoRA module whose weight change has a norm above this; "
+             "1 is a common value. Keeps a LoRA from overpowering other LoRAs (0 = off).",
+        help_ja="各ステップの後、重みの変化のノルムがこの値を超えるモジュールを縮めます。1が一般的。"
+                "他のLoRAと併用しやすくなります(0=なし)。")
+
+    # ---- Block-wise learning rates (Standard / Kohya LoCon) ----------------------------------
+    down_lr_weight: str = S(
+        "", tab=PARAM, group="Block LR", advanced=True, label="Down LR weights",
+        label_ja="Down側の学習率の重み",
+        help="Learning-rate weight of each U-Net down block IN00..IN11 (SDXL IN00..IN08): 12 numbers "
+             "'0,0,0,0,0,0,1,1,1,1,1,1', or sine / cosine / linear / reverse_linear / zeros "
+             "with an optional '+0.5'. Empty = 1 everywhere.",
+        help_ja="U-Netのdownブロック(IN00~IN11、SDXLはIN00~IN08)ごとの学習率の重み: 12個の数値、"
+                "またはsine / cosine / linear / reverse_linear / zeros(『+0.5』も可)。空=すべて1。")
+    mid_lr_weight: str = S(
+        "", tab=PARAM, group="Block LR", advanced=True, label="Mid LR weights",
+        label_ja="Mid側の学習率の重み",
+        help="Learning-rate weight of the U-Net middle block, one number. Empty = 1.",
+        help_ja="U-Netの中間ブロックの学習率の重み(数値1つ)。空=1。")
+    up_lr_weight: str = S(
+        "", tab=PARAM, group="Block LR", advanced=True, label="Up LR weights",
+        label_ja="Up側の学習率の重み",
+        help="Learning-rate weight of each U-Net up block OUT00..OUT11 (SDXL OUT00..OUT08), in the "
+             "same formats as Down LR weights. Empty = 1 everywhere.",
+        help_ja="U-Netのupブロック(OUT00~OUT11、SDXLはOUT00~OUT08)ごとの学習率の重み。"
+                "書式はDown側と同じ。空=すべて1。")
+    block_lr_zero_threshold: float = S(
+        0.0, tab=PARAM, group="Block LR", ge=0, le=100, advanced=True,
+        label="Blocks LR zero threshold", label_ja="学習しないブロックのしきい値",
+        help="Blocks whose weight is at or below this are not trained at all (0 = only weight 0).",
+        help_ja="重みがこの値以下のブロックは学習しません(0=重み0のブロックのみ)。")
+
+    # ---- LyCORIS --------------------------------------------------------------------------------
+    LyCORIS_preset: Literal[LYCORIS_PRESETS] = S(
+        "full", tab=PARAM, group="LyCORIS", advanced=True, label="LyCORIS Preset",
+        label_ja="LyCORISのプリセット",
+        help="Which layers a LyCORIS network trains: full (attention, MLP, convolutions), "
+             "attn-mlp, attn-only, unet-only, ... ('ia3' suits LyCORIS/iA3).",
+        help_ja="LyCORISで学習する層: full(注意・MLP・畳み込み)、attn-mlp、attn-only、unet-onlyなど"
+                "(LyCORIS/iA3には'ia3')。")
+    dora_wd: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="DoRA Weight Decompose",
+        label_ja="DoRA(重み分解)",
+        help="DoRA: learn each weight's magnitude and direction separately (LyCORIS LoCon, LoHa, "
+             "LoKr). Often closer to full fine-tuning; a bit slower.",
+        help_ja="DoRA: 重みの大きさと向きを分けて学習します(LyCORISのLoCon・LoHa・LoKr)。"
+                "フルファインチューニングに近い結果になりやすく、少し遅くなります。")
+    factor: int = S(
+        -1, tab=PARAM, group="LyCORIS", ge=-1, le=1024, advanced=True, label="LoKr factor",
+        label_ja="LoKrのfactor",
+        help="LoKr splits each weight into a Kronecker product with this factor; -1 = as balanced "
+             "as possible (smallest file), larger = more capacity.",
+        help_ja="LoKrは重みをこのfactorでクロネッカー積に分解します。-1=最も均等(最小のファイル)、"
+                "大きいほど表現力が増えます。")
+    decompose_both: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="LoKr decompose both",
+        label_ja="LoKrで両方を分解",
+        help="LoKr: make both Kronecker factors low-rank (smaller file).",
+        help_ja="LoKr: クロネッカー積の両方の因子を低ランク化します(ファイルが小さくなります)。")
+    use_tucker: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Use Tucker decomposition",
+        label_ja="Tucker分解を使う",
+        help="Decompose 3x3 convolutions with Tucker (CP) decomposition: fewer parameters.",
+        help_ja="3x3畳み込みをTucker(CP)分解します。パラメータが減ります。")
+    use_scalar: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Use scalar",
+        label_ja="スカラーを使う",
+        help="Train an extra scalar per module (starts at 0), so both LoRA halves can start random.",
+        help_ja="モジュールごとに追加のスカラー(初期値0)を学習し、両側の重みをランダムに初期化できます。")
+    train_norm: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Train Norm",
+        label_ja="正規化層も学習",
+        help="Also train the normalisation layers (LayerNorm / GroupNorm) with LyCORIS.",
+        help_ja="LyCORISで正規化層(LayerNorm / GroupNorm)も学習します。")

@@ -1,0 +1,83 @@
+"""The network of a run from its settings: which class, which options, which groups.
+
+- `LoRA_type` Standard / Kohya LoCon -> our :class:`LoRANetwork`; LyCORIS/* ->
+  :class:`LycorisNetwork` (lycoris-lora) with the Kohya GUI's LyCORIS options.
+- `network_param_groups`: learning rates per part, LoRA+ and block weights.
+- `kohya_network_args`: the ``ss_network_module`` / ``ss_network_args`` metadata Kohya
+  writes for the same settings.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from ..block_lr import BlockWeights
+from .inject import LoRANetwork
+from .lycoris_net import ALGOS, LycorisNetwork
+from .param_groups import LoRAPlus, build_param_groups
+
+LYCORIS_OPTION_KEYS = ("dora_wd", "factor", "decompose_both", "use_tucker", "use_scalar", "train_norm")
+
+
+def lycoris_options(cfg: Any) -> dict[str, Any]:
+    """The LyCORIS network arguments of a config (preset included)."""
+    return {"preset": cfg.LyCORIS_preset, **{k: getattr(cfg, k) for k in LYCORIS_OPTION_KEYS}}
+
+
+def build_network(cfg: Any, unet: nn.Module, text_encoders: Sequence[nn.Module], *, arch: str,
+                  train_unet: bool, train_text_encoder: bool) -> nn.Module:
+    """The (not yet applied) network for `cfg.LoRA_type`."""
+    common = dict(arch=arch, rank=cfg.network_dim, alpha=cfg.network_alpha,
+                  dropout=cfg.network_dropout, rank_dropout=cfg.rank_dropout,
+                  module_dropout=cfg.module_dropout, train_unet=train_unet,
+                  train_text_encoder=train_text_encoder)
+    if cfg.LoRA_type in ALGOS:
+        network = LycorisNetwork(unet, text_encoders, lora_type=cfg.LoRA_type, conv_rank=cfg.conv_dim,
+                                 conv_alpha=cfg.conv_alpha, options=lycoris_options(cfg), **common)
+        if not network.loras:
+            raise ValueError(f"LyCORIS preset {cfg.LyCORIS_preset!r} matched no layer of this model; "
+                             "choose 'full' or 'attn-mlp'")
+        return network
+    return LoRANetwork(unet, text_encoders,
+                       conv_rank=cfg.conv_dim if cfg.LoRA_type == "Kohya LoCon" else 0,
+                       conv_alpha=cfg.conv_alpha, **common)
+
+
+def block_weights_of(cfg: Any, arch: str) -> BlockWeights | None:
+    """Parsed block weights, or None when none is set (the config check caught bad text)."""
+    return BlockWeights.parse(cfg.down_lr_weight, cfg.mid_lr_weight, cfg.up_lr_weight,
+                              cfg.block_lr_zero_threshold, arch)
+
+
+def network_param_groups(cfg: Any, network: nn.Module, *, arch: str, unet_lr: float,
+                         text_encoder_lr: float) -> list[dict]:
+    """Optimizer groups with the run's LoRA+ ratios and block weights."""
+    loraplus = LoRAPlus(cfg.loraplus_lr_ratio, cfg.loraplus_unet_lr_ratio,
+                        cfg.loraplus_text_encoder_lr_ratio)
+    return build_param_groups(network, unet_lr=unet_lr, text_encoder_lr=text_encoder_lr,
+                              loraplus=loraplus, block_weights=block_weights_of(cfg, arch))
+
+
+def kohya_network_args(cfg: Any) -> tuple[str, dict[str, str]]:
+    """(ss_network_module, ss_network_args) as Kohya writes them for these settings."""
+    args: dict[str, str] = {}
+    if cfg.LoRA_type in ALGOS:
+        module = "lycoris.kohya"
+        args.update(algo=ALGOS[cfg.LoRA_type], conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
+        args.update({k: str(v) for k, v in lycoris_options(cfg).items()})
+    else:
+        module = "networks.lora"
+        if cfg.LoRA_type == "Kohya LoCon":
+            args.update(conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
+        for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
+            if getattr(cfg, key).strip():
+                args[key] = getattr(cfg, key).strip()
+        if cfg.block_lr_zero_threshold:
+            args["block_lr_zero_threshold"] = str(cfg.block_lr_zero_threshold)
+    for key in ("network_dropout", "rank_dropout", "module_dropout", "loraplus_lr_ratio",
+                "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"):
+        if getattr(cfg, key):
+            args[key] = str(getattr(cfg, key))
+    return module, args

@@ -1,0 +1,34 @@
+"""Device and package checks for the optimizer, network and memory options (before loading).
+
+Each problem says what to install or choose instead; run by `trainer.preflight`.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from .config import Problem, TrainingConfig
+
+# Optimizer -> (module to import, pip package).
+_OPTIMIZER_PACKAGES = {"Lion": ("lion_pytorch", "lion-pytorch"), "Prodigy": ("prodigyopt", "prodigyopt"),
+                       "DAdaptAdam": ("dadaptation", "dadaptation")}
+
+
+def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
+    """Problems of this machine with the chosen optimizer, LoRA type and fp8_base."""
+    problems: list[Problem] = []
+    needed = _OPTIMIZER_PACKAGES.get(cfg.optimizer)
+    if needed and importlib.util.find_spec(needed[0]) is None:
+        problems.append(Problem("optimizer", f"{cfg.optimizer} needs the {needed[1]} package: run "
+                                f"`pip install {needed[1]}` in .venv, or choose AdamW"))
+    if cfg.LoRA_type.startswith("LyCORIS/") and importlib.util.find_spec("lycoris") is None:
+        problems.append(Problem("LoRA_type", f"{cfg.LoRA_type} needs the lycoris-lora package: run "
+                                "`pip install lycoris-lora` in .venv, or choose Standard"))
+    if cfg.fp8_base:
+        import torch
+        if not hasattr(torch, "float8_e4m3fn"):
+            problems.append(Problem("fp8_base", f"this PyTorch ({torch.__version__}) has no fp8 type; "
+                                    "update PyTorch or turn fp8_base off"))
+        elif not cuda:
+            problems.append(Problem("fp8_base", "fp8 base weights need an NVIDIA GPU and none was found; "
+                                    "turn fp8_base off on this machine"))
+    return problems
