@@ -135,7 +135,8 @@ def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
     return {"server_name": args.host, "server_port": args.port, "share": bool(args.share),
             "auth": parse_auth(args.auth), "inbrowser": bool(args.inbrowser),
             "allowed_paths": served, "ssr_mode": False, "mcp_server": False,
-            "enable_monitoring": False, "max_file_size": "5mb", "css": CSS, "show_error": False}
+            "enable_monitoring": False, "max_file_size": "5mb", "css": CSS, "show_error": False,
+            "footer_links": ["gradio", "settings"]}  # every event is private: no API page
 
 
 def serve(args: argparse.Namespace, block: bool = True) -> Any:
@@ -144,8 +145,24 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
     options = app_options(args)
     demo = build_app(options)
     demo.queue(default_concurrency_limit=4)
-    demo.launch(prevent_thread_lock=not block, **launch_kwargs(args, options))
+    # quiet: Gradio's own banner suggests share=True, which here needs --share and --auth.
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options))
+    print(f"LoRA trainer: open {demo.local_url} in your browser (Ctrl+C to quit)", flush=True)
+    if demo.share_url:
+        print(f"Public link (password protected): {demo.share_url}", flush=True)
+    if block:
+        demo.block_thread()  # returns on Ctrl+C
+        finish_run(demo.controller.runner)
     return demo
+
+
+def finish_run(runner: Any) -> None:
+    """On Ctrl+C, a running training stops after its step and saves (Ctrl+C again quits)."""
+    if runner.running:
+        print("Stopping the training run after the current step so that it saves... "
+              "(press Ctrl+C again to quit at once)", flush=True)
+        runner.stop()
+        runner.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,13 @@ import gradio as gr
 
 from trainer.config import FIELDS, TABS, FieldSpec
 
-from .binding import Form, form_values
+from .binding import Form
 from .handlers import Controller
 from .i18n import LANG_NAMES, pick_language, t, tab_name
 from .panel import error_markdown, logs_text, loss_frame, progress_markdown
 from .presets import DEFAULT_USER_DIR, PresetError
 from .runner import Runner
+from .values import form_values
 
 WELL_KNOWN_MODELS = ("runwayml/stable-diffusion-v1-5", "stabilityai/stable-diffusion-xl-base-1.0")
 CSS = ".field-errors { color: var(--error-text-color, #c62828); }"
@@ -61,7 +62,9 @@ class Page:
     # ---- layout -------------------------------------------------------------------------
     def build(self) -> gr.Blocks:
         lg = self.lang0
-        with gr.Blocks(title="LoRA trainer", analytics_enabled=False) as demo:
+        # delete_cache: Gradio's copies of offered LoRA files go after a day (checked hourly).
+        with gr.Blocks(title="LoRA trainer", analytics_enabled=False,
+                       delete_cache=(3600, 24 * 3600)) as demo:
             self.lang = gr.State(lg)
             self.seen = gr.State({})
             with gr.Row(equal_height=True):
@@ -187,11 +190,16 @@ class Page:
         def on_input(*args):
             return self._checks(self._values(args[:-1]), args[-1])
 
+        # Every event that reads the form takes the raw values (preprocess=False): a number
+        # out of its range then reaches our validation, which names the field, instead of
+        # failing in Gradio before any handler runs.
+        raw: dict[str, Any] = {"preprocess": False, "show_progress": "hidden",
+                               "api_visibility": "private"}
+
         # .input, not .change: only what the user types re-checks the form; a preset load
         # (80+ fields at once) re-checks once through `refresh` below.
         gr.on([w.input for w in widgets if w is not path_widget], on_input,
-              [*widgets, self.lang], checks_out, trigger_mode="always_last",
-              show_progress="hidden", api_visibility="private")
+              [*widgets, self.lang], checks_out, trigger_mode="always_last", **raw)
 
         def refresh(*args):
             """Model check (v2 / SDXL follow the detected family), then the form checks."""
@@ -202,12 +210,10 @@ class Page:
                                for k in keys], *self._checks(values, lang)]
 
         refresh_io = ([*widgets, self.lang], [self.model_md, *model_targets, *checks_out])
-        quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
-        path_widget.input(refresh, *refresh_io, trigger_mode="always_last",
-                          show_progress="hidden", api_visibility="private")
+        path_widget.input(refresh, *refresh_io, trigger_mode="always_last", **raw)
         self.quick_pick.input(lambda pick: gr.skip() if pick == "custom" else pick,
                               self.quick_pick, path_widget, api_visibility="private"
-                              ).then(refresh, *refresh_io, **quiet)
+                              ).then(refresh, *refresh_io, **raw)
 
         def fill(loaded, name, lang):
             vals = [loaded.values[n] for n in self.form.names]
@@ -223,10 +229,10 @@ class Page:
 
         self.load_btn.click(on_load_preset, [self.preset_dd, self.lang],
                             [*widgets, self.preset_msg], api_visibility="private"
-                            ).then(refresh, *refresh_io, **quiet)
+                            ).then(refresh, *refresh_io, **raw)
         self.upload.upload(on_load_preset, [self.upload, self.lang], [*widgets, self.preset_msg],
                            api_visibility="private"
-                           ).then(refresh, *refresh_io, **quiet)
+                           ).then(refresh, *refresh_io, **raw)
 
         def on_save(*args):
             name, lang = args[-2], args[-1]
@@ -238,7 +244,7 @@ class Page:
                     gr.update(choices=self.c.preset_choices(lang), value=str(path)))
 
         self.save_btn.click(on_save, [*widgets, self.preset_name, self.lang],
-                            [self.preset_msg, self.preset_dd], api_visibility="private")
+                            [self.preset_msg, self.preset_dd], **raw)
 
         def on_start(*args):
             lang = args[-1]
@@ -248,7 +254,7 @@ class Page:
             return [outcome.message, gr.Timer(active=True) if outcome.started else gr.skip(), *err]
 
         self.start_btn.click(on_start, [*widgets, self.lang], [self.run_msg, self.timer, *errors],
-                             api_visibility="private")
+                             **raw)
         self.stop_btn.click(self.c.stop, [self.lang], [self.run_msg], api_visibility="private")
         self.timer.tick(self._panel, [self.lang, self.seen], panel_out, show_progress="hidden",
                         api_visibility="private")
@@ -261,8 +267,7 @@ class Page:
                     *self._panel(lang, {})]
 
         every = [self.lang, *tr_out, self.model_md, *checks_out, *panel_out]
-        self.lang_radio.input(relabel, [self.lang_radio, path_widget, *widgets], every,
-                              show_progress="hidden", api_visibility="private")
+        self.lang_radio.input(relabel, [self.lang_radio, path_widget, *widgets], every, **raw)
         radio_at = 1 + tr_out.index(self.lang_radio)
 
         def on_open(request: gr.Request, *args):
@@ -274,8 +279,7 @@ class Page:
             out[radio_at] = gr.update(value=lang, label=t("language", lang))
             return out
 
-        demo.load(on_open, [path_widget, *widgets], every, show_progress="hidden",
-                  api_visibility="private")
+        demo.load(on_open, [path_widget, *widgets], every, **raw)
 
 
 def build_app(options: AppOptions | None = None, api: Any = None,

@@ -1,4 +1,4 @@
-"""Schema field -> widget, and widget values <-> config values.
+"""Schema field -> widget, and where a field's problems are shown.
 
 Every widget is derived from a `FieldSpec`: bool -> Checkbox, choices -> Dropdown,
 int/float -> Number with the schema's range, str -> Textbox (password for secrets). The
@@ -15,24 +15,12 @@ from typing import Any
 
 import gradio as gr
 
-from trainer.config import FIELDS, ConfigError, FieldSpec, Problem, TrainingConfig, validate_values
+from trainer.config import FieldSpec
 
 from .i18n import field_help, field_label, group_name, t
+from .values import problem_text
 
 Translation = Callable[[str], dict[str, Any]]
-
-
-class FieldNumber(gr.Number):
-    """gr.Number that passes every value on unchanged.
-
-    The browser still gets the schema's minimum and maximum (spinner limits), but an
-    out-of-range or fractional value reaches our validation, which names the field and the
-    allowed range next to it, instead of Gradio's anonymous pop-up."""
-
-    is_template = True  # render with Gradio's own Number front-end
-
-    def preprocess(self, payload: float | None) -> float | int | None:
-        return payload
 
 
 def number_step(spec: FieldSpec) -> float:
@@ -55,64 +43,16 @@ def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.
     if spec.choices:
         return gr.Dropdown(choices=list(spec.choices), value=shown, **common)
     if spec.type in (int, float):
-        return FieldNumber(value=shown, minimum=spec.minimum, maximum=spec.maximum,
-                           step=number_step(spec), **common)
+        # The range reaches the browser (spinner limits); events that read the form pass
+        # preprocess=False, so a value out of range reaches our validation, which names
+        # the field next to it, instead of Gradio's anonymous pop-up blocking every button.
+        return gr.Number(value=shown, minimum=spec.minimum, maximum=spec.maximum,
+                         step=number_step(spec), **common)
     is_path = bool(spec.widget and spec.widget.startswith("path"))
     return gr.Textbox(value="" if shown is None else str(shown),
                       type="password" if spec.secret else "text",
                       lines=4 if spec.widget == "textarea" else 1,
                       min_width=320 if is_path else 160, scale=2 if is_path else 1, **common)
-
-
-def widget_value(spec: FieldSpec, value: Any) -> Any:
-    """A config value as its widget shows it."""
-    if spec.type is str and value is None:
-        return ""
-    return value
-
-
-def form_values(names: Sequence[str], raw: Sequence[Any],
-                fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
-    """Widget values (in `names` order) -> a dict for `validate_values`.
-
-    An emptied Number arrives as None; it becomes "" so validation says 'is empty'."""
-    out: dict[str, Any] = {}
-    for name, value in zip(names, raw, strict=True):
-        spec = fields[name]
-        if value is None and spec.type in (int, float, str):
-            value = ""
-        out[name] = value
-    return out
-
-
-def config_values(cfg: TrainingConfig, names: Sequence[str],
-                  fields: Mapping[str, FieldSpec] = FIELDS) -> list[Any]:
-    """A config -> widget values in `names` order (the round trip of `form_values`)."""
-    dumped = cfg.model_dump()
-    return [widget_value(fields[n], dumped.get(n, fields[n].default)) for n in names]
-
-
-def validate_form(values: Mapping[str, Any]) -> tuple[TrainingConfig | None, list[Problem]]:
-    """(config, []) when the values are valid, else (None, every problem)."""
-    try:
-        return validate_values(dict(values)), []
-    except ConfigError as exc:
-        return None, list(exc.problems)
-
-
-def problem_text(problem: Any, lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:
-    """One problem as '**Label**: message' (the key itself when it is no field)."""
-    key = getattr(problem, "key", "")
-    message = getattr(problem, "message", str(problem))
-    spec = fields.get(key)
-    name = field_label(spec, lang) if spec else key
-    return f"**{name}**: {message}" if name else str(message)
-
-
-def problems_markdown(problems: Sequence[Any], lang: str,
-                      fields: Mapping[str, FieldSpec] = FIELDS) -> str:
-    """Every problem as a bulleted Markdown list naming the fields' labels."""
-    return "\n".join(f"- {problem_text(p, lang, fields)}" for p in problems)
 
 
 @dataclass

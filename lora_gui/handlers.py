@@ -14,11 +14,13 @@ from typing import Any
 
 from trainer.config import FIELDS, FieldSpec, Problem
 
-from .binding import problems_markdown, validate_form
 from .i18n import t
 from .presets import DEFAULT_USER_DIR, SHIPPED_DIR, LoadedPreset, list_presets, read_preset, save_user_preset
 from .runner import Runner
 from .summary import dataset_summary, model_status
+from .values import problems_markdown, validate_form
+
+MAX_DOWNLOADS = 4  # saved files offered for download at once (newest first to go)
 
 
 @dataclass
@@ -115,11 +117,12 @@ class Controller:
         return t("run.not_running", lang)
 
     def downloadable(self, paths: list[str]) -> list[str]:
-        """The saved files that exist, each made servable (only those exact files)."""
-        out = []
-        for p in paths:
-            if Path(p).is_file():
-                if self._allow_file is not None:
-                    self._allow_file(str(Path(p).resolve()))
-                out.append(p)
+        """The newest saved files that exist, each made servable (only those exact files).
+
+        Gradio hashes and copies every file it offers, so a long run of large LoRAs
+        offers its newest few; all of them are in the output folder and the log."""
+        out = [p for p in paths if Path(p).is_file()][-MAX_DOWNLOADS:]
+        if self._allow_file is not None:
+            for p in out:
+                self._allow_file(str(Path(p).resolve()))
         return out

@@ -43,6 +43,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.Block LR": ("Learning rate per block", "ブロックごとの学習率 (Block LR)"),
     "group.LyCORIS": ("LyCORIS", "LyCORIS"),
     "group.Saving": ("Saving", "保存のタイミング"),
+    "group.Speed": ("Speed", "速度"),
     # Source Model extras
     "quick_pick": ("Model Quick Pick", "モデルのクイック選択 (Model Quick Pick)"),
     "quick_pick.info": ("Pick a known model to fill the path, or custom to type your own.",

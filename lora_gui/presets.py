@@ -21,8 +21,8 @@ from trainer.config import FIELDS, FieldSpec, Problem, TrainingConfig, save_pres
 from trainer.config.checks import output_name_problem
 from trainer.kohya_keys import migrate_kohya
 
-from .binding import validate_form
 from .i18n import t
+from .values import problems_markdown, validate_form
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_USER_DIR = Path.home() / ".lora_gui" / "presets"
@@ -136,6 +136,5 @@ def save_user_preset(values: Mapping[str, Any], name: str, user_dir: Path,
     if cfg is None:
         cfg = _template_config(values, problems)
     if cfg is None:
-        from .binding import problems_markdown
         raise PresetError(t("preset.not_saved", lang) + "\n\n" + problems_markdown(problems, lang))
     return save_preset(cfg, Path(user_dir) / f"{name.strip()}.json")

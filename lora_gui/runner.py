@@ -94,7 +94,7 @@ class Runner:
     def start(self, cfg: TrainingConfig, num_processes: int = 1) -> bool:
         """Begin a run in the background; False (and nothing starts) while one is active."""
         with self._lock:
-            if self._state.active:
+            if self._busy():
                 return False
             self._state = RunState(status="running", run_id=self._state.run_id + 1,
                                    version=self._state.version + 1)
@@ -130,8 +130,13 @@ class Runner:
 
     @property
     def running(self) -> bool:
+        """True from Start until the worker has returned (it may still be freeing memory
+        after its last event), so a new run never overlaps the old one."""
         with self._lock:
-            return self._state.active
+            return self._busy()
+
+    def _busy(self) -> bool:
+        return self._state.active or (self._thread is not None and self._thread.is_alive())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker ends (tests and shutdown); True if it did."""

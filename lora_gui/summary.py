@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from trainer.config import FIELDS, FieldSpec, TrainingConfig
 
-from .binding import problems_markdown, validate_form
 from .i18n import t
+from .values import problems_markdown, validate_form
 
 MAX_LISTED = 20  # skipped files and warnings listed one by one before "... and N more"
 

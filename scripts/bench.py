@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -51,7 +52,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="default: on for sdxl, off otherwise")
     p.add_argument("--threads", type=int, help="CPU threads per side (default: the demo's 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="any other setting of ours for both sides, e.g. --set compile_unet=true")
+                   help="any other setting of ours, e.g. --set torch_compile=true (the reference "
+                        "reads only the shared ones: rank, precision, batch, ...)")
+    p.add_argument("--same-env", action="store_true",
+                   help="give the reference our process defaults too (OMP_WAIT_POLICY=PASSIVE), "
+                        "to compare the training steps alone")
     p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
     p.add_argument("--json", type=Path, help="write the results here")
     return p.parse_args(argv)
@@ -98,6 +103,15 @@ def write_dataset(root: Path, images: int, resolution: int) -> Path:
     return root
 
 
+def side_env(side: str, same_env: bool) -> dict[str, str]:
+    """The side's environment: this one without OMP_WAIT_POLICY, so that ours sets its own
+    default (trainer/__init__.py) and the reference runs with libgomp's stock one."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if side == "reference" and same_env:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
+
+
 class Worker:
     """One side's process; `ask` sends a command and returns its answer."""
 
@@ -108,7 +122,8 @@ class Worker:
                    "--arch", args.arch, "--device", args.device, "--resolution", str(resolution),
                    "--preset", json.dumps(preset)]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, cwd=ROOT)
+                                     stderr=self.log, text=True, cwd=ROOT,
+                                     env=side_env(side, args.same_env))
         self.ready = self._read()
 
     def _read(self) -> dict:
@@ -200,7 +215,6 @@ def machine(device: str) -> dict:
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
-    import os
     info["cores"] = os.cpu_count()
     if device == "cuda":
         import torch
@@ -242,7 +256,8 @@ def run(args: argparse.Namespace) -> dict:
                           "train_text_encoder": not preset["network_train_unet_only"],
                           "gradient_checkpointing": preset["gradient_checkpointing"],
                           "threads": preset["num_cpu_threads_per_process"],
-                          "steps": args.steps, "warmup": args.warmup, "extra": args.set}
+                          "steps": args.steps, "warmup": args.warmup, "extra": args.set,
+                          "same_env": args.same_env}
     report["command"] = "python scripts/bench.py " + " ".join(sys.argv[1:])
     report["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     return report

@@ -33,6 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Each side starts the way its users start it: ours like `python -m trainer` (the trainer
+# package loads before torch and sets its CPU-thread default, see trainer/__init__.py), the
+# reference like a plain diffusers script (torch first, libgomp's stock settings).
+if "--side" in sys.argv and sys.argv[sys.argv.index("--side") + 1:][:1] == ["ours"]:
+    import trainer  # noqa: F401
+
 import torch  # noqa: E402
 
 from bench_models import build_models  # noqa: E402

@@ -92,7 +92,7 @@ def block_of(lora_name: str) -> tuple[str, int] | None:
     m = _SGM.match(lora_name)
     if m:
         return ("down" if m.group(1) == "input_blocks" else "up", int(m.group(2)))
-    if lora_name.startswith("lora_unet_middle_block_") or lora_name.startswith("lora_unet_mid_block_"):
+    if lora_name.startswith(("lora_unet_middle_block_", "lora_unet_mid_block_")):
         return ("mid", 0)
     m = _SD_UPDOWN.search(lora_name)
     if not m:

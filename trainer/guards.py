@@ -36,18 +36,26 @@ class LossGuard:
     On a CPU each loss is checked at once. On a GPU reading a value would make every step
     wait for the GPU, so the first bad step and its loss are kept in device tensors and
     read by `check()`, which the run calls when it reports progress and before every save.
-    `sync_each_step` forces one way or the other (None: at once on a CPU only).
+    `sync_each_step` forces one way or the other (None: at once on a CPU only). With
+    several processes (`world` > 1) every process learns of a bad loss on any of them in
+    the same step and stops there, so none is left waiting for the others.
     """
 
-    def __init__(self, cfg, sync_each_step: bool | None = None) -> None:
+    def __init__(self, cfg, sync_each_step: bool | None = None, world: int = 1) -> None:
         self.cfg = cfg
-        self.sync_each_step = sync_each_step
+        self.sync_each_step = sync_each_step if world == 1 else True
+        self.world = world
         self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss, or -1
         self._bad_value: torch.Tensor | None = None
 
     def observe(self, loss: torch.Tensor, step: int) -> None:
         """Note the loss of `step` (counted from 1); raises TrainingError on a CPU."""
         loss = loss.detach().float()
+        if self.world > 1:  # a bad loss anywhere stops every process at this step
+            bad = (~torch.isfinite(loss)).any().float()
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+            if bad.item() and torch.isfinite(loss).all():
+                raise TrainingError(self._message(float("nan"), step) + " (on another process)")
         if self.sync_each_step or (self.sync_each_step is None and loss.device.type == "cpu"):
             if not torch.isfinite(loss).all():
                 raise TrainingError(self._message(float(loss.reshape(-1)[0]), step))

@@ -4,7 +4,6 @@ Small pure functions on tensors, each one formula, so they are tested on CPU dir
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

@@ -86,8 +86,8 @@ def optimizer_rules(*, optimizer: str, optimizer_args: str, lr_scheduler: str, w
         return [("optimizer_args", str(exc))], warnings
     warmup = warmup_steps > 0 or lr_warmup > 0
     if lr_scheduler == "adafactor" and optimizer != "Adafactor":
-        errors.append(("lr_scheduler", f"'adafactor' reads the step size from the Adafactor optimizer; "
-                       f"with {optimizer} choose another scheduler (e.g. cosine)"))
+        errors.append(("lr_scheduler", (f"'adafactor' reads the step size from the Adafactor optimizer; "
+                                        f"with {optimizer} choose another scheduler (e.g. cosine)")))
     if optimizer == "Adafactor":
         kwargs, notes = adafactor_kwargs(args)
         warnings.extend(notes)

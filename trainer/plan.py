@@ -188,9 +188,11 @@ def _step_saves(cfg: Any, total_steps: int) -> list[str]:
 
 
 def _config_dict(cfg: Any) -> dict:
-    if hasattr(cfg, "model_dump"):
-        return dict(cfg.model_dump())
-    return dict(vars(cfg))
+    """The settings, without secrets: the plan is printed (--dry-run) and sent to the GUI."""
+    from trainer.config.specs import SECRET_KEYS
+
+    values = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(vars(cfg))
+    return {k: v for k, v in values.items() if k not in SECRET_KEYS}
 
 
 def _advice(cfg: Any, train_total: int) -> list[str]:

@@ -150,6 +150,22 @@ class Sampler:
             torch.cuda.empty_cache()
         return paths
 
+    def _decode(self, pipe, latents: torch.Tensor):
+        """Latents -> PIL image, outside autocast: the SDXL VAE overflows in fp16 (black
+        samples), so it decodes in its own dtype, and an fp16 VAE that asks for it in fp32."""
+        vae = self.models.vae
+        upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        try:
+            if upcast:
+                vae.to(torch.float32)
+            with torch.autocast(self.device.type, enabled=False):
+                scaled = latents.to(vae.dtype) / vae.config.scaling_factor
+                image = vae.decode(scaled).sample
+        finally:
+            if upcast:
+                vae.to(torch.float16)
+        return pipe.image_processor.postprocess(image.float(), output_type="pil")[0]
+
     def _one(self, pipe, index: int, prompt: SamplePrompt, step: int, epoch: int | None) -> Path:
         from PIL.PngImagePlugin import PngInfo
 
@@ -163,9 +179,10 @@ class Sampler:
             embeds = {"prompt_embeds": hidden, "negative_prompt_embeds": negative}
             if pooled is not None:
                 embeds.update(pooled_prompt_embeds=pooled, negative_pooled_prompt_embeds=negative_pooled)
-            image = pipe(width=width, height=height, num_inference_steps=steps,
-                         guidance_scale=prompt.scale, generator=generator, output_type="pil",
-                         **embeds).images[0]
+            latents = pipe(width=width, height=height, num_inference_steps=steps,
+                           guidance_scale=prompt.scale, generator=generator, output_type="latent",
+                           **embeds).images
+        image = self._decode(pipe, latents)
         info = PngInfo()
         info.add_text("parameters", f"{prompt.prompt}\nNegative prompt: {prompt.negative}\n"
                       f"Steps: {steps}, Sampler: {self.sampler}, CFG scale: {prompt.scale}, "

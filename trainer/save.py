@@ -12,7 +12,6 @@ SHA-256 of the tensor data, i.e. the file minus its header) and ``modelspec.*``.
 from __future__ import annotations
 
 import datetime
-import errno
 import hashlib
 import json
 import os
@@ -24,6 +23,8 @@ from typing import Any
 import torch
 from safetensors.torch import save as serialize
 from torch import Tensor
+
+from .atomic import describe_os_error, fsync_dir, temp_name
 
 _DTYPES = {
     "fp16": torch.float16,
@@ -70,14 +71,6 @@ def _prepare(tensors: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor
     return prepared
 
 
-def _describe(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "the folder is read-only or not writable"
-    return exc.strerror or str(exc)
-
-
 def save_lora(
     path: Path, tensors: dict[str, Tensor], metadata: dict[str, str], dtype: torch.dtype = torch.float16
 ) -> Path:
@@ -97,7 +90,7 @@ def save_lora(
     meta["sshs_model_hash"] = _data_hash(serialize(prepared))
     blob = serialize(prepared, metadata=meta)
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_name(path)  # hidden; a killed run's leftovers are cleaned at the next start
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -105,25 +98,14 @@ def save_lora(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        raise SaveError(f"could not save {path}: {_describe(exc)} ({exc})") from exc
+        raise SaveError(f"could not save {path}: {describe_os_error(exc)} ({exc})") from exc
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX only; Windows cannot open folders)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _BASE_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}

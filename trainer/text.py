@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .transfer import to_device  # token ids reach the GPU without a host wait
+
 
 def tokenize(tokenizer, captions: list[str], max_token_length: int = 75) -> torch.Tensor:
     """Token ids shaped [batch, chunks, 77]."""
@@ -44,7 +46,7 @@ def _join_chunks(hidden: torch.Tensor, batch: int, n: int) -> torch.Tensor:
 def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
     """SD1/SD2 conditioning [B, 77*, D] from ids [B, n, 77]."""
     b, n, length = ids.shape
-    flat = ids.reshape(b * n, length).to(text_encoder.device)
+    flat = to_device(ids.reshape(b * n, length), text_encoder.device)
     if clip_skip <= 1:
         hidden = text_encoder(flat, return_dict=True).last_hidden_state
     else:
@@ -58,8 +60,8 @@ def encode_sdxl(text_encoders, ids_pair: list[torch.Tensor]) -> tuple[torch.Tens
     te1, te2 = text_encoders
     ids1, ids2 = ids_pair
     b, n, length = ids1.shape
-    out1 = te1(ids1.reshape(b * n, length).to(te1.device), output_hidden_states=True, return_dict=True)
-    out2 = te2(ids2.reshape(b * n, length).to(te2.device), output_hidden_states=True, return_dict=True)
+    out1 = te1(to_device(ids1.reshape(b * n, length), te1.device), output_hidden_states=True, return_dict=True)
+    out2 = te2(to_device(ids2.reshape(b * n, length), te2.device), output_hidden_states=True, return_dict=True)
     h1 = _join_chunks(out1.hidden_states[-2], b, n)
     h2 = _join_chunks(out2.hidden_states[-2], b, n)
     pooled = out2.text_embeds.reshape(b, n, -1)[:, 0]

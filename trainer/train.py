@@ -2,12 +2,20 @@
 
 Features and the settings behind them:
 - mixed precision (`mixed_precision`): autocast, LoRA weights in fp32, fp16 grad scaling.
-- latent cache (`cache_latents`): each image is encoded once, not once per repeat.
+- latent cache (`cache_latents`, `cache_latents_to_disk`): each image is encoded once, not
+  once per repeat, and kept in `<image>.npz` files across runs: `trainer.latent_cache`.
+- images loaded by DataLoader workers (`max_data_loader_n_workers`): `trainer.data.loader`.
 - text cache: when the text encoder is frozen and captions never change, each caption
   is encoded once.
 - buckets, repeats, reg images (`prior_loss_weight`), captions: `trainer.data`.
 - noise offset / multires / min-SNR: `trainer.noise`; LR schedules: `trainer.schedule`.
-- saves (`save_every_n_epochs`), Stop (a threading.Event): `<name>-stopped-<step>`.
+- optimizers and schedulers by Kohya name (`optimizer`, `lr_scheduler`): `trainer.optim`;
+  LoRA type incl. LyCORIS, LoRA+, block-wise LR: `trainer.network.build`; loss types,
+  ip noise, mem_eff_attn, fp8_base, full_fp16/bf16, max-norm, text-encoder stop:
+  `trainer.train_options`.
+- saves (`save_every_n_epochs`, `save_every_n_steps`, pruning), samples (Samples tab),
+  TensorBoard (`logging_dir`): `trainer.run_outputs`. Stop (a threading.Event):
+  `<name>-stopped-<step>`.
 - several processes (`accelerate launch`): each rank takes every world-th batch; the
   gradients are averaged; only the main process writes files and reports.
 """
@@ -38,7 +46,9 @@ from .run_io import LoRASaver, write_crash_log
 from .run_outputs import RunOutputs
 from .schedule import warmup_steps_for
 from .state import StateKeeper, check_resume
+from .speed import apply_speed_options
 from .text import TextConditioner
+from .transfer import to_device
 from .train_options import (StepHooks, allow_fp16_gradients, apply_attention_and_fp8, lora_dtype,
                             noise_kwargs, per_sample_training_loss)
 
@@ -96,7 +106,7 @@ class Run:
                                self.started_at, self.acc.is_main_process, self.emit,
                                lr_warmup_steps=self.warmup)
         # every save checks the loss first and writes the training state after; resume loads it
-        self.guard = LossGuard(cfg)
+        self.guard = LossGuard(cfg, world=self.acc.num_processes)
         self.keeper = StateKeeper(self, self.guard)
         self.saver = self.keeper.guarded(self.saver)
         self.keeper.resume()
@@ -128,6 +138,8 @@ class Run:
         self.started_at = time.time()
         self._load_models(models)
         self._make_network()
+        for note in apply_speed_options(cfg, self.models.unet, self.device):  # opt-in; off by default
+            self.emit(Event("log", {"message": note}))
         self._make_data()
         self._make_optimizer()
 
@@ -220,7 +232,7 @@ class Run:
     @torch.no_grad()
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
         vae = self.models.vae
-        dist = vae.encode(images.to(self.device, dtype=vae.dtype)).latent_dist
+        dist = vae.encode(to_device(images, self.device, vae.dtype)).latent_dist
         return dist.sample().float() * self.models.latent_scale
 
     def _cache_latents(self) -> dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]]:
@@ -296,7 +308,8 @@ class Run:
             latents = self._encode_images(batch["images"])
             time_ids = torch.cat([batch["original_sizes"], batch["crop_top_lefts"],
                                   batch["target_sizes"]], dim=1).float()
-        return latents.to(self.device), time_ids.to(self.device)
+        # copies that do not wait for the GPU: the host queues this step during the last one
+        return to_device(latents, self.device), to_device(time_ids, self.device)
 
     def _step_loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         """The denoising loss of one batch (weighted per sample)."""
@@ -325,7 +338,7 @@ class Run:
             cfg, pred, target, timesteps, self.alphas_cumprod,
             v_prediction=self.models.v_parameterization,
             num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)
-        weights = torch.where(batch["is_reg"].to(self.device), cfg.prior_loss_weight, 1.0)
+        weights = torch.where(to_device(batch["is_reg"], self.device), cfg.prior_loss_weight, 1.0)
         if cfg.min_snr_gamma > 0:
             weights = weights * min_snr_weights(timesteps, self.alphas_cumprod, cfg.min_snr_gamma,
                                                 self.models.v_parameterization)
@@ -354,6 +367,7 @@ class Run:
         accum = cfg.gradient_accumulation_steps
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed + self.acc.process_index)
         at = self.keeper.start(generator)  # step 0, or a resumed state's position (RNGs restored)
+        self.hooks.resumed_at(at.step)  # a text encoder whose training had stopped stays frozen
         total, step, last_emit = plan.total_steps, at.step, 0.0
         t0 = time.time()
         self.network.train()

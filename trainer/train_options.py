@@ -49,7 +49,7 @@ def allow_fp16_gradients(accelerator: Any) -> None:
     original = scaler._unscale_grads_
 
     @functools.wraps(original)
-    def unscale(optimizer, inv_scale, found_inf, allow_fp16):  # noqa: ARG001 - forced on
+    def unscale(optimizer, inv_scale, found_inf, allow_fp16):
         return original(optimizer, inv_scale, found_inf, True)
 
     scaler._unscale_grads_ = unscale
@@ -111,6 +111,11 @@ class StepHooks:
             self.norms = {"keys_scaled": stats.keys_scaled, "average_key_norm": stats.mean_norm,
                           "max_key_norm": stats.max_norm}
         if self.stop_te_at and not self.te_stopped and step >= self.stop_te_at:
+            self.stop_text_encoder(step)
+
+    def resumed_at(self, step: int) -> None:
+        """A run resumed past the text-encoder stop starts with the text encoder frozen."""
+        if self.stop_te_at and step >= self.stop_te_at and not self.te_stopped:
             self.stop_text_encoder(step)
 
     def stop_text_encoder(self, step: int) -> None:

@@ -8,8 +8,9 @@ import gradio as gr
 import pytest
 
 from lora_gui.app import AppOptions, build_app
-from lora_gui.binding import FieldNumber, Form, config_values, form_values, make_widget, validate_form
+from lora_gui.binding import Form, make_widget
 from lora_gui.presets import preset_values
+from lora_gui.values import config_values, form_values, validate_form
 from trainer.config import FIELDS
 
 from .gui_fakes import FakeApi
@@ -78,11 +79,14 @@ def test_japanese_labels_come_from_the_schema():
     assert (w.label, w.info) == (FIELDS["learning_rate"].label_ja, FIELDS["learning_rate"].help_ja)
 
 
-def test_number_widget_lets_validation_name_out_of_range_values():
-    with gr.Blocks():
-        w = make_widget(FIELDS["learning_rate"], "en")
-    assert isinstance(w, FieldNumber)
-    assert w.preprocess(5) == 5  # no anonymous Gradio pop-up: our validation reports it
+def test_every_event_reading_the_form_takes_raw_values(page):
+    """A number out of range must reach our validation (which names the field), not fail
+    in Gradio's Number.preprocess before any handler runs."""
+    field_ids = {b._id for b in page.blocks.values()
+                 if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")}
+    readers = [fn for fn in page.fns.values() if field_ids & {b._id for b in fn.inputs}]
+    assert len(readers) >= 5
+    assert all(fn.preprocess is False for fn in readers)
 
 
 def test_values_round_trip_through_the_config(values):

@@ -96,3 +96,30 @@ def test_demo_preset_points_into_the_project(monkeypatch, tmp_path):
     assert options.values["pretrained_model_name_or_path"] == str(ROOT / "demo" / "model")
     assert options.values["output_dir"] == str(ROOT / "demo" / "output")
     assert options.demo_model == str(ROOT / "demo" / "model")
+
+
+def test_the_app_starts_without_torch_or_the_training_modules():
+    code = ("import sys; from lora_gui.app import build_app; build_app(); "
+            "heavy = [m for m in ('torch', 'diffusers', 'trainer.train', 'trainer.models') "
+            "if m in sys.modules]; print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_lets_a_running_training_save_first(tmp_path, values):
+    import threading
+
+    from lora_gui.runner import Runner
+    from trainer.config import validate_values
+
+    from .gui_fakes import FakeApi
+
+    api = FakeApi(steps=50, gate=threading.Event())
+    runner = Runner(api)
+    runner.start(validate_values(values))
+    threading.Timer(0.2, api.gate.set).start()
+    gui.finish_run(runner)
+    s = runner.snapshot()
+    assert s.status == "stopped" and s.final_path.endswith(".safetensors")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,16 @@ def test_summary_reports_a_dataset_error_as_a_message(ctl, values, tmp_path):
     values["train_data_dir"] = str(tmp_path / "nope")
     text = ctl.summary(values, "en")
     assert "not available" in text and "does not exist" in text
+
+
+def test_only_the_newest_saved_files_are_offered_and_only_those_are_served(api, tmp_path):
+    served = []
+    ctl = Controller(api, user_dir=tmp_path, allow_file=served.append)
+    files = []
+    for i in range(6):
+        f = tmp_path / f"lora-{i:06d}.safetensors"
+        f.write_bytes(b"x")
+        files.append(str(f))
+    offered = ctl.downloadable([*files, str(tmp_path / "gone.safetensors")])
+    assert offered == files[2:]
+    assert served == [str(Path(f).resolve()) for f in files[2:]]

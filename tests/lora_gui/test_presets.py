@@ -41,6 +41,7 @@ def test_seed_recipe_is_the_guides_final_settings():
     v = read_preset(SHIPPED_DIR / "seed_recipe.json").values
     assert (v["max_resolution"], v["network_dim"], v["network_alpha"]) == ("1024,1024", 512, 50)
     assert (v["train_batch_size"], v["epoch"], v["lr_warmup"]) == (1, 1, 0)
+    assert (v["optimizer"], v["lr_scheduler"]) == ("Adafactor", "adafactor")
 
 
 def test_list_presets_shows_shipped_then_yours(tmp_path):
@@ -65,7 +66,8 @@ def test_a_kohya_gui_preset_imports_with_notes_on_what_changed_and_what_was_unus
     notes = "\n".join(loaded.notes)
     assert "migrated: xformers: True -> 'xformers'" in notes
     assert "not used by this trainer (ignored): another_unknown_key, gui_theme_from_elsewhere" in notes
-    assert "optimizer: 'NotAnOptimizer' cannot be used" in notes and v["optimizer"] == FIELDS["optimizer"].default
+    assert "optimizer: 'NotAnOptimizer' cannot be used" in notes
+    assert v["optimizer"] == FIELDS["optimizer"].default
 
 
 def test_unreadable_preset_is_a_message(tmp_path):

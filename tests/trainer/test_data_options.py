@@ -9,7 +9,6 @@ import threading
 
 import pytest
 import torch
-from PIL import Image
 
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.config import config_from_dict

@@ -72,6 +72,28 @@ def test_each_type_has_kohya_names_and_its_algorithms_keys(models, lora_type):
     assert "lora_unet_down_blocks_0_resnets_0_conv1" in names  # the 'full' preset: convolutions too
 
 
+def ia3_modules_from_file(path, holder: nn.Module, unet: nn.Module) -> list:
+    """iA3 modules read back with lycoris' IA3Module.make_module_from_state_dict.
+
+    lycoris 4.1.3's generic loader hands that method the file's `on_input` too, which it
+    does not take; the class method itself reads the weights (all `on_input` 0 here).
+    """
+    from lycoris.modules.ia3 import IA3Module
+    from safetensors.torch import load_file
+
+    sd = load_file(str(path))
+    names = {k.split(".")[0] for k in sd}
+    found = {}
+    for prefix, root in (("lora_unet", unet), ("lora_te", holder)):
+        for module_path, module in root.named_modules():
+            name = f"{prefix}_{module_path}".replace(".", "_")
+            if name in names:
+                found[name] = module
+    assert set(found) == names
+    assert all(int(sd[f"{n}.on_input"]) == 0 for n in names)
+    return [IA3Module.make_module_from_state_dict(n, m, sd[f"{n}.weight"]) for n, m in found.items()]
+
+
 @pytest.mark.parametrize("lora_type,options", [
     ("LyCORIS/LoCon", {}), ("LyCORIS/LoCon", {"dora_wd": True}), ("LyCORIS/LoHa", {}),
     # lycoris' loader guesses a LoKr factor from the shapes: it cannot for the 4-channel conv_in
@@ -94,13 +116,18 @@ def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(
     path = save_lora(tmp_path / "ly.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
     holder = nn.Module()  # the text encoder under 'text_model', as the A1111 / Kohya names spell it
     holder.text_model = models.text_encoders[0]
-    loaded, _ = create_network_from_weights(1.0, str(path), None, holder, models.unet)
-    assert len(loaded.unet_loras) == len(net.unet_loras) and len(loaded.text_encoder_loras) == len(net.te_loras)
-    loaded.apply_to(holder, models.unet, apply_text_encoder=True, apply_unet=True)
+    if lora_type == "LyCORIS/iA3":
+        loras = ia3_modules_from_file(path, holder, models.unet)
+    else:
+        loaded, _ = create_network_from_weights(1.0, str(path), None, holder, models.unet)
+        loras = loaded.unet_loras + loaded.text_encoder_loras
+    assert len(loras) == len(net.loras)
+    for lora in loras:
+        lora.apply_to()
     try:
         theirs = forward(models)
     finally:
-        for lora in loaded.loras:
+        for lora in loras:
             lora.restore()
     torch.testing.assert_close(theirs[0], ours[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(theirs[1], ours[1], rtol=1e-4, atol=1e-5)

@@ -177,6 +177,14 @@ def test_the_text_encoder_stops_learning_after_its_share_of_the_steps():
     assert torch.equal(snapshots[1][0], snapshots[3][0])      # after 50% of 4 steps: frozen
     assert not torch.equal(snapshots[1][1], snapshots[3][1])  # the U-Net goes on
     assert any("stopped after step 2" in e.data["message"] for e in events)
+    # A run resumed after the stop starts with the text encoder frozen.
+    resumed = ToyNet()
+    hooks = StepHooks(cfg, resumed, torch.optim.AdamW(build_param_groups(resumed, unet_lr=1e-2,
+                      text_encoder_lr=1e-2)), 4, torch.device("cpu"), events.append, train_text_encoder=True)
+    hooks.resumed_at(0)
+    assert resumed.te_loras[0].lora_up.weight.requires_grad
+    hooks.resumed_at(3)
+    assert not resumed.te_loras[0].lora_up.weight.requires_grad
 
 
 def test_kohya_keys_for_the_text_encoder_stop():

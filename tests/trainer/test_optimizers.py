@@ -126,12 +126,12 @@ def test_adafactor_with_warmup_is_explained_with_both_working_combinations():
     assert "'adafactor'" in message and ADAFACTOR_FIXED_LR_ARGS in message
     assert "constant_with_warmup" in message
     # Both offered combinations load without a problem.
-    cfg, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 0,
-                                      "lr_scheduler": "adafactor"})
+    _, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 0,
+                                    "lr_scheduler": "adafactor"})
     assert warnings == []
-    cfg, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 10,
-                                      "optimizer_args": ADAFACTOR_FIXED_LR_ARGS,
-                                      "lr_scheduler": "constant_with_warmup"})
+    _, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 10,
+                                    "optimizer_args": ADAFACTOR_FIXED_LR_ARGS,
+                                    "lr_scheduler": "constant_with_warmup"})
     assert warnings == []
     # Another schedule with relative_step: said to have no effect, as Kohya silently does.
     _, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 0})
@@ -140,6 +140,9 @@ def test_adafactor_with_warmup_is_explained_with_both_working_combinations():
                                     "lr_scheduler": "adafactor",
                                     "optimizer_args": "relative_step=False warmup_init=True"})
     assert any("warmup_init=True needs relative_step=True" in w for w in warnings)
+    _, warnings = config_from_dict({**REQUIRED, "optimizer": "Adafactor", "lr_warmup": 0,
+                                    "lr_scheduler": "adafactor", "loraplus_lr_ratio": 16})
+    assert any("loraplus_lr_ratio have no effect" in w for w in warnings)  # one step-size rule
     with pytest.raises(ConfigError) as info:
         config_from_dict({**REQUIRED, "optimizer": "AdamW", "lr_scheduler": "adafactor"})
     assert "Adafactor" in info.value.by_key()["lr_scheduler"][0]

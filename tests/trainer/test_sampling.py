@@ -7,8 +7,14 @@ from PIL import Image
 
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.config import FIELDS, config_from_dict
-from trainer.sample_prompts import (SamplePrompt, parse_prompt_line, parse_prompts,
-                                    read_sample_prompts, sample_size, sampling_due)
+from trainer.sample_prompts import (
+    SamplePrompt,
+    parse_prompt_line,
+    parse_prompts,
+    read_sample_prompts,
+    sample_size,
+    sampling_due,
+)
 
 SMALL = "--w 64 --h 64 --s 2"
 FAST = SMALL + " --l 1"  # CFG scale 1: one U-Net pass per step instead of two
@@ -52,7 +58,7 @@ def test_sample_size_defaults_to_the_training_resolution_and_rounds_to_64():
 
 
 def test_timing_follows_sd_scripts():
-    due = lambda step, epoch_end=None, n=0, e=0: sampling_due(  # noqa: E731
+    due = lambda step, epoch_end=None, n=0, e=0: sampling_due(
         step=step, every_n_steps=n, every_n_epochs=e, epoch_end=epoch_end)
     assert [s for s in range(1, 10) if due(s, n=3)] == [3, 6, 9]
     assert not due(3, epoch_end=1, n=3)  # step sampling happens after steps only

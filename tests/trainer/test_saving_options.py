@@ -62,8 +62,8 @@ class FakeSaver:
 
 
 def settings(tmp_path, **over):
-    values = dict(output_dir=str(tmp_path), output_name="toy", save_every_n_epochs=1,
-                  save_every_n_steps=1, save_last_n_epochs=1, save_last_n_steps=1)
+    values = {"output_dir": str(tmp_path), "output_name": "toy", "save_every_n_epochs": 1,
+                  "save_every_n_steps": 1, "save_last_n_epochs": 1, "save_last_n_steps": 1}
     return SimpleNamespace(**{**values, **over})
 
 
@@ -103,6 +103,12 @@ def test_the_settings_are_in_the_schema_with_kohya_names():
         spec = FIELDS[key]
         assert spec.tab == "Parameters" and spec.group == "Saving" and spec.default == 0
         assert spec.help and spec.help_ja and spec.label_ja
+    cfg, _ = config_from_dict({  # as kohya_ss writes them: numbers as text, null when unset
+        "pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o",
+        "save_every_n_steps": "500", "save_last_n_steps": None, "save_last_n_epochs": 3,
+        "logging_dir": "logs", "training_comment": "hi", "metadata_title": "T"})
+    assert (cfg.save_every_n_steps, cfg.save_last_n_steps, cfg.save_last_n_epochs) == (500, 0, 3)
+    assert (cfg.logging_dir, cfg.training_comment, cfg.metadata_title) == ("logs", "hi", "T")
 
 
 # ---- metadata the user types -----------------------------------------------------------------

@@ -29,6 +29,19 @@ def test_kohya_preset_secrets_are_not_echoed_or_saved(tmp_path):
     assert TOKEN not in text and "huggingface_token" not in text  # ...never written
 
 
+def test_the_dry_run_plan_does_not_print_the_token(tmp_path, capsys):
+    from trainer.__main__ import main
+
+    data = make_toy_dataset(tmp_path / "data", n=1, size=64)
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"pretrained_model_name_or_path": "m", "train_data_dir": str(data),
+                                  "output_dir": str(tmp_path / "o"), "huggingface_token": TOKEN,
+                                  "max_resolution": "64,64", "min_bucket_reso": 64}))
+    assert main(["--config", str(preset), "--dry-run", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "train_batch_size" in out and TOKEN not in out
+
+
 def test_no_file_event_or_log_of_a_run_holds_the_token(tiny_model, tmp_path, monkeypatch):
     data = make_toy_dataset(tmp_path / "data", n=2, size=64)
     out, logs = tmp_path / "out", tmp_path / "logs"
@@ -57,7 +70,7 @@ def test_no_file_event_or_log_of_a_run_holds_the_token(tiny_model, tmp_path, mon
     state = json.loads((out / "toy-000001-state" / "state.json").read_text(encoding="utf-8"))
     assert "huggingface_token" not in state["config"]
     assert "***" in (logs / "toy.log").read_text(encoding="utf-8")  # the crash log
-    assert all(TOKEN not in e.to_json() for e in events)
+    assert [e.kind for e in events if TOKEN in e.to_json()] == []
     assert "***" in [e for e in events if e.kind == "error"][0].data["message"]
 
 

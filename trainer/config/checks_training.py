@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..block_lr import BlockWeights
-from ..optim_args import optimizer_rules
+from ..optim_args import adafactor_kwargs, optimizer_rules, parse_args_text
 from .validate import Problem
 
 if TYPE_CHECKING:
@@ -18,16 +18,26 @@ _LYCORIS_DEFAULTS = {"dora_wd": False, "factor": -1, "decompose_both": False, "u
                      "use_scalar": False, "train_norm": False, "LyCORIS_preset": "full"}
 
 
-def _optimizer(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+def _optimizer(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     pairs, warnings = optimizer_rules(
         optimizer=cfg.optimizer, optimizer_args=cfg.optimizer_args, lr_scheduler=cfg.lr_scheduler,
         warmup_steps=cfg.lr_warmup_steps, lr_warmup=cfg.lr_warmup,
         learning_rates={"learning_rate": cfg.learning_rate, "unet_lr": cfg.unet_lr,
                         "text_encoder_lr": cfg.text_encoder_lr})
+    if cfg.optimizer == "Adafactor" and not pairs:
+        relative = adafactor_kwargs(parse_args_text(cfg.optimizer_args))[0]["relative_step"]
+        per_group = [k for k in ("loraplus_lr_ratio", "loraplus_unet_lr_ratio",
+                                 "loraplus_text_encoder_lr_ratio", "down_lr_weight", "mid_lr_weight",
+                                 "up_lr_weight") if str(getattr(cfg, k)).strip() not in ("", "0", "0.0")]
+        if (cfg.unet_lr or cfg.learning_rate) != (cfg.text_encoder_lr or cfg.learning_rate):
+            per_group.insert(0, "different unet_lr / text_encoder_lr")
+        if relative and per_group:
+            warnings.append("Adafactor with relative_step=True picks one step size rule for every layer: "
+                            f"{', '.join(per_group)} have no effect (as in Kohya)")
     return [Problem(k, m) for k, m in pairs], warnings
 
 
-def _noise_and_loss(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+def _noise_and_loss(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
     original = cfg.noise_offset_type == "Original"
@@ -45,7 +55,7 @@ def _noise_and_loss(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
     return errors, warnings
 
 
-def _network(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+def _network(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
     lycoris = cfg.LoRA_type.startswith("LyCORIS/")
@@ -75,7 +85,7 @@ def _network(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
     return errors, warnings
 
 
-def training_option_checks(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+def training_option_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     """Every rule of this module: (errors, warnings)."""
     errors: list[Problem] = []
     warnings: list[str] = []

@@ -10,10 +10,11 @@ from .fields import BasicSettings
 from .fields_network import NetworkOptionSettings
 from .fields_samples import SampleSettings
 from .fields_saving import SavingSettings
+from .fields_speed import SpeedSettings
 from .fields_state import StateSettings
 from .fields_training import TrainingOptionSettings
 
 
-class TrainingConfig(SampleSettings, SavingSettings, StateSettings, TrainingOptionSettings,
+class TrainingConfig(SpeedSettings, SampleSettings, SavingSettings, StateSettings, TrainingOptionSettings,
                      NetworkOptionSettings, AdvancedSettings, BasicSettings):  # fields come base-last first
     """One validated training configuration; the GUI, CLI and presets all build this."""

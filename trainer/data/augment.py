@@ -22,7 +22,7 @@ def shift_hue(img: Image.Image, degrees: float) -> Image.Image:
     """The image with its hue turned by `degrees` (greys stay grey)."""
     hsv = np.array(img.convert("RGB").convert("HSV"), dtype=np.int32)
     # PIL's hue runs 0..255 for a full turn
-    hsv[..., 0] = (hsv[..., 0] + int(round(degrees * 256.0 / 360.0))) % 256
+    hsv[..., 0] = (hsv[..., 0] + round(degrees * 256.0 / 360.0)) % 256
     return Image.fromarray(hsv.astype(np.uint8), mode="HSV").convert("RGB")
 
 

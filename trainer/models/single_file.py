@@ -266,7 +266,7 @@ def _to_original(state: dict[str, Tensor], prefix: str,
         source = source_of(key)
         if source is None:
             continue
-        tensor = tensor.detach().cpu()
+        tensor = tensor.detach() if tensor.is_meta else tensor.detach().cpu()
         if source.qkv is not None:
             fused.setdefault(source.name, {})[source.qkv] = tensor
             continue
@@ -288,14 +288,19 @@ def _add_unused_sd2_weights(out: dict[str, Tensor], encoder: torch.nn.Module,
     template = f"{prefix}transformer.resblocks.0."
     for extra in range(layers, layers + SD2_DROPPED_LAYERS):
         for name in [k for k in out if k.startswith(template)]:
-            like = out[name]
-            value = torch.randn(like.shape, generator=generator, dtype=torch.float32) * 0.02
-            if name.endswith(("ln_1.weight", "ln_2.weight")):
-                value = torch.ones(like.shape)
             new = name.replace(".resblocks.0.", f".resblocks.{extra}.")
-            out[new] = value.to(like.dtype)
-    out[prefix + "text_projection"] = (torch.randn(hidden, hidden, generator=generator) * 0.02).to(
-        out[prefix + "token_embedding.weight"].dtype
-    )
+            out[new] = _small_random(out[name].shape, out[name], generator, ones=name.endswith("weight")
+                                     and ".ln_" in name)
+    like = out[prefix + "token_embedding.weight"]
+    out[prefix + "text_projection"] = _small_random((hidden, hidden), like, generator)
+
+
+def _small_random(shape: tuple[int, ...] | torch.Size, like: Tensor, generator: torch.Generator | None,
+                  ones: bool = False) -> Tensor:
+    """Stand-in weights for parts a diffusers model lacks (shape only, for a model on meta)."""
+    if like.is_meta:
+        return torch.empty(shape, dtype=like.dtype, device="meta")
+    value = torch.ones(shape) if ones else torch.randn(shape, generator=generator) * 0.02
+    return value.to(like.dtype)
 
 

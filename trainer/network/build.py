@@ -29,10 +29,10 @@ def lycoris_options(cfg: Any) -> dict[str, Any]:
 def build_network(cfg: Any, unet: nn.Module, text_encoders: Sequence[nn.Module], *, arch: str,
                   train_unet: bool, train_text_encoder: bool) -> nn.Module:
     """The (not yet applied) network for `cfg.LoRA_type`."""
-    common = dict(arch=arch, rank=cfg.network_dim, alpha=cfg.network_alpha,
-                  dropout=cfg.network_dropout, rank_dropout=cfg.rank_dropout,
-                  module_dropout=cfg.module_dropout, train_unet=train_unet,
-                  train_text_encoder=train_text_encoder)
+    common = {"arch": arch, "rank": cfg.network_dim, "alpha": cfg.network_alpha,
+              "dropout": cfg.network_dropout, "rank_dropout": cfg.rank_dropout,
+              "module_dropout": cfg.module_dropout, "train_unet": train_unet,
+              "train_text_encoder": train_text_encoder}
     if cfg.LoRA_type in ALGOS:
         network = LycorisNetwork(unet, text_encoders, lora_type=cfg.LoRA_type, conv_rank=cfg.conv_dim,
                                  conv_alpha=cfg.conv_alpha, options=lycoris_options(cfg), **common)

@@ -1,0 +1,64 @@
+"""Form values <-> config values, and problems as text: the GUI's plain-data layer.
+
+No Gradio here, so presets, summaries and handlers can be used (and tested) without a
+page. An emptied number field arrives as None and is reported as empty, never guessed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trainer.config import FIELDS, ConfigError, FieldSpec, Problem, TrainingConfig, validate_values
+
+from .i18n import field_label
+
+
+def widget_value(spec: FieldSpec, value: Any) -> Any:
+    """A config value as its widget shows it."""
+    if spec.type is str and value is None:
+        return ""
+    return value
+
+
+def form_values(names: Sequence[str], raw: Sequence[Any],
+                fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+    """Widget values (in `names` order) -> a dict for `validate_values`.
+
+    An emptied Number arrives as None; it becomes "" so validation says 'is empty'."""
+    out: dict[str, Any] = {}
+    for name, value in zip(names, raw, strict=True):
+        spec = fields[name]
+        if value is None and spec.type in (int, float, str):
+            value = ""
+        out[name] = value
+    return out
+
+
+def config_values(cfg: TrainingConfig, names: Sequence[str],
+                  fields: Mapping[str, FieldSpec] = FIELDS) -> list[Any]:
+    """A config -> widget values in `names` order (the round trip of `form_values`)."""
+    dumped = cfg.model_dump()
+    return [widget_value(fields[n], dumped.get(n, fields[n].default)) for n in names]
+
+
+def validate_form(values: Mapping[str, Any]) -> tuple[TrainingConfig | None, list[Problem]]:
+    """(config, []) when the values are valid, else (None, every problem)."""
+    try:
+        return validate_values(dict(values)), []
+    except ConfigError as exc:
+        return None, list(exc.problems)
+
+
+def problem_text(problem: Any, lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+    """One problem as '**Label**: message' (the key itself when it is no field)."""
+    key = getattr(problem, "key", "")
+    message = getattr(problem, "message", str(problem))
+    spec = fields.get(key)
+    name = field_label(spec, lang) if spec else key
+    return f"**{name}**: {message}" if name else str(message)
+
+
+def problems_markdown(problems: Sequence[Any], lang: str,
+                      fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+    """Every problem as a bulleted Markdown list naming the fields' labels."""
+    return "\n".join(f"- {problem_text(p, lang, fields)}" for p in problems)

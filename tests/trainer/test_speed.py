@@ -1,0 +1,94 @@
+"""The speed work that runs on a CPU: thread wait policy, fused AdamW, copies, opt-in options."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from trainer.optim import make_optimizer
+from trainer.speed import apply_speed_options, unet_blocks
+from trainer.transfer import to_device
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _policy_after_import(env_value: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_value is not None:
+        env["OMP_WAIT_POLICY"] = env_value
+    code = "import os, trainer; print(os.environ['OMP_WAIT_POLICY'])"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+def test_trainer_makes_idle_cpu_threads_sleep_but_keeps_the_users_choice() -> None:
+    assert _policy_after_import(None) == "PASSIVE"
+    assert _policy_after_import("ACTIVE") == "ACTIVE"
+
+
+def _params() -> list[dict]:
+    return [{"params": [torch.nn.Parameter(torch.zeros(4, 4))], "lr": 1e-3}]
+
+
+def test_adamw_is_fused_on_a_cpu_unless_foreach_is_asked_for() -> None:
+    fused = make_optimizer("AdamW", _params(), 1e-3, "", torch.device("cpu"))
+    assert fused.defaults["fused"] is True
+    loop = make_optimizer("AdamW", _params(), 1e-3, "foreach=True", torch.device("cpu"))
+    assert not loop.defaults["fused"] and loop.defaults["foreach"] is True
+
+
+def test_fused_adamw_takes_the_same_step_as_the_loop() -> None:
+    torch.manual_seed(0)
+    start, grad = torch.randn(8, 8), torch.randn(8, 8)
+    results = []
+    for args in ("", "foreach=False"):
+        p = torch.nn.Parameter(start.clone())
+        opt = make_optimizer("AdamW", [{"params": [p], "lr": 1e-2}], 1e-2, args, torch.device("cpu"))
+        for _ in range(3):
+            p.grad = grad.clone()
+            opt.step()
+        results.append(p.detach())
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_to_device_on_a_cpu_is_a_plain_conversion() -> None:
+    t = torch.arange(4)
+    assert to_device(t, "cpu") is t
+    assert to_device(t, torch.device("cpu"), torch.float32).dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def unet():
+    from trainer.models.tiny import build_tiny_pipeline
+
+    return build_tiny_pipeline("sd15").unet
+
+
+def test_speed_options_are_off_by_default_and_channels_last_needs_a_gpu(unet) -> None:
+    from trainer.config import TrainingConfig
+
+    defaults = TrainingConfig.model_fields
+    assert defaults["torch_compile"].default is False and defaults["channels_last"].default is False
+    cfg = SimpleNamespace(channels_last=True, torch_compile=False)
+    assert apply_speed_options(cfg, unet, torch.device("cpu")) == []
+    assert unet.conv_in.weight.is_contiguous()  # NCHW as before
+
+
+def test_compile_keeps_every_module_path_so_lora_names_do_not_change(unet) -> None:
+    names_before = [name for name, _ in unet.named_modules()]
+    keys_before = list(unet.state_dict())
+    notes = apply_speed_options(SimpleNamespace(channels_last=False, torch_compile=True), unet,
+                                torch.device("cpu"))
+    assert notes and "Compiling" in notes[0]
+    blocks = unet_blocks(unet)
+    assert len(blocks) == len(unet.down_blocks) + 1 + len(unet.up_blocks)
+    assert all(block._compiled_call_impl is not None for block in blocks)  # compiled lazily, in place
+    assert [name for name, _ in unet.named_modules()] == names_before
+    assert list(unet.state_dict()) == keys_before
