@@ -24,7 +24,7 @@ class Event:
     epoch:    {"epoch", "epochs", "avg_loss"}
     sample:   {"path", "prompt", "step", "epoch", "index"}   (a preview PNG; epoch is None
               for samples made every N steps or before training, step 0)
-    saved:    {"path", "epoch", "step", "final"}
+    saved:    {"path", "epoch", "step", "final"} (+ "state": True for a training-state folder)
     warning / log: {"message"}
     error:    {"message", "hint", "log_file"}   (a message for a person, never a traceback)
     finished: {"path", "steps", "seconds"}

@@ -77,8 +77,8 @@ class LossGuard:
 
     def _message(self, value: float, step: int) -> str:
         cfg = self.cfg
-        causes = [f"a learning rate too high (learning_rate {cfg.learning_rate:g}, unet_lr "
-                  f"{cfg.unet_lr:g}, text_encoder_lr {cfg.text_encoder_lr:g}: try 1e-4 or lower)"]
+        causes = [(f"a learning rate too high (learning_rate {cfg.learning_rate:g}, unet_lr "
+                  f"{cfg.unet_lr:g}, text_encoder_lr {cfg.text_encoder_lr:g}: try 1e-4 or lower)")]
         if cfg.mixed_precision == "fp16":
             causes.append("fp16 overflowing" + (" (SDXL in fp16 is the classic case: use bf16)"
                                                 if cfg.sdxl else "; use bf16 where the GPU has it"))

@@ -26,8 +26,15 @@ def apply_speed_options(cfg, unet: torch.nn.Module, device: torch.device) -> lis
         unet.to(memory_format=torch.channels_last)
         notes.append("U-Net in channels-last memory layout.")
     if getattr(cfg, "torch_compile", False):
+        import torch._dynamo.config as dynamo_config
+
         blocks = unet_blocks(unet)
+        # Static shapes: blocks of one class share a code object but see different sizes,
+        # which would otherwise switch on dynamic shapes (slower kernels, and an inductor
+        # error on CPU). Each (block, bucket) pair then has its graph: allow enough of them.
+        limit = max(dynamo_config.recompile_limit, 8 * len(blocks))
+        dynamo_config.recompile_limit = limit
         for block in blocks:
-            block.compile()
+            block.compile(dynamic=False)
         notes.append(f"Compiling {len(blocks)} U-Net blocks: the first steps wait for the compiler.")
     return notes

@@ -158,6 +158,11 @@ def read_state_info(folder: str | Path) -> dict:
         raise ValueError(f"{folder} was written by another version of the trainer "
                          f"(state format {info.get('format') if isinstance(info, dict) else '?'}, "
                          f"this one reads {STATE_FORMAT})")
+    pos = info.get("position")
+    if not (isinstance(pos, dict) and set(pos) == {"epoch", "batches_done", "step"}
+            and all(isinstance(v, int) and v >= 0 for v in pos.values())
+            and isinstance(info.get("fingerprint"), dict)):
+        raise ValueError(f"{folder / STATE_FILE} is damaged (no valid position or fingerprint)")
     return info
 
 
@@ -197,11 +202,13 @@ def capture_rng(generator: torch.Generator) -> dict:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generator": generator.get_state(),
+        "generator_device": generator.device.type,
     }
 
 
-def restore_rng(rng: dict, generator: torch.Generator) -> None:
-    """Put every generator back as `capture_rng` found it."""
+def restore_rng(rng: dict, generator: torch.Generator) -> bool:
+    """Put every generator back as `capture_rng` found it. Returns False when the loop's
+    generator was saved on another kind of device (GPU vs CPU): it then keeps its seed."""
     version, internal, gauss = rng["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = rng["numpy"]
@@ -209,7 +216,10 @@ def restore_rng(rng: dict, generator: torch.Generator) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng.get("generator_device", generator.device.type) != generator.device.type:
+        return False
     generator.set_state(rng["generator"])
+    return True
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -275,7 +285,7 @@ class StateKeeper:
         self._rng: dict | None = None
         self.generator: torch.Generator | None = None
 
-    def guarded(self, saver) -> "GuardedSaver":
+    def guarded(self, saver) -> GuardedSaver:
         return GuardedSaver(saver, self)
 
     def resume(self) -> None:
@@ -289,12 +299,16 @@ class StateKeeper:
                 run.emit(Event("log", {"message": note}))
         if not cfg.resume.strip():
             return
-        weights, training, info = load_training(cfg.resume)
+        from .guards import TrainingError
+        try:
+            weights, training, info = load_training(cfg.resume)
+        except Exception as exc:  # noqa: BLE001 - a damaged file, whichever library reads it
+            raise TrainingError(f"the training state {cfg.resume} cannot be read ({exc}); resume "
+                                "from an earlier -state folder") from None
         try:
             run.network.load_state_dict(weights, strict=True)
             run.optimizer.load_state_dict(training["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            from .guards import TrainingError
             raise TrainingError(f"the training state {cfg.resume} does not fit this network or "
                                 f"optimizer ({exc}); start a new run or use matching settings") from None
         run.scheduler.load_state_dict(training["scheduler"])
@@ -312,7 +326,12 @@ class StateKeeper:
         if self._rng is not None:
             acc = self.run.acc
             if acc.process_index == 0:
-                restore_rng(self._rng, generator)
+                if not restore_rng(self._rng, generator):
+                    from .events import Event
+                    self.run.emit(Event("warning", {"message": (
+                        f"{self.cfg.resume} was saved on a {self._rng['generator_device'].upper()}, "
+                        f"this run is on a {generator.device.type.upper()}: training continues, but "
+                        "its noise differs from the run that saved it")}))
             else:  # only the main process's generators are saved: the others get a fresh seed
                 generator.manual_seed(self.cfg.seed + acc.process_index + 1_000_003 * self.resumed_from.step)
         return self.resumed_from

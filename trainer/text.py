@@ -51,7 +51,9 @@ def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tens
         hidden = text_encoder(flat, return_dict=True).last_hidden_state
     else:
         out = text_encoder(flat, output_hidden_states=True, return_dict=True)
-        hidden = text_encoder.text_model.final_layer_norm(out.hidden_states[-clip_skip])
+        # transformers 5 puts final_layer_norm on the model itself; 4.x under .text_model
+        model = getattr(text_encoder, "text_model", text_encoder)
+        hidden = model.final_layer_norm(out.hidden_states[-clip_skip])
     return _join_chunks(hidden, b, n)
 
 

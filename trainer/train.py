@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, TrainingConfig
 from .caption_length import check_captions
+from .config import ConfigError, TrainingConfig
 from .data.captions import CaptionOptions
 from .data.dataset import BucketBatcher, TrainDataset
-from .data.loader import BatchLoader
 from .data.folders import DatasetError
+from .data.loader import BatchLoader
 from .events import Event, EventCallback
 from .guards import LossGuard, TrainingError, explain_failure
 from .models import ModelLoadError
@@ -45,8 +45,8 @@ from .preflight import run_preflight
 from .run_io import LoRASaver, write_crash_log
 from .run_outputs import RunOutputs
 from .schedule import warmup_steps_for
-from .state import StateKeeper, check_resume
 from .speed import apply_speed_options
+from .state import StateKeeper, check_resume
 from .text import TextConditioner
 from .transfer import to_device
 from .train_options import (StepHooks, allow_fp16_gradients, apply_attention_and_fp8, lora_dtype,

@@ -4,8 +4,10 @@ crash (ANCHORS.md section 8: what Kohya users lose runs to)."""
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -60,7 +62,7 @@ def corpus(tmp_path_factory) -> Path:
     _png(outside, Image.new("RGB", (64, 64)))
     os.symlink(outside, d / "link.png")
     # captions
-    (d / "good.txt").write_bytes(codecs.BOM_UTF8 + "good, bom".encode())
+    (d / "good.txt").write_bytes(codecs.BOM_UTF8 + b"good, bom")
     (d / "rgba.txt").write_bytes(b"first line\r\nsecond line\r\n")
     (d / "la.txt").write_bytes("utf16 caption".encode("utf-16"))
     (d / "cmyk.txt").write_bytes("caf\xe9 au lait".encode("cp1252"))
@@ -176,17 +178,14 @@ def test_captions_longer_than_the_token_limit_are_named(tiny_model, scanned):
 
     tokenizer = CLIPTokenizer.from_pretrained(str(tiny_model("sd15") / "tokenizer"))
 
-    class Data:  # the part of TrainDataset the check reads
-        images = [(item, None) for item in scanned.items]
-
-    assert check_captions(Data, tokenizer, 75) is None
-    long_item = scanned.items[0].__class__(**{**scanned.items[0].__dict__,
-                                              "caption": ", ".join(["red hat"] * 40)})
-    Data.images.append((long_item, None))
-    message = check_captions(Data, tokenizer, 75, prefix="mychar")
+    data = SimpleNamespace(images=[(item, None) for item in scanned.items])  # what the check reads
+    assert check_captions(data, tokenizer, 75) is None
+    long_item = dataclasses.replace(scanned.items[0], caption=", ".join(["red hat"] * 40))
+    data.images.append((long_item, None))
+    message = check_captions(data, tokenizer, 75, prefix="mychar")
     assert message.startswith("1 caption(s) are longer than max_token_length 75")
     assert long_item.path.name in message and "raise max_token_length" in message
-    assert check_captions(Data, tokenizer, 225) is None
+    assert check_captions(data, tokenizer, 225) is None
     assert "and 2 more" in long_caption_warning([(Path(f"{i}.png"), 80) for i in range(12)], 75)
 
 

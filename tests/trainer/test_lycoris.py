@@ -170,6 +170,15 @@ def test_the_lycoris_options_change_what_is_trained(models):
     assert len(attn_mlp.unet_loras) < len(network(models, "LyCORIS/LoCon").unet_loras)
 
 
+def test_every_offered_preset_finds_its_layers(models):
+    from trainer.config.fields_network import LYCORIS_PRESETS
+
+    for preset in LYCORIS_PRESETS:
+        net = network(models, "LyCORIS/LoCon", LyCORIS_preset=preset)
+        assert net.unet_loras, preset
+        assert bool(net.te_loras) == (not preset.startswith("unet-")), preset
+
+
 def test_lycoris_modules_learn_with_loraplus_and_the_file_says_lycoris(models):
     net = network(models, "LyCORIS/LoCon")
     groups = build_param_groups(net, unet_lr=1e-3, text_encoder_lr=1e-3, loraplus=LoRAPlus(ratio=8))

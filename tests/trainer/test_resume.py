@@ -76,8 +76,8 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def assert_same_tensors(x: dict, y: dict) -> None:
     assert x.keys() == y.keys()
-    for key in x:
-        torch.testing.assert_close(x[key], y[key], rtol=0, atol=1e-6, msg=key)
+    for key, value in x.items():
+        torch.testing.assert_close(value, y[key], rtol=0, atol=1e-6, msg=key)
 
 
 def test_states_are_written_beside_each_lora_with_sd_scripts_names(runs):
@@ -167,3 +167,23 @@ def test_cli_resume_flag_and_bad_state_folders(runs, tmp_path, capsys):
 
 def test_position_defaults_to_the_start():
     assert Position() == Position(epoch=1, batches_done=0, step=0)
+
+
+def test_every_random_generator_comes_back():
+    import random
+
+    import numpy as np
+
+    from trainer.state import capture_rng, restore_rng
+
+    gen = torch.Generator().manual_seed(1)
+
+    def draw():
+        return (random.random(), float(np.random.rand()), float(torch.rand(())),
+                float(torch.rand((), generator=gen)))
+
+    saved = capture_rng(gen)
+    first = draw()
+    assert restore_rng(saved, gen) is True
+    assert draw() == first
+    assert restore_rng({**saved, "generator_device": "cuda"}, gen) is False  # noise reseeded

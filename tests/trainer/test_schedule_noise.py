@@ -67,3 +67,20 @@ def test_per_sample_mse():
     b = torch.ones(2, 4, 2, 2)
     b[1] *= 2
     torch.testing.assert_close(per_sample_mse(a, b), torch.tensor([1.0, 4.0]))
+
+
+def test_clip_skip_takes_an_earlier_layer_and_long_captions_use_chunks(tiny_model):
+    from trainer.models import load_models
+    from trainer.text import TextConditioner
+
+    m = load_models(str(tiny_model("sd15")))
+    one = TextConditioner(m.tokenizers, m.text_encoders, arch="sd1", clip_skip=1)
+    two = TextConditioner(m.tokenizers, m.text_encoders, arch="sd1", clip_skip=2)
+    with torch.no_grad():
+        a, _ = one.encode(["a red square"])
+        b, _ = two.encode(["a red square"])
+        long = TextConditioner(m.tokenizers, m.text_encoders, arch="sd1", max_token_length=150)
+        c, _ = long.encode(["tag, " * 100])
+    assert a.shape == b.shape == (1, 77, 32)
+    assert not torch.allclose(a, b)
+    assert c.shape == (1, 152, 32)

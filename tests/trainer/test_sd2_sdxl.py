@@ -112,8 +112,8 @@ def test_sdxl_cache_text_encoder_outputs_trains_the_unet_only(tmp_path, tiny_sin
     assert main(["--config", str(preset)]) == 0
     with safe_open(tmp_path / "out" / "lora.safetensors", "pt") as f:
         keys = list(f.keys())
-    assert keys and all(k.startswith("lora_unet_input_blocks_") or k.startswith("lora_unet_middle_block_")
-                        or k.startswith("lora_unet_output_blocks_") for k in keys)
+    sgm = ("lora_unet_input_blocks_", "lora_unet_middle_block_", "lora_unet_output_blocks_")
+    assert keys and all(k.startswith(sgm) for k in keys)
 
 
 def test_cache_text_encoder_outputs_conflicts_are_named() -> None:

@@ -71,7 +71,7 @@ def test_no_file_event_or_log_of_a_run_holds_the_token(tiny_model, tmp_path, mon
     assert "huggingface_token" not in state["config"]
     assert "***" in (logs / "toy.log").read_text(encoding="utf-8")  # the crash log
     assert [e.kind for e in events if TOKEN in e.to_json()] == []
-    assert "***" in [e for e in events if e.kind == "error"][0].data["message"]
+    assert "***" in next(e for e in events if e.kind == "error").data["message"]
 
 
 def _python_files() -> list[Path]:

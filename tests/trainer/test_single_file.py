@@ -88,7 +88,8 @@ def test_loader_gives_the_weights_that_were_written(tiny_single_file, offline, a
     for key in ("block_out_channels", "layers_per_block", "cross_attention_dim", "use_linear_projection",
                 "down_block_types", "up_block_types", "projection_class_embeddings_input_dim"):
         assert list(_tuple(models.unet.config[key])) == list(_tuple(pipe.unet.config[key])), key
-    assert [t("a photo of a cat").input_ids for t in models.tokenizers][0] == [49406, 320, 1125, 539, 320, 2368, 49407]
+    cat_ids = [49406, 320, 1125, 539, 320, 2368, 49407]  # openai/clip-vit-large-patch14
+    assert all(t("a photo of a cat").input_ids == cat_ids for t in models.tokenizers)
     assert models.tokenizers[-1].pad_token == ("<|endoftext|>" if arch == "sd15" else "!")
     assert models.latent_scale == pytest.approx(0.13025 if arch == "sdxl" else 0.18215)
     assert not any(p.requires_grad for p in models.unet.parameters())
@@ -115,14 +116,18 @@ def test_written_file_is_what_diffusers_own_converter_reads(tiny_model, tiny_sin
 
 
 def test_ckpt_loads_weights_only(tmp_path: Path, tiny_single_file, offline) -> None:
-    state = load_file(tiny_single_file("sd15"))
+    # An early SD1 .ckpt: a Lightning checkpoint, text encoder without the text_model. level.
+    old = "cond_stage_model.transformer."
+    state = {k.replace(old + "text_model.", old): v for k, v in load_file(tiny_single_file("sd15")).items()}
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": state, "global_step": 100, "epoch": 3}, ckpt)
     info = detect_model(str(ckpt))
     assert info.arch == "sd1" and info.summary.startswith("SD 1.x (single .ckpt file, ")
     models = load_models(str(ckpt))
-    want = build_tiny_pipeline("sd15").unet.state_dict()["conv_in.weight"]
-    assert torch.equal(models.unet.state_dict()["conv_in.weight"], want.half().float())
+    pipe = build_tiny_pipeline("sd15")
+    for loaded, original, key in ((models.unet, pipe.unet, "conv_in.weight"),
+                                  (models.text_encoders[0], pipe.text_encoder, "final_layer_norm.weight")):
+        assert torch.equal(_plain(loaded.state_dict())[key], _plain(original.state_dict())[key].half().float())
 
 
 def test_ckpt_that_needs_more_than_tensors_is_refused(tmp_path: Path, tiny_single_file) -> None:
@@ -223,3 +228,52 @@ def test_wrong_files_get_a_clear_message(tmp_path: Path, tiny_single_file, case:
     # The training run stops at the same message, before any model loads.
     with pytest.raises(ModelLoadError, match=message):
         load_models(str(path))
+
+
+# ---------------------------------------------------------------------------- full size
+
+
+@pytest.mark.parametrize(("name", "arch", "diffusers_type"),
+                         [("sd15", "sd1", "v1"), ("sd2v", "sd2", "v2"), ("sdxl", "sdxl", "xl_base")])
+def test_full_size_layout_is_what_real_checkpoints_hold(name: str, arch: str, diffusers_type: str) -> None:
+    """Built on the meta device from our shipped configs (no weights): the original layout
+    we map to is what diffusers recognises as a real download, and reading its shapes back
+    gives exactly the shipped configs."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from trainer.models.checkpoint_kind import FileHeader, classify
+    from trainer.models.ldm_configs import derive_configs, shipped_config
+    from trainer.models.ldm_layout import COMPONENT_PREFIXES
+    from trainer.models.single_file import to_original_layout
+
+    with torch.device("meta"):
+        components = {"unet": UNet2DConditionModel.from_config(shipped_config(name, "unet")),
+                      "vae": AutoencoderKL.from_config(shipped_config(name, "vae")),
+                      "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(shipped_config(name, "text_encoder")))}
+        if arch == "sdxl":
+            config = CLIPTextConfig.from_dict(shipped_config(name, "text_encoder_2"))
+            components["text_encoder_2"] = CLIPTextModelWithProjection(config)
+    state = to_original_layout(components, arch)
+    assert infer_diffusers_model_type(state) == diffusers_type
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    assert classify(FileHeader(shapes), "full") == arch
+    known = {  # a few tensors every real download has, with their published shapes
+        "sd1": {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768),
+                "cond_stage_model.transformer.text_model.encoder.layers.11.mlp.fc2.bias": (768,),
+                "first_stage_model.encoder.mid.attn_1.q.weight": (512, 512, 1, 1)},
+        "sd2": {"cond_stage_model.model.transformer.resblocks.23.attn.in_proj_weight": (3072, 1024),
+                "cond_stage_model.model.text_projection": (1024, 1024),
+                "model.diffusion_model.output_blocks.11.1.proj_out.weight": (320, 320)},
+        "sdxl": {"model.diffusion_model.label_emb.0.0.weight": (1280, 2816),
+                 "conditioner.embedders.1.model.text_projection": (1280, 1280),
+                 "conditioner.embedders.1.model.transformer.resblocks.31.mlp.c_proj.bias": (1280,),
+                 "model.diffusion_model.input_blocks.8.1.transformer_blocks.9.attn1.to_q.weight": (1280, 1280),
+                 "model.diffusion_model.output_blocks.2.2.conv.weight": (1280, 1280, 3, 3)},
+    }[arch]
+    assert {k: shapes.get(k) for k in known} == known
+    parts = {c: {k[len(p):]: s for k, s in shapes.items() if k.startswith(p)}
+             for c, p in COMPONENT_PREFIXES[arch].items()}
+    derived = derive_configs(arch, name, parts, "full")
+    assert all(derived[c] == shipped_config(name, c) for c in derived)

@@ -69,7 +69,7 @@ def error_of(events: list) -> dict:
 def assert_complete(path: Path) -> None:
     """The file opens, every tensor reads, and the saved data hash matches."""
     with safe_open(str(path), "pt") as f:
-        for key in f.keys():
+        for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
             f.get_tensor(key)
         meta = f.metadata() or {}
     if "sshs_model_hash" in meta:
@@ -84,50 +84,14 @@ def visible(out: Path, pattern: str) -> list[Path]:
             if not any(part.startswith(".") for part in p.relative_to(out).parts)]
 
 
-def events_of(proc: subprocess.Popen):
-    """The events the CLI writes as JSON lines (anything else on stdout is skipped)."""
-    for line in proc.stdout:
-        try:
-            yield json.loads(line)
-        except ValueError:  # not an event, or cut short by a kill
-            continue
-
-
-def cli(preset: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(preset),
-                             "--events", "jsonl"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-
-
 def write_preset(path: Path, values: dict) -> Path:
     path.write_text(json.dumps(values), encoding="utf-8")
     return path
 
 
-def test_sigterm_saves_the_lora_and_state_and_exits_0(tiny_model, data, tmp_path):
-    out = tmp_path / "out"
-    preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=100,
-                                                        save_every_n_epochs=100))
-    proc = cli(preset)
-    watchdog = threading.Timer(300, proc.kill)
-    watchdog.start()
-    kinds, sent = [], False
-    for event in events_of(proc):
-        kinds.append(event["kind"])
-        if event["kind"] == "step" and not sent:
-            proc.send_signal(signal.SIGTERM)  # like Ctrl-C, or a process manager stopping it
-            sent = True
-    watchdog.cancel()
-    assert proc.wait() == 0
-    stopped = [p.name for p in out.glob("toy-stopped-*.safetensors")]
-    assert len(stopped) == 1, sorted(p.name for p in out.iterdir())
-    assert_complete(out / stopped[0])
-    assert (out / stopped[0].replace(".safetensors", "-state") / "state.json").is_file()
-    assert kinds[-1] == "stopped" and "error" not in kinds
-
-
-# A parent that imports the trainer once and forks a fresh training process per round,
-# so each round costs a model load and a few steps, not the imports (seconds each).
+# `python -m trainer` runs, each in a process of its own, forked from a parent that has
+# imported the trainer once: a run then costs a model load and a few steps, not the
+# imports (many seconds each on a small machine).
 FORK_SERVER = r"""
 import json, os, sys
 import trainer.__main__ as cli
@@ -136,53 +100,101 @@ for line in sys.stdin:
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
+        print(json.dumps({"kind": "child", "pid": os.getpid()}), flush=True)
         code = cli.main(["--config", line.strip(), "--events", "jsonl"])
         sys.stdout.flush()
         os._exit(code)
-    print(json.dumps({"kind": "child", "pid": pid}), flush=True)
-    os.waitpid(pid, 0)
-    print("\n" + json.dumps({"kind": "reaped"}), flush=True)  # after any half-written line
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    print("\n" + json.dumps({"kind": "exited", "code": code}), flush=True)  # after any cut line
 """
 
 
+class TrainerProcesses:
+    """Start CLI training processes (`start`) and read their events (`events`)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.watchdog = threading.Timer(900, self.proc.kill)
+        self.watchdog.start()
+        self.events = self._read()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                yield json.loads(line)
+            except ValueError:  # not an event, or cut short by a kill
+                continue
+
+    def start(self, preset: Path) -> int:
+        """Run `python -m trainer --config preset --events jsonl`; returns its pid."""
+        self.proc.stdin.write(f"{preset}\n")
+        self.proc.stdin.flush()
+        event = next(self.events)
+        assert event["kind"] == "child", event
+        return event["pid"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.watchdog.cancel()
+
+
+@pytest.fixture(scope="module")
+def processes():
+    server = TrainerProcesses()
+    yield server
+    server.close()
+
+
+def test_sigterm_saves_the_lora_and_state_and_exits_0(tiny_model, data, tmp_path, processes):
+    out = tmp_path / "out"
+    preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=100,
+                                                        save_every_n_epochs=100))
+    pid = processes.start(preset)
+    kinds = []
+    for event in processes.events:
+        if event["kind"] == "exited":
+            code = event["code"]
+            break
+        kinds.append(event["kind"])
+        if event["kind"] == "step" and kinds.count("step") == 1:
+            os.kill(pid, signal.SIGTERM)  # like Ctrl-C, or a process manager stopping it
+    assert code == 0
+    stopped = [p.name for p in out.glob("toy-stopped-*.safetensors")]
+    assert len(stopped) == 1, sorted(p.name for p in out.iterdir())
+    assert_complete(out / stopped[0])
+    load_training(out / stopped[0].replace(".safetensors", "-state"))
+    assert kinds[-1] == "stopped" and "error" not in kinds
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_leaves_a_damaged_file(tiny_model, data, tmp_path):
+def test_sigkill_at_random_moments_never_leaves_a_damaged_file(tiny_model, data, tmp_path, processes):
     out = tmp_path / "out"
     preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=500))
-    server = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
-    watchdog = threading.Timer(400, server.kill)
-    watchdog.start()
-    events = events_of(server)
     rng = random.Random(0)
     kills, started = 0, time.monotonic()
-    try:
-        while kills < 6 and (kills < 2 or time.monotonic() - started < 60):
-            server.stdin.write(f"{preset}\n")
-            server.stdin.flush()
-            # An epoch's end starts a LoRA save, a "saved" event starts the state's; every
-            # third round waits a random time from there.
-            trigger = ("epoch", "saved", "saved")[kills % 3]
-            delay = rng.uniform(0.0, 0.8 if kills % 3 == 2 else 0.05)
-            pid, seen = None, False
-            while pid is None or not seen:
-                event = next(events)
-                pid = event["pid"] if event["kind"] == "child" else pid
-                seen = seen or event["kind"] == trigger
-            time.sleep(delay)
-            os.kill(pid, signal.SIGKILL)
-            while next(events)["kind"] != "reaped":
-                pass
-            kills += 1
-            for path in visible(out, "*.safetensors"):
-                assert_complete(path)
-            for folder in visible(out, "*-state"):
-                load_training(folder)  # raises if any part is missing or damaged
-    finally:
-        server.stdin.close()
-        server.wait()
-        watchdog.cancel()
+    while kills < 6 and (kills < 2 or time.monotonic() - started < 45):
+        pid = processes.start(preset)
+        # An epoch's end starts a LoRA save, a "saved" event starts the state's; every
+        # third round waits a random time from there.
+        trigger = ("epoch", "saved", "saved")[kills % 3]
+        delay = rng.uniform(0.0, 0.8 if kills % 3 == 2 else 0.05)
+        for event in processes.events:
+            assert event["kind"] not in ("error", "exited"), event
+            if event["kind"] == trigger:
+                break
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        while next(processes.events)["kind"] != "exited":
+            pass
+        kills += 1
+        for path in visible(out, "*.safetensors"):
+            assert_complete(path)
+        for folder in visible(out, "*-state"):
+            load_training(folder)  # raises if any part is missing or damaged
     assert kills >= 2 and visible(out, "toy-*.safetensors")
     clean_stale_temps(out)  # what the next run does first
     assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -50,7 +50,7 @@ def output_name_problem(name: str) -> str | None:
     return None
 
 
-def _text_cache_problems(cfg: "TrainingConfig") -> list[Problem]:
+def _text_cache_problems(cfg: TrainingConfig) -> list[Problem]:
     """cache_text_encoder_outputs keeps one encoding per caption: nothing may change it."""
     if not cfg.cache_text_encoder_outputs:
         return []

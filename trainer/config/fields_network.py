@@ -13,8 +13,11 @@ from pydantic import BaseModel
 from .fields import PARAM
 from .schema import setting as S
 
-LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "attn-only", "unet-only",
-                   "unet-transformer-only", "unet-convblock-only", "ia3")
+# lycoris' presets that find their layers in a diffusers U-Net and CLIP. Not offered:
+# "ia3" (its name patterns match no layer) and "attn-only" (it looks for attention classes
+# that diffusers' U-Net does not have, so it would train the text encoder only).
+LYCORIS_PRESETS = ("full", "full-lin", "attn-mlp", "unet-only", "unet-transformer-only",
+                   "unet-convblock-only")
 
 
 class NetworkOptionSettings(BaseModel):
@@ -79,9 +82,9 @@ class NetworkOptionSettings(BaseModel):
         "full", tab=PARAM, group="LyCORIS", advanced=True, label="LyCORIS Preset",
         label_ja="LyCORISのプリセット",
         help="Which layers a LyCORIS network trains: full (attention, MLP, convolutions), "
-             "attn-mlp, attn-only, unet-only, ... ('ia3' suits LyCORIS/iA3).",
-        help_ja="LyCORISで学習する層: full(注意・MLP・畳み込み)、attn-mlp、attn-only、unet-onlyなど"
-                "(LyCORIS/iA3には'ia3')。")
+             "full-lin (no 3x3 convolutions), attn-mlp, unet-only, ...",
+        help_ja="LyCORISで学習する層: full(注意・MLP・畳み込み)、full-lin(3x3畳み込みなし)、"
+                "attn-mlp、unet-onlyなど。")
     dora_wd: bool = S(
         False, tab=PARAM, group="LyCORIS", advanced=True, label="DoRA Weight Decompose",
         label_ja="DoRA(重み分解)",

@@ -81,7 +81,7 @@ def _read_safetensors(file: Path) -> FileHeader:
                 raise ValueError(f"its header claims {length} bytes")
             header = json.loads(handle.read(length).decode("utf-8"))
         if not isinstance(header, dict):
-            raise ValueError("its header is not a JSON object")
+            raise TypeError("its header is not a JSON object")
         metadata = header.pop("__metadata__", None) or {}
         shapes = {name: tuple(int(n) for n in entry["shape"]) for name, entry in header.items()}
         end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
@@ -102,13 +102,13 @@ def _read_safetensors(file: Path) -> FileHeader:
 class _Opaque:
     """Stands in for any allowed object of a pickle; accepts every call and state."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Opaque":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Opaque:  # noqa: PYI034
         return object.__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "_Opaque":
+    def __call__(self, *args: Any, **kwargs: Any) -> _Opaque:
         return _Opaque()
 
     def __setstate__(self, state: Any) -> None:

@@ -96,7 +96,9 @@ def _merge(base: dict[str, Any], derived: dict[str, Any], fallback: dict[str, An
     return {**base, **derived, **fallback}
 
 
-_DEFAULTS = {"transformer_layers_per_block": 1, "projection_class_embeddings_input_dim": None}
+# diffusers' defaults for keys a shipped config may leave out.
+_DEFAULTS = {"transformer_layers_per_block": 1, "projection_class_embeddings_input_dim": None,
+             "use_linear_projection": False}
 
 
 # ---------------------------------------------------------------------------- components

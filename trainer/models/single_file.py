@@ -15,12 +15,12 @@ like real downloads (and usable to export a diffusers model as one file).
 
 from __future__ import annotations
 
+import functools
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from accelerate import init_empty_weights
@@ -59,11 +59,26 @@ class SingleFileModels:
 
 
 class TensorFile:
-    """Tensor shapes and lazy tensor reads of a .safetensors or weights-only .ckpt file."""
+    """Tensor shapes and lazy tensor reads of a .safetensors or weights-only .ckpt file.
+
+    Names are normalised: early SD1 files store the text encoder without the `text_model.`
+    level (older transformers); they are read under the name current files use.
+    """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], get: Callable[[str], Tensor]):
-        self.shapes = shapes
-        self.get = get
+        self._stored = {_normalised(name): name for name in shapes}
+        self.shapes = {_normalised(name): shape for name, shape in shapes.items()}
+        self._get = get
+
+    def get(self, name: str) -> Tensor:
+        return self._get(self._stored[name])
+
+
+def _normalised(name: str) -> str:
+    old = "cond_stage_model.transformer."
+    if name.startswith(old) and not name.startswith(old + "text_model."):
+        return old + "text_model." + name[len(old):]
+    return name
 
 
 @contextmanager
@@ -73,7 +88,7 @@ def open_tensors(path: Path) -> Iterator[TensorFile]:
     if header.container == "safetensors":
         try:
             with safe_open(str(path), framework="pt") as handle:
-                shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+                shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118 (not a dict)
                 yield TensorFile(shapes, handle.get_tensor)
         except SafetensorError as err:
             raise ModelLoadError(f"{path} cannot be read ({err}); download it again.") from err
@@ -127,9 +142,9 @@ def load_single_file(
         encoders = []
         for component, layout in TEXT_LAYOUTS[arch].items():
             cls = CLIPTextModelWithProjection if component == "text_encoder_2" else CLIPTextModel
-            config = CLIPTextConfig.from_dict(configs[component])
-            encoders.append(_fill(lambda: cls(config), tensors, prefixes[component], dtype, shown,
-                                  lambda key, layout=layout: text_source(layout, key)))
+            make = functools.partial(cls, CLIPTextConfig.from_dict(configs[component]))
+            source_of = functools.partial(text_source, layout)
+            encoders.append(_fill(make, tensors, prefixes[component], dtype, shown, source_of))
         unet_config = configs["unet"]
         layout = SgmLayout.from_config(unet_config)
         unet = _fill(lambda: UNet2DConditionModel.from_config(unet_config), tensors, prefixes["unet"],
