@@ -152,6 +152,10 @@ class Page:
                 self.files = self._tr(gr.File(label=t("run.files", lg), file_count="multiple",
                                               interactive=False, elem_id="run-files"),
                                       lambda x: {"label": t("run.files", x)})
+        self.gallery = self._tr(
+            gr.Gallery(label=t("run.samples", lg), columns=4, fit_columns=False, height=320,
+                       object_fit="contain", interactive=False, elem_id="run-samples"),
+            lambda x: {"label": t("run.samples", x)})
         self.timer = gr.Timer(1.0, active=False)
 
     # ---- events -------------------------------------------------------------------------
@@ -163,17 +167,22 @@ class Page:
         return [self.c.summary(values, lang), *self.form.error_texts(self.c.problems(values), lang)]
 
     def _panel(self, lang: str, seen: dict) -> list[Any]:
-        """Progress, curve, log, files, error, timer and the per-tab 'seen' marker."""
+        """Progress, curve, log, files, error, samples, timer and the per-tab 'seen' marker."""
         s = self.c.runner.snapshot()
         changed = seen.get("version") != (s.run_id, s.version)
         files = tuple(s.saved)
+        samples = tuple(x["path"] for x in s.samples)
+        new_lang = seen.get("lang") != lang  # the captions are in the page's language
         out = [progress_markdown(s, lang),
                loss_frame(s) if changed else gr.skip(),
                logs_text(s) if changed else gr.skip(),
                self.c.downloadable(list(files)) if files != seen.get("files") else gr.skip(),
                error_markdown(s, lang),
+               (self.c.samples(s, lang) if samples != seen.get("samples") or new_lang
+                else gr.skip()),
                gr.Timer(active=s.active),
-               {"version": (s.run_id, s.version), "files": files}]
+               {"version": (s.run_id, s.version), "files": files, "samples": samples,
+                "lang": lang}]
         return out
 
     def _wire(self, demo: gr.Blocks) -> None:
@@ -181,7 +190,7 @@ class Page:
         errors = self.form.error_markdowns()
         checks_out = [self.summary_md, *errors]
         panel_out = [self.progress_md, self.plot, self.logs, self.files, self.error_md,
-                     self.timer, self.seen]
+                     self.gallery, self.timer, self.seen]
 
         path_widget = self.form.widgets["pretrained_model_name_or_path"]
         keys = [k for k in ("v2", "sdxl", "v_parameterization") if k in self.form.widgets]
@@ -297,7 +306,9 @@ def build_app(options: AppOptions | None = None, api: Any = None,
 
     controller = Controller(api, Runner(api), fields=fields, user_dir=options.user_dir,
                             allow_file=allow_file)
-    demo = Page(controller, options, fields).build()
+    page = Page(controller, options, fields)
+    demo = page.build()
     page_holder["demo"] = demo
     demo.controller = controller  # for gui.py and tests
+    demo.page = page  # tests read the run panel's outputs through it
     return demo

@@ -16,7 +16,8 @@ from trainer.config import FIELDS, FieldSpec, Problem
 
 from .i18n import t
 from .presets import DEFAULT_USER_DIR, SHIPPED_DIR, LoadedPreset, list_presets, read_preset, save_user_preset
-from .runner import Runner
+from .panel import sample_items
+from .runner import Runner, RunState
 from .summary import dataset_summary, model_status
 from .values import problems_markdown, validate_form
 
@@ -64,7 +65,9 @@ class Controller:
         implied: dict[str, bool] = {}
         arch = getattr(info, "arch", "unknown")
         if info is not None and arch in ("sd1", "sd2", "sdxl"):
-            implied = {"v2": arch == "sd2", "sdxl": arch == "sdxl"}
+            # ModelInfo.v2 / .sdxl say what Kohya's checkboxes should say for this model
+            implied = {"v2": bool(getattr(info, "v2", arch == "sd2")),
+                       "sdxl": bool(getattr(info, "sdxl", arch == "sdxl"))}
             if getattr(info, "v_prediction_hint", False):
                 implied["v_parameterization"] = True
         return message, implied
@@ -126,3 +129,12 @@ class Controller:
             for p in out:
                 self._allow_file(str(Path(p).resolve()))
         return out
+
+    def samples(self, state: RunState, lang: str) -> list[tuple[str, str]]:
+        """The run's sample images for the gallery (newest first, captioned), each made
+        servable like saved files: only those exact files, all inside the output folder."""
+        items = sample_items(state, lang)
+        if self._allow_file is not None:
+            for path, _ in items:
+                self._allow_file(path)
+        return items

@@ -103,6 +103,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "run.loss": ("Loss", "損失 (loss)"),
     "run.logs": ("Log", "ログ"),
     "run.files": ("Saved files", "保存されたファイル"),
+    "run.samples": ("Sample images", "サンプル画像"),
+    "run.sample_caption": ("Step {step}: {prompt}", "ステップ {step}: {prompt}"),
     "run.idle": ("Ready. Press **Start training** when the settings are done.",
                  "準備完了。設定ができたら **学習開始** を押してください。"),
     "run.not_started": ("Training did not start. Fix these first:",

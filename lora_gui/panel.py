@@ -1,5 +1,8 @@
-"""The run panel's content from a `RunState`: progress line, loss curve, log, error text."""
+"""The run panel's content from a `RunState`: progress line, loss curve, log, error text,
+sample images."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
@@ -7,6 +10,7 @@ from .i18n import t
 from .runner import RunState
 
 MAX_POINTS = 600  # the loss curve is thinned to this many points per series
+MAX_SAMPLES = 24  # sample images shown at once (Gradio copies each one it serves)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -85,3 +89,31 @@ def loss_frame(state: RunState) -> pd.DataFrame:
 
 def logs_text(state: RunState, last: int = 80) -> str:
     return "\n".join(state.logs[-last:])
+
+
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """True when `path` (links resolved) lies inside `folder`: the only files we serve."""
+    if not str(folder).strip():
+        return False
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def sample_items(state: RunState, lang: str, limit: int = MAX_SAMPLES) -> list[tuple[str, str]]:
+    """The run's sample images as gallery items (resolved path, caption), newest step first
+    and a step's prompts in order; only existing files inside the run's output folder."""
+    ordered = sorted(state.samples, key=lambda x: (int(x.get("step") or 0), -int(x.get("index") or 0)),
+                     reverse=True)
+    items: list[tuple[str, str]] = []
+    for sample in ordered:
+        path = Path(str(sample.get("path", "")))
+        if not path.is_file() or not inside(path, state.output_dir):
+            continue
+        items.append((str(path.resolve()), t("run.sample_caption", lang, step=sample.get("step", 0),
+                                             prompt=sample.get("prompt", ""))))
+        if len(items) >= limit:
+            break
+    return items

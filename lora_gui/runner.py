@@ -52,6 +52,8 @@ class RunState:
     losses: list[tuple[int, float, float]] = field(default_factory=list)  # step, loss, avg
     logs: list[str] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # sample events' data, in order
+    output_dir: str = ""  # the run's output folder (from its config): files served come from here
     error: dict[str, Any] | None = None  # {"message", "hint", "log_file"}
     final_path: str = ""
     version: int = 0
@@ -97,7 +99,8 @@ class Runner:
             if self._busy():
                 return False
             self._state = RunState(status="running", run_id=self._state.run_id + 1,
-                                   version=self._state.version + 1)
+                                   version=self._state.version + 1,
+                                   output_dir=str(getattr(cfg, "output_dir", "") or ""))
             self._logs.clear()
             self._stop = threading.Event()
             target = self._run_in_process if num_processes <= 1 else self._run_subprocess
@@ -126,6 +129,7 @@ class Runner:
             s = self._state
             return RunState(**{**s.__dict__, "losses": list(s.losses), "logs": list(self._logs),
                                "saved": list(s.saved),
+                               "samples": [dict(x) for x in s.samples],
                                "error": dict(s.error) if s.error else None})
 
     @property
@@ -183,6 +187,10 @@ class Runner:
                     s.saved.append(path)
                 self._log(f"Saved {path}")
             elif kind == "sample":
+                if d.get("path"):
+                    s.samples.append({"path": str(d["path"]), "prompt": str(d.get("prompt", "")),
+                                      "step": int(d.get("step") or 0), "epoch": d.get("epoch"),
+                                      "index": int(d.get("index") or 0)})
                 self._log(f"Sample image {d.get('path', '')}")
             elif kind in ("warning", "log"):
                 self._log(("Warning: " if kind == "warning" else "") + str(d.get("message", "")))

@@ -122,4 +122,9 @@ def model_status(path: str, api: Any, lang: str) -> tuple[str, Any]:
         info = api.detect_model(str(path).strip())
     except Exception as exc:  # ModelLoadError says what to do; anything else is shown too
         return "⚠️ " + t("model.problem", lang, message=str(exc) or type(exc).__name__), None
-    return "✅ " + t("model.found", lang, message=getattr(info, "message", str(info))), info
+    message = str(getattr(info, "message", "") or "")
+    label = str(getattr(info, "summary", "") or "") or message or str(info)
+    text = "✅ " + t("model.found", lang, message=f"**{label}**")
+    if message and message != label:  # the path, and advice such as SD2's v-prediction note
+        text += "  \n" + message
+    return text, info

@@ -39,9 +39,8 @@ if str(ROOT) not in sys.path:
 if "--side" in sys.argv and sys.argv[sys.argv.index("--side") + 1:][:1] == ["ours"]:
     import trainer  # noqa: F401
 
-import torch  # noqa: E402
-
-from bench_models import build_models  # noqa: E402
+import torch
+from bench_models import build_models
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -151,7 +150,7 @@ def make_reference(cfg, models, device: torch.device, resolution: int) -> tuple[
         module.to(device)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    lora = dict(r=cfg.network_dim, lora_alpha=cfg.network_alpha, init_lora_weights="gaussian")
+    lora = {"r": cfg.network_dim, "lora_alpha": cfg.network_alpha, "init_lora_weights": "gaussian"}
     unet.add_adapter(LoraConfig(target_modules=UNET_TARGETS, **lora))
     groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": cfg.unet_lr or cfg.learning_rate}]
     if train_te:

@@ -8,14 +8,13 @@ from typing import Any
 
 from trainer.config import FIELDS, Problem
 from trainer.events import Event
+from trainer.models.detect import ModelInfo
 
 
-@dataclass
-class FakeInfo:
-    arch: str
-    v_prediction_hint: bool = False
-    format: str = "diffusers"
-    message: str = ""
+def FakeInfo(arch: str, v_prediction_hint: bool = False, format: str = "diffusers",
+             message: str = "", summary: str = "") -> ModelInfo:
+    """The trainer's own ModelInfo (no torch in it), so the fakes follow its fields."""
+    return ModelInfo(arch, v_prediction_hint, format, message, summary=summary)
 
 
 class FakeModelError(Exception):
@@ -44,6 +43,8 @@ class FakeApi:
     fail_with: str | None = None
     raise_exc: Exception | None = None
     runs: list = field(default_factory=list)
+    sample_prompts: list = field(default_factory=list)  # a small real PNG per prompt and step
+    extra_events: list = field(default_factory=list)  # emitted before the run finishes
 
     def make_plan(self, cfg):
         if not Path(cfg.train_data_dir).is_dir():
@@ -63,7 +64,8 @@ class FakeApi:
 
     def detect_model(self, path):
         if "sdxl" in path:
-            return FakeInfo("sdxl", message=f"SDXL diffusers folder {path}")
+            return FakeInfo("sdxl", format="single-file", message=f"SDXL single-file checkpoint {path}",
+                            summary="SDXL (single file, 13.4 MB)")
         if "v2" in path:
             return FakeInfo("sd2", v_prediction_hint=True, message=f"SD 2.x folder {path}")
         if Path(path).exists():
@@ -86,6 +88,10 @@ class FakeApi:
             on_event(Event("step", {"step": step, "total_steps": self.steps, "epoch": 1,
                                     "epochs": 1, "loss": 0.5 / step, "avg_loss": 0.4,
                                     "lr": 1e-4, "it_per_s": 2.0, "eta_s": self.steps - step}))
+            for index, prompt in enumerate(self.sample_prompts):
+                sample = write_png(out / "sample" / f"{cfg.output_name}_{step:06d}_{index:02d}.png")
+                on_event(Event("sample", {"path": str(sample), "prompt": prompt, "step": step,
+                                          "epoch": None, "index": index}))
             if step == 1 and self.gate is not None:
                 self.gate.wait(10)
             if stop is not None and stop.is_set():
@@ -96,12 +102,23 @@ class FakeApi:
                                          "final": True}))
                 on_event(Event("stopped", {"path": str(path), "step": step, "reason": "Stop"}))
                 return 0
+        for event in self.extra_events:
+            on_event(event)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{cfg.output_name}.safetensors"
         path.write_bytes(b"lora")
         on_event(Event("saved", {"path": str(path), "epoch": 1, "step": self.steps, "final": True}))
         on_event(Event("finished", {"path": str(path), "steps": self.steps, "seconds": 0.1}))
         return 0
+
+
+def write_png(path: Path, size: int = 8) -> Path:
+    """A real, small PNG (what the trainer's sampler writes, only tinier)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), (200, 80, 40)).save(path)
+    return path
 
 
 def problem(key: str, message: str) -> Problem:

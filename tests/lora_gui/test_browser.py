@@ -158,6 +158,13 @@ def test_the_demo_trains_to_100_percent_and_offers_the_file(page, server):
     steps = page.locator("#field-max_train_steps input")  # a short run keeps the test quick
     steps.fill("3")
     steps.press("Tab")
+    page.get_by_role("tab", name="Samples").click()  # one tiny sample image at the end
+    every = page.locator("#field-sample_every_n_steps input")
+    every.fill("3")
+    every.press("Tab")
+    prompts = page.locator("#field-sample_prompts textarea")
+    prompts.fill("a demo picture --w 64 --h 64 --s 2")
+    prompts.press("Tab")
     page.locator("#start-training").click()
     progress, error = wait_for_the_end(page, timeout=240)
     assert "100 %" in progress and not error.strip(), (progress, error)
@@ -165,4 +172,11 @@ def test_the_demo_trains_to_100_percent_and_offers_the_file(page, server):
     expect(files.get_by_role("cell", name="demo_lora.safetensors")).to_be_visible()
     expect(files.get_by_role("link")).to_have_attribute("href", re.compile(r"/demo_lora\.safetensors$"))
     assert (server[1] / "demo" / "output" / "demo_lora.safetensors").is_file()
+    samples = page.locator("#run-samples")
+    expect(samples).to_contain_text("Step 3: a demo picture")
+    image = samples.locator("img").first
+    expect(image).to_be_visible()
+    served = page.request.get(image.get_attribute("src"))
+    assert served.ok and served.body()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((server[1] / "demo" / "output" / "sample").glob("*.png"))
     page.screenshot(path=str(SCREENSHOT), full_page=True)

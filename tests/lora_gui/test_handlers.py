@@ -10,8 +10,9 @@ import pytest
 from lora_gui.handlers import Controller
 from lora_gui.panel import error_markdown, progress_markdown
 from trainer.config import Problem
+from trainer.events import Event
 
-from .gui_fakes import FakeApi
+from .gui_fakes import FakeApi, write_png
 
 
 def until(predicate, timeout: float = 5.0) -> None:
@@ -111,7 +112,8 @@ def test_a_crashing_trainer_shows_no_traceback(tmp_path, values):
 
 def test_model_check_sets_the_family_and_keeps_v_param_unless_the_model_says_so(ctl, tmp_path):
     message, implied = ctl.model(str(tmp_path / "sdxl"), "en")
-    assert "SDXL" in message and implied == {"v2": False, "sdxl": True}
+    assert message.startswith("✅ Found: **SDXL (single file, 13.4 MB)**")
+    assert implied == {"v2": False, "sdxl": True}
     _, implied = ctl.model(str(tmp_path / "v2"), "en")
     assert implied == {"v2": True, "sdxl": False, "v_parameterization": True}
     message, implied = ctl.model(str(tmp_path / "missing"), "en")
@@ -151,3 +153,69 @@ def test_only_the_newest_saved_files_are_offered_and_only_those_are_served(api, 
     offered = ctl.downloadable([*files, str(tmp_path / "gone.safetensors")])
     assert offered == files[2:]
     assert served == [str(Path(f).resolve()) for f in files[2:]]
+
+
+def test_sample_images_are_listed_newest_first_with_step_and_prompt(tmp_path, values):
+    outside = write_png(tmp_path / "elsewhere" / "secret.png")
+    api = FakeApi(sample_prompts=["a cat", "a dog"], extra_events=[
+        Event("sample", {"path": str(outside), "prompt": "outside", "step": 3, "epoch": None,
+                         "index": 5}),
+        Event("sample", {"path": str(tmp_path / "out" / "sample" / "gone.png"), "prompt": "gone",
+                         "step": 3, "epoch": None, "index": 6})])
+    allowed: list[str] = []
+    ctl = Controller(api, user_dir=tmp_path / "user", allow_file=allowed.append)
+    assert ctl.start(values, "en").started and ctl.runner.wait(5)
+    s = ctl.runner.snapshot()
+    assert len(s.samples) == 8 and "Sample image" in "\n".join(s.logs)
+    items = ctl.samples(s, "en")
+    assert [caption for _, caption in items] == [
+        "Step 3: a cat", "Step 3: a dog", "Step 2: a cat", "Step 2: a dog",
+        "Step 1: a cat", "Step 1: a dog"]
+    out = (tmp_path / "out").resolve()
+    assert all(Path(p).is_file() and Path(p).is_relative_to(out) for p, _ in items)
+    assert Path(items[0][0]).name == "mylora_000003_00.png"
+    # only those exact files are served: not the one outside the output folder
+    assert allowed == [p for p, _ in items] and str(outside.resolve()) not in allowed
+    assert ctl.samples(s, "ja")[0][1] == "ステップ 3: a cat"
+
+
+def test_the_run_panel_gallery_shows_the_samples_and_serves_only_them(tmp_path, values):
+    import gradio as gr
+    from gradio.utils import is_allowed_file
+
+    from lora_gui.app import AppOptions, build_app
+
+    api = FakeApi(sample_prompts=["a cat"])
+    demo = build_app(AppOptions(lang="en", user_dir=tmp_path / "user"), api=api)
+    page = demo.page
+    assert isinstance(page.gallery, gr.Gallery) and page.gallery in [c for c, _ in page.tr]
+    assert page._panel("en", {})[5] == []  # nothing yet
+    assert demo.controller.start(values, "en").started and demo.controller.runner.wait(5)
+    out = page._panel("en", {})
+    gallery, seen = out[5], out[-1]
+    assert [caption for _, caption in gallery] == ["Step 3: a cat", "Step 2: a cat", "Step 1: a cat"]
+    data = page.gallery.postprocess(gallery)
+    assert [item.caption for item in data.root] == ["Step 3: a cat", "Step 2: a cat", "Step 1: a cat"]
+    newest = Path(gallery[0][0])
+    assert is_allowed_file(newest, blocked_paths=[], allowed_paths=demo.allowed_paths,
+                           created_paths=[])[0]
+    assert not is_allowed_file(newest.parent / "other.png", blocked_paths=[],
+                               allowed_paths=demo.allowed_paths, created_paths=[])[0]
+    # unchanged samples are not sent again; a language switch re-captions them
+    assert page._panel("en", seen)[5] == gr.skip()
+    assert page._panel("ja", seen)[5][0][1] == "ステップ 3: a cat"
+
+
+@pytest.mark.parametrize("arch,label,implied", [
+    ("sdxl", "SDXL (single file,", {"v2": False, "sdxl": True}),
+    ("sd15", "SD 1.x (single file,", {"v2": False, "sdxl": False})])
+def test_a_real_single_file_model_shows_its_summary_and_sets_the_family(
+        tmp_path, tiny_single_file, arch, label, implied):
+    import trainer.api
+
+    path = tiny_single_file(arch)
+    info = trainer.api.detect_model(str(path))
+    message, got = Controller(trainer.api, user_dir=tmp_path).model(str(path), "en")
+    assert message.startswith(f"✅ Found: **{info.summary}**") and label in info.summary
+    assert str(path) in message  # the detail line still names the file
+    assert got == implied == {"v2": info.v2, "sdxl": info.sdxl}
