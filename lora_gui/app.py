@@ -129,14 +129,13 @@ class Page:
             self.summary_md = gr.Markdown("", elem_id="dataset-summary")
 
     def _run_panel(self, lg: str) -> None:
-        with gr.Group():
-            with gr.Row():
-                self.start_btn = self._tr(
-                    gr.Button(t("run.start", lg), variant="primary", elem_id="start-training"),
-                    lambda x: {"value": t("run.start", x)})
-                self.stop_btn = self._tr(gr.Button(t("run.stop", lg), variant="stop",
-                                                   elem_id="stop-training"),
-                                         lambda x: {"value": t("run.stop", x)})
+        with gr.Group(), gr.Row():
+            self.start_btn = self._tr(
+                gr.Button(t("run.start", lg), variant="primary", elem_id="start-training"),
+                lambda x: {"value": t("run.start", x)})
+            self.stop_btn = self._tr(gr.Button(t("run.stop", lg), variant="stop",
+                                               elem_id="stop-training"),
+                                     lambda x: {"value": t("run.stop", x)})
         self.run_msg = gr.Markdown("", elem_id="run-message")
         self.progress_md = gr.Markdown(t("run.idle", lg), elem_id="run-progress")
         self.error_md = gr.Markdown("", elem_id="run-error")
@@ -295,7 +294,7 @@ def build_app(options: AppOptions | None = None, api: Any = None,
               fields: Mapping[str, FieldSpec] = FIELDS) -> gr.Blocks:
     """The Gradio Blocks of the trainer; `api` defaults to `trainer.api` (tests pass a fake)."""
     if api is None:
-        import trainer.api as api  # light: the heavy modules load when a run starts
+        from trainer import api  # light: the heavy modules load when a run starts
     options = options or AppOptions()
     page_holder: dict[str, gr.Blocks] = {}
 

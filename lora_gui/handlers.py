@@ -15,8 +15,8 @@ from typing import Any
 from trainer.config import FIELDS, FieldSpec, Problem
 
 from .i18n import t
-from .presets import DEFAULT_USER_DIR, SHIPPED_DIR, LoadedPreset, list_presets, read_preset, save_user_preset
 from .panel import sample_items
+from .presets import DEFAULT_USER_DIR, SHIPPED_DIR, LoadedPreset, list_presets, read_preset, save_user_preset
 from .runner import Runner, RunState
 from .summary import dataset_summary, model_status
 from .values import problems_markdown, validate_form

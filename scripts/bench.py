@@ -55,7 +55,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="any other setting of ours, e.g. --set torch_compile=true (the reference "
                         "reads only the shared ones: rank, precision, batch, ...)")
     p.add_argument("--same-env", action="store_true",
-                   help="give the reference our process defaults too (OMP_WAIT_POLICY=PASSIVE), "
+                   help="give the reference our CPU-thread defaults too (trainer/cpu_threads.py), "
                         "to compare the training steps alone")
     p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
     p.add_argument("--json", type=Path, help="write the results here")
@@ -103,13 +103,10 @@ def write_dataset(root: Path, images: int, resolution: int) -> Path:
     return root
 
 
-def side_env(side: str, same_env: bool) -> dict[str, str]:
-    """The side's environment: this one without OMP_WAIT_POLICY, so that ours sets its own
-    default (trainer/__init__.py) and the reference runs with libgomp's stock one."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if side == "reference" and same_env:
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
-    return env
+def side_env() -> dict[str, str]:
+    """A side's environment: this one without OMP_WAIT_POLICY, so that ours chooses its own
+    (trainer/cpu_threads.py) and the reference runs with libgomp's stock one."""
+    return {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
 
 
 class Worker:
@@ -121,9 +118,11 @@ class Worker:
         command = [sys.executable, str(ROOT / "scripts" / "bench_worker.py"), "--side", side,
                    "--arch", args.arch, "--device", args.device, "--resolution", str(resolution),
                    "--preset", json.dumps(preset)]
+        if side == "reference" and args.same_env:
+            command.append("--same-env")
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, cwd=ROOT,
-                                     env=side_env(side, args.same_env))
+                                     env=side_env())
         self.ready = self._read()
 
     def _read(self) -> dict:

@@ -34,9 +34,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Each side starts the way its users start it: ours like `python -m trainer` (the trainer
-# package loads before torch and sets its CPU-thread default, see trainer/__init__.py), the
-# reference like a plain diffusers script (torch first, libgomp's stock settings).
-if "--side" in sys.argv and sys.argv[sys.argv.index("--side") + 1:][:1] == ["ours"]:
+# package loads before torch and sets its CPU-thread defaults, trainer/cpu_threads.py), the
+# reference like a plain diffusers script (torch first, libgomp's stock settings), unless
+# --same-env gives it our defaults too.
+if "--same-env" in sys.argv or ("--side" in sys.argv and sys.argv[sys.argv.index("--side") + 1:][:1] == ["ours"]):
     import trainer  # noqa: F401
 
 import torch
@@ -152,12 +153,15 @@ def make_reference(cfg, models, device: torch.device, resolution: int) -> tuple[
         unet.enable_gradient_checkpointing()
     lora = {"r": cfg.network_dim, "lora_alpha": cfg.network_alpha, "init_lora_weights": "gaussian"}
     unet.add_adapter(LoraConfig(target_modules=UNET_TARGETS, **lora))
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": cfg.unet_lr or cfg.learning_rate}]
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad],
+               "lr": cfg.unet_lr or cfg.learning_rate}]
     if train_te:
         for te in tes:
             # what transformers' add_adapter does (it asks for a newer peft than diffusers)
             inject_adapter_in_model(LoraConfig(target_modules=TE_TARGETS, **lora), te)
             te.train()
+            if cfg.gradient_checkpointing:  # as diffusers' dreambooth LoRA scripts do
+                te.gradient_checkpointing_enable()
         groups.append({"params": [p for te in tes for p in te.parameters() if p.requires_grad],
                        "lr": cfg.text_encoder_lr or cfg.learning_rate})
     unet.train()
@@ -228,6 +232,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--resolution", type=int, required=True)
     p.add_argument("--preset", required=True, help="the run's settings, a JSON object (our keys)")
+    p.add_argument("--same-env", action="store_true", help="reference: with our CPU-thread defaults")
     return p.parse_args(argv)
 
 

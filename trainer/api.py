@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .plan import Plan
 
 
-def make_plan(cfg: TrainingConfig) -> "Plan":
+def make_plan(cfg: TrainingConfig) -> Plan:
     """The dry-run plan: dataset scan, buckets, steps, saves. Loads no model.
 
     Raises trainer.data.folders.DatasetError for a missing or badly laid out folder."""

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 EventKind = Literal["started", "plan", "step", "epoch", "sample", "saved", "warning",
                     "log", "error", "finished", "stopped"]
@@ -40,7 +41,7 @@ class Event:
                           ensure_ascii=False, default=str)
 
     @staticmethod
-    def from_json(line: str) -> "Event":
+    def from_json(line: str) -> Event:
         obj = json.loads(line)
         kind = obj.pop("kind")
         t = obj.pop("time", time.time())

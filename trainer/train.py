@@ -48,9 +48,15 @@ from .schedule import warmup_steps_for
 from .speed import apply_speed_options
 from .state import StateKeeper, check_resume
 from .text import TextConditioner
+from .train_options import (
+    StepHooks,
+    allow_fp16_gradients,
+    apply_attention_and_fp8,
+    lora_dtype,
+    noise_kwargs,
+    per_sample_training_loss,
+)
 from .transfer import to_device
-from .train_options import (StepHooks, allow_fp16_gradients, apply_attention_and_fp8, lora_dtype,
-                            noise_kwargs, per_sample_training_loss)
 
 
 def train_with_events(cfg: TrainingConfig, on_event: EventCallback,

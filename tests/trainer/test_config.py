@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer.config import (FIELDS, TABS, ConfigError, TrainingConfig, config_from_dict,
-                            load_preset, preset_dict, save_preset, validate_values)
+from trainer.config import (
+    FIELDS,
+    TABS,
+    ConfigError,
+    TrainingConfig,
+    config_from_dict,
+    load_preset,
+    preset_dict,
+    save_preset,
+    validate_values,
+)
 
 REQUIRED = {"pretrained_model_name_or_path": "demo/model", "train_data_dir": "data",
             "output_dir": "out"}

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from trainer.cpu_threads import apply_cpu_thread_defaults, wait_policy_for
 from trainer.optim import make_optimizer
 from trainer.speed import apply_speed_options, unet_blocks
 from trainer.transfer import to_device
@@ -18,19 +19,28 @@ from trainer.transfer import to_device
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _policy_after_import(env_value: str | None) -> str:
+def test_idle_cpu_threads_sleep_only_when_the_cpu_is_already_busy() -> None:
+    assert wait_policy_for(load=2.5, cores=2) == "PASSIVE"
+    assert wait_policy_for(load=0.7, cores=2) is None  # stock spinning: fastest when idle
+    assert wait_policy_for(load=1.0, cores=0) == "PASSIVE"
+
+
+def test_a_wait_policy_the_user_set_is_kept(monkeypatch) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert apply_cpu_thread_defaults(env) is None and env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    env = {}
+    assert apply_cpu_thread_defaults(env) == "PASSIVE" and env == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_the_policy_is_set_when_the_package_loads_before_torch() -> None:
+    # libgomp reads it once, when torch loads: `import trainer` must come first and set it.
+    code = ("import os; os.getloadavg = lambda: (64.0, 64.0, 64.0); import trainer, sys; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if env_value is not None:
-        env["OMP_WAIT_POLICY"] = env_value
-    code = "import os, trainer; print(os.environ['OMP_WAIT_POLICY'])"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=True)
-    return done.stdout.strip()
-
-
-def test_trainer_makes_idle_cpu_threads_sleep_but_keeps_the_users_choice() -> None:
-    assert _policy_after_import(None) == "PASSIVE"
-    assert _policy_after_import("ACTIVE") == "ACTIVE"
+    assert done.stdout.split() == ["PASSIVE", "False"]
 
 
 def _params() -> list[dict]:

@@ -5,8 +5,8 @@
 """
 from __future__ import annotations
 
-from .model import TrainingConfig
 from .checks import check_config, parse_resolution
+from .model import TrainingConfig
 from .presets import config_from_dict, load_preset, preset_dict, save_preset
 from .schema import TABS, FieldSpec
 from .specs import FIELDS

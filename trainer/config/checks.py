@@ -67,7 +67,7 @@ def _text_cache_problems(cfg: TrainingConfig) -> list[Problem]:
     return problems
 
 
-def _sample_warnings(cfg: "TrainingConfig") -> list[str]:
+def _sample_warnings(cfg: TrainingConfig) -> list[str]:
     """Sample settings that would silently do nothing (Kohya's precedence kept)."""
     notes = []
     scheduled = cfg.sample_every_n_steps > 0 or cfg.sample_every_n_epochs > 0 or cfg.sample_at_first
@@ -80,7 +80,7 @@ def _sample_warnings(cfg: "TrainingConfig") -> list[str]:
     return notes
 
 
-def check_config(cfg: "TrainingConfig") -> tuple[list[Problem], list[str]]:
+def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
     for key, what in (("pretrained_model_name_or_path", "the base model"),
