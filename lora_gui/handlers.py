@@ -101,7 +101,7 @@ class Controller:
             try:
                 problems, warnings = self.api.preflight(cfg)
                 problems = list(problems)
-            except Exception as exc:  # a message, never a traceback
+            except Exception as exc:  # noqa: BLE001 - a message, never a traceback
                 problems = [Problem("preflight", str(exc) or type(exc).__name__)]
         if problems:
             text = (f"❌ **{t('run.not_started', lang)}**\n\n"

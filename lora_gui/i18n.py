@@ -51,10 +51,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "quick_pick.custom": ("custom", "custom(自分で指定)"),
     "quick_pick.demo": ("demo: the tiny test model (demo/model)",
                         "demo: 動作確認用の小さなモデル (demo/model)"),
-    "model.empty": ("Choose the base model: a diffusers folder, a .safetensors file or a "
-                    "Hugging Face id.",
-                    "ベースモデルを選んでください(diffusers形式のフォルダ、.safetensorsファイル、"
-                    "またはHugging Face ID)。"),
+    "model.empty": (("Choose the base model: a diffusers folder, a .safetensors file or a "
+                    "Hugging Face id."),
+                    ("ベースモデルを選んでください(diffusers形式のフォルダ、.safetensorsファイル、"
+                    "またはHugging Face ID)。")),
     "model.found": ("Found: {message}", "検出: {message}"),
     "model.problem": ("Model problem: {message}", "モデルの問題: {message}"),
     # Presets
@@ -85,10 +85,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "summary.images": ("Images", "画像"),
     "summary.no_caption": ("No caption", "キャプション無し"),
     "summary.reg": ("(regularisation)", "(正則化)"),
-    "summary.totals": ("**{images}** images ({reg} regularisation), **{steps_per_epoch}** steps "
-                       "per epoch x **{epochs}** epoch(s) = **{total_steps}** steps.",
-                       "画像 **{images}** 枚(正則化 {reg} 枚)、1エポック **{steps_per_epoch}** "
-                       "ステップ × **{epochs}** エポック = 合計 **{total_steps}** ステップ。"),
+    "summary.totals": (("**{images}** images ({reg} regularisation), **{steps_per_epoch}** steps "
+                       "per epoch x **{epochs}** epoch(s) = **{total_steps}** steps."),
+                       ("画像 **{images}** 枚(正則化 {reg} 枚)、1エポック **{steps_per_epoch}** "
+                       "ステップ × **{epochs}** エポック = 合計 **{total_steps}** ステップ。")),
     "summary.repeated": ("Images x repeats per epoch: **{n}**", "1エポックの画像×繰り返し数: **{n}**"),
     "summary.buckets": ("Buckets", "バケット"),
     "summary.saves": ("Files that will be saved", "保存されるファイル"),
@@ -122,10 +122,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
                    "エラーで学習が止まりました: {message}"),
     "run.hint": ("What to do: {hint}", "対処法: {hint}"),
     "run.log_file": ("Details are in {path}", "詳細は {path} にあります"),
-    "run.step_line": ("Step **{step} / {total}** ({percent:.0f} %), epoch {epoch} / {epochs}, "
-                      "{speed}, {eta}",
-                      "ステップ **{step} / {total}**({percent:.0f} %)、エポック {epoch} / {epochs}、"
-                      "{speed}、{eta}"),
+    "run.step_line": (("Step **{step} / {total}** ({percent:.0f} %), epoch {epoch} / {epochs}, "
+                      "{speed}, {eta}"),
+                      ("ステップ **{step} / {total}**({percent:.0f} %)、エポック {epoch} / {epochs}、"
+                      "{speed}、{eta}")),
     "run.eta": ("about {eta} left", "残り約 {eta}"),
     "run.warnings": ("Warnings before the start:", "開始前の注意:"),
 }

@@ -17,7 +17,7 @@ def format_duration(seconds: float | None) -> str:
     """3725 -> '1h 02m 05s', 65 -> '1m 05s', 9 -> '9s'."""
     if seconds is None or seconds < 0:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rest = divmod(s, 3600)
     m, sec = divmod(rest, 60)
     if h:

@@ -54,8 +54,8 @@ def plan_markdown(plan: Any, lang: str) -> str:
         lines += [t("summary.repeated", lang, n=p["image_repeats"]), ""]
     subsets = p.get("subsets") or []
     if subsets:
-        lines += [f"| {t('summary.folder', lang)} | {t('summary.repeats', lang)} | "
-                  f"{t('summary.images', lang)} | {t('summary.no_caption', lang)} |",
+        lines += [(f"| {t('summary.folder', lang)} | {t('summary.repeats', lang)} | "
+                  f"{t('summary.images', lang)} | {t('summary.no_caption', lang)} |"),
                   "|---|---:|---:|---:|"]
         for sub in subsets:
             reg = f" {t('summary.reg', lang)}" if sub.get("is_reg") or sub.get("reg") else ""
@@ -109,7 +109,7 @@ def dataset_summary(values: Mapping[str, Any], api: Any, lang: str,
         return "\n\n".join(parts)
     try:
         parts.append(plan_markdown(api.make_plan(plannable), lang))
-    except Exception as exc:  # DatasetError and anything else: a message, never a traceback
+    except Exception as exc:  # noqa: BLE001 - DatasetError and anything else: a message, never a traceback
         parts.append("⚠️ " + t("summary.unavailable", lang, message=str(exc) or type(exc).__name__))
     return "\n\n".join(parts)
 
@@ -120,7 +120,7 @@ def model_status(path: str, api: Any, lang: str) -> tuple[str, Any]:
         return t("model.empty", lang), None
     try:
         info = api.detect_model(str(path).strip())
-    except Exception as exc:  # ModelLoadError says what to do; anything else is shown too
+    except Exception as exc:  # noqa: BLE001 - ModelLoadError says what to do; anything else too
         return "⚠️ " + t("model.problem", lang, message=str(exc) or type(exc).__name__), None
     message = str(getattr(info, "message", "") or "")
     label = str(getattr(info, "summary", "") or "") or message or str(info)

@@ -186,8 +186,9 @@ def time_to_first_step(tmp: Path) -> tuple[float, float]:
     event, CPU seconds of that whole one-step run): the CPU time does not grow when other
     work shares the machine, so it tells a slow start from a busy machine."""
     model, data = tmp / "demo_model", tmp / "demo_dataset"
-    for script, extra in (("make_tiny_model.py", ["--arch", "sd15", "--format", "diffusers", "--out", str(model)]),
-                          ("make_demo_dataset.py", ["--out", str(data)])):
+    makers = (("make_tiny_model.py", ["--arch", "sd15", "--format", "diffusers", "--out", str(model)]),
+              ("make_demo_dataset.py", ["--out", str(data)]))
+    for script, extra in makers:
         subprocess.run([sys.executable, str(ROOT / "scripts" / script), *extra], check=True,
                        capture_output=True, cwd=ROOT)
     preset = json.loads((ROOT / "presets" / "demo.json").read_text(encoding="utf-8"))
@@ -228,6 +229,14 @@ def machine(device: str) -> dict:
     return info
 
 
+def _load() -> float | None:
+    """The 1-minute load average: how busy the machine was (others' work shows up here)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _flops(result: dict, args: argparse.Namespace, resolution: int, gpu: str) -> None:
     """For SD1.5 at 512 px: TFLOP/s achieved and the share of the card's bf16 peak."""
     if args.arch != "sd15" or resolution != 512:
@@ -241,6 +250,7 @@ def _flops(result: dict, args: argparse.Namespace, resolution: int, gpu: str) ->
 
 def run(args: argparse.Namespace) -> dict:
     """The whole benchmark; returns the JSON-able report."""
+    load_before = _load()
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         tmp = Path(name)
         data = write_dataset(tmp / "data", images=max(4, args.batch or 1), resolution=args.resolution or
@@ -251,7 +261,7 @@ def run(args: argparse.Namespace) -> dict:
                                             / results["reference"]["sec_per_step"], 3),
                   "memory_ratio": round(results["ours"]["peak_mem_gib"]
                                         / max(results["reference"]["peak_mem_gib"], 1e-9), 3)}
-        report["machine"] = machine(args.device)
+        report["machine"] = {**machine(args.device), "load_avg_1min": [load_before, _load()]}
         for side in ("ours", "reference"):
             _flops(report[side], args, resolution, report["machine"].get("gpu", ""))
         if args.first_step:
@@ -278,7 +288,8 @@ def _print(report: dict) -> None:
         r = report[side]
         print(f"  {side:9} {r['sec_per_step']:.4f} s/step  {r['images_per_sec']:.2f} img/s  "
               f"peak {r['peak_mem_gib']:.3f} GiB  setup {r['setup_s']} s")
-    print(f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory)")
+    print(f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory); "
+          f"load average {report['machine']['load_avg_1min']}")
     if "demo_time_to_first_step_s" in report:
         print(f"  demo time to first step: {report['demo_time_to_first_step_s']} s "
               f"(the one-step run used {report['demo_one_step_run_cpu_s']} CPU s)")

@@ -4,7 +4,8 @@ Each side runs in its own process so that its memory (process RSS on a CPU, the 
 allocator's peak on a GPU) is its own. scripts/bench.py starts both and drives them over
 stdin / stdout, one step at a time, alternating, so that a noisy machine slows both alike.
 
-    python scripts/bench_worker.py --side {ours,reference} --arch A --device D --preset JSON
+    python scripts/bench_worker.py --side {ours,reference} --arch A --device D --preset JSON \
+        --resolution R [--same-env]
 
 Commands on stdin: `step N` (run N steps, answer their times), `done` (answer the memory
 peaks and exit). Answers are single stdout lines starting with `@@bench ` and a JSON
@@ -37,7 +38,8 @@ if str(ROOT) not in sys.path:
 # package loads before torch and sets its CPU-thread defaults, trainer/cpu_threads.py), the
 # reference like a plain diffusers script (torch first, libgomp's stock settings), unless
 # --same-env gives it our defaults too.
-if "--same-env" in sys.argv or ("--side" in sys.argv and sys.argv[sys.argv.index("--side") + 1:][:1] == ["ours"]):
+_SIDE = sys.argv[sys.argv.index("--side") + 1:][:1] if "--side" in sys.argv else []
+if _SIDE == ["ours"] or "--same-env" in sys.argv:
     import trainer  # noqa: F401
 
 import torch
@@ -132,7 +134,8 @@ def _load_pixels(data_dir: Path, resolution: int) -> tuple[torch.Tensor, list[st
     return torch.stack(images), captions
 
 
-def make_reference(cfg, models, device: torch.device, resolution: int) -> tuple[Callable[[], torch.Tensor], dict]:
+def make_reference(cfg, models, device: torch.device,
+                   resolution: int) -> tuple[Callable[[], torch.Tensor], dict]:
     """The diffusers + peft LoRA recipe on the same models and settings; (one step, facts)."""
     import torch.nn.functional as F
     from diffusers.training_utils import cast_training_params

@@ -37,4 +37,4 @@ def warmup_steps_for(total_steps: int, lr_warmup_percent: int, lr_warmup_steps: 
     """Warmup length: an explicit step count wins; else a percent of the total (Kohya GUI)."""
     if lr_warmup_steps > 0:
         return min(lr_warmup_steps, total_steps)
-    return int(math.ceil(total_steps * lr_warmup_percent / 100))
+    return math.ceil(total_steps * lr_warmup_percent / 100)

@@ -62,8 +62,10 @@ def encode_sdxl(text_encoders, ids_pair: list[torch.Tensor]) -> tuple[torch.Tens
     te1, te2 = text_encoders
     ids1, ids2 = ids_pair
     b, n, length = ids1.shape
-    out1 = te1(to_device(ids1.reshape(b * n, length), te1.device), output_hidden_states=True, return_dict=True)
-    out2 = te2(to_device(ids2.reshape(b * n, length), te2.device), output_hidden_states=True, return_dict=True)
+    ids1 = to_device(ids1.reshape(b * n, length), te1.device)
+    ids2 = to_device(ids2.reshape(b * n, length), te2.device)
+    out1 = te1(ids1, output_hidden_states=True, return_dict=True)
+    out2 = te2(ids2, output_hidden_states=True, return_dict=True)
     h1 = _join_chunks(out1.hidden_states[-2], b, n)
     h2 = _join_chunks(out2.hidden_states[-2], b, n)
     pooled = out2.text_embeds.reshape(b, n, -1)[:, 0]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 
-def to_device(tensor: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def to_device(tensor: torch.Tensor, device: torch.device | str,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
     """`tensor` on `device` (and in `dtype`), without a host wait when `device` is a GPU."""
     device = torch.device(device)
     if device.type != "cuda" or tensor.device.type != "cpu":

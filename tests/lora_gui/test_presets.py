@@ -25,7 +25,7 @@ def test_shipped_presets_validate_once_the_folders_are_chosen(name):
     raw = json.loads((SHIPPED_DIR / f"{name}.json").read_text(encoding="utf-8"))
     assert set(raw) <= set(FIELDS)  # no key the trainer would ignore
     raw.update({k: f"/data/{k}" for k in REQUIRED})
-    cfg, warnings = config_from_dict(raw)
+    _cfg, warnings = config_from_dict(raw)
     assert not any("not used" in w for w in warnings)
 
 

@@ -107,7 +107,7 @@ def test_shipped_presets_load(tmp_path):
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("presets").glob("*.json")):
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw.update({k: raw.get(k) or v for k, v in REQUIRED.items()})
-        cfg, warnings = config_from_dict(raw)
+        _cfg, warnings = config_from_dict(raw)
         assert not any("not used" in w for w in warnings), (path.name, warnings)
 
 

@@ -21,7 +21,7 @@ def test_two_process_accelerate_run_writes_one_set_of_files(tiny_model, tmp_path
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "trainer", "--config", str(preset), "--events", "jsonl"]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=400)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=400, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["ddp-000001.safetensors", "ddp.safetensors"]

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_idle_cpu_threads_sleep_only_when_the_cpu_is_already_busy() -> None:
-    assert wait_policy_for(load=2.5, cores=2) == "PASSIVE"
-    assert wait_policy_for(load=0.7, cores=2) is None  # stock spinning: fastest when idle
-    assert wait_policy_for(load=1.0, cores=0) == "PASSIVE"
+    assert wait_policy_for(load=1.0, cores=2) == "PASSIVE"  # one other busy process
+    assert wait_policy_for(load=0.3, cores=2) is None  # stock spinning: fastest when idle
+    assert wait_policy_for(load=7.9, cores=16) is None
+    assert wait_policy_for(load=0.5, cores=0) == "PASSIVE"
 
 
 def test_a_wait_policy_the_user_set_is_kept(monkeypatch) -> None:
