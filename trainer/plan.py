@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainer.checkpoints import step_saves
+from trainer.config.checks import parse_resolution  # the schema's one rule for "W,H"
 from trainer.data.buckets import BucketChoice, BucketError, BucketSpec
 from trainer.data.folders import FolderScan, ImageItem, Skipped, reg_repeat_counts, scan_dataset
 
@@ -23,19 +24,6 @@ from trainer.data.folders import FolderScan, ImageItem, Skipped, reg_repeat_coun
 # images x repeats. Only far outside it do we say anything, and only as a hint.
 FEW_IMAGE_REPEATS = 100
 MANY_IMAGE_REPEATS = 20_000
-
-
-def parse_resolution(text: str | int | tuple | list) -> tuple[int, int]:
-    """"512,512" or "512" (or (512, 512)) -> (width, height)."""
-    if isinstance(text, (tuple, list)):
-        parts = [str(p) for p in text]
-    else:
-        parts = [p.strip() for p in str(text).lower().replace("x", ",").split(",")]
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"max_resolution {text!r} is not 'width,height' (e.g. '512,512')")
-    return int(parts[0]), int(parts[1])
 
 
 def bucket_spec(cfg: Any) -> BucketSpec:

@@ -30,6 +30,7 @@ from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
 
 from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
 from .lora import LoRAModule
+from .module_set import ModuleSet
 
 ARCHS = ("sd1", "sd2", "sdxl")
 _TE_PREFIXES = {"sd1": (TE_PREFIX,), "sd2": (TE_PREFIX,), "sdxl": (TE1_PREFIX, TE2_PREFIX)}
@@ -93,7 +94,7 @@ def find_targets(
     return unet_found, te_found
 
 
-class LoRANetwork(nn.Module):
+class LoRANetwork(ModuleSet):
     """All LoRA modules of one training run, registered under their Kohya names.
 
     Because each module is a child named ``lora_unet_...`` / ``lora_te_...`` holding
@@ -150,30 +151,10 @@ class LoRANetwork(nn.Module):
         for lora in self.te_loras + self.unet_loras:
             self.add_module(lora.lora_name, lora)
 
-    @property
-    def loras(self) -> list[LoRAModule]:
-        return self.te_loras + self.unet_loras
-
-    def apply_to(self) -> None:
-        """Inject every module into its model (base layers stay at their paths)."""
-        for lora in self.loras:
-            lora.apply_to()
-
-    def restore(self) -> None:
-        """Take every module out of the models again (base forwards restored)."""
-        for lora in self.loras:
-            lora.restore()
-
     def merge_to_base(self) -> None:
         """Bake every delta into the base weights (for export or fast inference)."""
         for lora in self.loras:
             lora.merge_to_base()
-
-    def set_multiplier(self, m: float) -> None:
-        """Set the strength of every module (0 = base model, 1 = as trained)."""
-        self.multiplier = m
-        for lora in self.loras:
-            lora.multiplier = m
 
     def param_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
         """Optimizer parameter groups for the parts being trained.

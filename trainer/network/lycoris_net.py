@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
+from .module_set import ModuleSet
 
 # Our LoRA_type -> lycoris algorithm.
 ALGOS = {"LyCORIS/LoCon": "locon", "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr",
@@ -84,7 +85,7 @@ def _lycoris_to_kohya_names(unet: nn.Module | None, text_encoders: Sequence[nn.M
     return names
 
 
-class LycorisNetwork(nn.Module):
+class LycorisNetwork(ModuleSet):
     """The LyCORIS modules of one run, children named by their Kohya names.
 
     `options` are lycoris' network arguments as the Kohya GUI passes them (preset,
@@ -139,26 +140,6 @@ class LycorisNetwork(nn.Module):
         object.__setattr__(self, "_lycoris", net)  # not a child: its modules are ours
         for lora in self.loras:
             self.add_module(lora.lora_name, lora)
-
-    @property
-    def loras(self) -> list[nn.Module]:
-        return self.te_loras + self.unet_loras
-
-    def apply_to(self) -> None:
-        """Route each wrapped layer through its LyCORIS module."""
-        for lora in self.loras:
-            lora.apply_to()
-
-    def restore(self) -> None:
-        """Give the wrapped layers their own forward back."""
-        for lora in self.loras:
-            lora.restore()
-
-    def set_multiplier(self, m: float) -> None:
-        """Strength of every module (0 = the base model)."""
-        self.multiplier = m
-        for lora in self.loras:
-            lora.multiplier = m
 
     def apply_max_norm(self, max_norm: float, device: torch.device) -> tuple[int, float, float]:
         """lycoris' max-norm regularisation: (modules scaled, mean norm, max norm)."""

@@ -1,0 +1,33 @@
+"""What every network of ours does with its modules, whatever their kind (LoRA, LyCORIS)."""
+from __future__ import annotations
+
+from torch import nn
+
+
+class ModuleSet(nn.Module):
+    """A network that holds `te_loras` and `unet_loras`, each with apply_to / restore /
+    multiplier: the verbs that do not depend on the module type live here once."""
+
+    te_loras: list
+    unet_loras: list
+    multiplier: float
+
+    @property
+    def loras(self) -> list[nn.Module]:
+        return self.te_loras + self.unet_loras
+
+    def apply_to(self) -> None:
+        """Route each wrapped layer through its module (the base layers stay at their paths)."""
+        for lora in self.loras:
+            lora.apply_to()
+
+    def restore(self) -> None:
+        """Give the wrapped layers their own forward back."""
+        for lora in self.loras:
+            lora.restore()
+
+    def set_multiplier(self, m: float) -> None:
+        """Strength of every module (0 = the base model, 1 = as trained)."""
+        self.multiplier = m
+        for lora in self.loras:
+            lora.multiplier = m
