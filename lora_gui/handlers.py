@@ -107,7 +107,7 @@ class Controller:
             text = (f"❌ **{t('run.not_started', lang)}**\n\n"
                     + problems_markdown(problems, lang, self.fields))
             return StartOutcome(False, text, problems)
-        if not self.runner.start(cfg, int(getattr(cfg, "num_processes", 1) or 1)):
+        if not self.runner.start(cfg):
             return StartOutcome(False, "⚠️ " + t("run.busy", lang))
         message = ""
         if warnings:

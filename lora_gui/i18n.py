@@ -44,6 +44,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.LyCORIS": ("LyCORIS", "LyCORIS"),
     "group.Saving": ("Saving", "保存のタイミング"),
     "group.Speed": ("Speed", "速度"),
+    "group.Several GPUs": ("Several GPUs (accelerate)", "複数GPU (accelerate)"),
     # Source Model extras
     "quick_pick": ("Model Quick Pick", "モデルのクイック選択 (Model Quick Pick)"),
     "quick_pick.info": ("Pick a known model to fill the path, or custom to type your own.",

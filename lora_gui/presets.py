@@ -75,7 +75,7 @@ def preset_values(raw: Any, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedP
     """A preset or Kohya GUI dict -> the form's values and what to tell the user."""
     if not isinstance(raw, dict):
         raise PresetError("a preset must be a JSON object of settings")
-    migrated, migration_notes = migrate_kohya(raw)
+    migrated, migration_notes = migrate_kohya(raw, fields)
     values = {name: spec.default for name, spec in fields.items()}
     loaded = LoadedPreset(values=values, notes=[f"migrated: {n}" for n in migration_notes])
     unknown = sorted(k for k in migrated if k not in fields)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from trainer.config import TrainingConfig, save_preset
 from trainer.events import Event
+from trainer.launch import accelerate_command
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,6 @@ class RunState:
         return 100.0 * self.step / self.total_steps if self.total_steps else 0.0
 
 
-def accelerate_command(config_path: str | Path, num_processes: int,
-                       python: str = sys.executable) -> list[str]:
-    """The argument list (never a shell string) of a multi-process run."""
-    return [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-            "-m", "trainer", "--config", str(config_path), "--events", "jsonl"]
-
-
 class Runner:
     """Holds one run: its worker, its stop flag and the state its events build."""
 
@@ -93,8 +87,15 @@ class Runner:
         self._proc: Any = None
 
     # ---- what handlers call -----------------------------------------------------------
-    def start(self, cfg: TrainingConfig, num_processes: int = 1) -> bool:
-        """Begin a run in the background; False (and nothing starts) while one is active."""
+    def start(self, cfg: TrainingConfig, num_processes: int | None = None) -> bool:
+        """Begin a run in the background; False (and nothing starts) while one is active.
+
+        One process trains in a worker thread; `num_processes` (default: the config's) of
+        2 or more run `accelerate launch` in a child process."""
+        if num_processes is None:
+            num_processes = int(getattr(cfg, "num_processes", 1) or 1)
+        elif num_processes != getattr(cfg, "num_processes", num_processes):
+            cfg = cfg.model_copy(update={"num_processes": num_processes})
         with self._lock:
             if self._busy():
                 return False
@@ -268,7 +269,7 @@ class Runner:
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
             else:
                 kwargs["start_new_session"] = True
-            cmd = accelerate_command(config_path, num_processes, self._python)
+            cmd = accelerate_command(config_path, cfg, self._python)
             with self._lock:
                 self._log("Running: " + " ".join(cmd))
                 self._proc = self._popen(cmd, **kwargs)

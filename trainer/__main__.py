@@ -1,7 +1,7 @@
 """`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl] [--resume STATE_DIR]`
 
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
-`accelerate launch`. Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
+`accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself. Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
 with save_state, the training state are saved), 2 config or dataset problem, 1 training
 failure, 130 aborted by a second Ctrl-C.
 """
@@ -27,6 +27,27 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _launch(args: argparse.Namespace, cfg) -> int:
+    """num_processes > 1 outside a launcher: run this same command under accelerate launch."""
+    import subprocess
+
+    from .launch import accelerate_command
+    cmd = accelerate_command(args.config, cfg, sys.executable, events=args.events == "jsonl")
+    if args.resume is not None:
+        cmd += ["--resume", args.resume]
+    print(f"Starting {cfg.num_processes} processes with accelerate launch", file=sys.stderr)
+    try:
+        proc = subprocess.Popen(cmd)
+    except OSError as exc:
+        print(f"error: could not start accelerate ({exc})", file=sys.stderr)
+        return 1
+    while True:  # Ctrl-C reaches the processes too (same process group): they stop and save
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     try:
@@ -36,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.resume is not None:
         cfg.resume = args.resume
+    if cfg.num_processes > 1 and not args.dry_run:
+        from .launch import under_launcher
+        if not under_launcher():
+            return _launch(args, cfg)
     if args.dry_run:
         from .data.folders import DatasetError
         from .plan import build_plan

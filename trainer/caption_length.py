@@ -38,11 +38,15 @@ def long_caption_warning(found: list[tuple[Path, int]], max_token_length: int) -
 
 
 def check_captions(dataset, tokenizer, max_token_length: int, prefix: str = "",
-                   suffix: str = "") -> str | None:
-    """The warning for a TrainDataset's captions (with prefix and suffix), or None."""
+                   suffix: str = "", weighted: bool = False) -> str | None:
+    """The warning for a TrainDataset's captions (with prefix and suffix), or None.
+    `weighted`: the (word:1.2) syntax is not counted, as the tokenizer never sees it."""
+    from .prompt_weights import plain_text
+
     seen: dict[str, Path] = {}
     for item, _ in dataset.images:
         text = " ".join(part for part in (prefix, item.caption, suffix) if part)
+        text = plain_text(text) if weighted else text
         seen.setdefault(text, item.path)
     found = long_captions(((path, text) for text, path in seen.items()), tokenizer,
                           max_token_length)

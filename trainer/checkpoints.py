@@ -6,11 +6,15 @@ Names as sd-scripts writes them: `<name>-<epoch:06d>.safetensors` after every
 is written. Pruning, also as sd-scripts: `save_last_n_epochs` keeps the newest N epoch
 files; `save_last_n_steps` keeps the step files written in the last N steps. A file is
 deleted only after the newer one is safely on disk (the save raises otherwise, and then
-nothing is pruned), and the final file is never touched.
+nothing is pruned), and the final file is never touched. The `<file>-state` folders
+(save_state) are pruned the same way, keeping `save_last_n_epochs_state` /
+`save_last_n_steps_state` where set (sd-scripts' override), else the files' numbers;
+only a folder that holds a training state (its state.json) is ever removed.
 """
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +45,47 @@ def _numbered(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
         if match and path.is_file():
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+STATE_MARKER = "state.json"  # trainer.state.STATE_FILE; a folder without it is not ours
+
+
+def _numbered_states(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and (path / STATE_MARKER).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def prune_epoch_states(folder: str | Path, output_name: str, current_epoch: int, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` `<name>-<epoch>-state` folders up to `current_epoch`."""
+    if keep <= 0:
+        return []
+    pattern = re.compile(re.escape(output_name) + r"-(\d{6})-state")
+    states = [(n, p) for n, p in _numbered_states(Path(folder), pattern) if n <= current_epoch]
+    doomed = [p for _, p in states[:-keep]]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def prune_step_states(folder: str | Path, output_name: str, current_step: int, window: int) -> list[Path]:
+    """Remove the `<name>-step<step>-state` folders older than the last `window` steps."""
+    if window <= 0:
+        return []
+    pattern = re.compile(re.escape(output_name) + r"-step(\d{8})-state")
+    doomed = [p for n, p in _numbered_states(Path(folder), pattern) if current_step - window > n]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def _setting(settings, key: str) -> int:
+    return int(getattr(settings, key, 0) or 0)
 
 
 def prune_epoch_files(folder: str | Path, output_name: str, current_epoch: int, keep: int) -> list[Path]:
@@ -93,8 +138,10 @@ class IntermediateSaves:
             return None
         path = self.saver.save(step_file_stem(self.s.output_name, step), epoch, step)
         if self.is_main:
-            self._report(prune_step_files(self.folder, self.s.output_name, step,
-                                          int(getattr(self.s, "save_last_n_steps", 0) or 0)))
+            window = _setting(self.s, "save_last_n_steps")
+            self._report(prune_step_files(self.folder, self.s.output_name, step, window))
+            self._report(prune_step_states(self.folder, self.s.output_name, step,
+                                           _setting(self.s, "save_last_n_steps_state") or window))
         return path
 
     def after_epoch(self, epoch: int, step: int) -> Path | None:
@@ -104,10 +151,13 @@ class IntermediateSaves:
             return None
         path = self.saver.save(epoch_file_stem(self.s.output_name, epoch), epoch, step)
         if self.is_main:
-            self._report(prune_epoch_files(self.folder, self.s.output_name, epoch,
-                                           int(getattr(self.s, "save_last_n_epochs", 0) or 0)))
+            keep = _setting(self.s, "save_last_n_epochs")
+            self._report(prune_epoch_files(self.folder, self.s.output_name, epoch, keep))
+            self._report(prune_epoch_states(self.folder, self.s.output_name, epoch,
+                                            _setting(self.s, "save_last_n_epochs_state") or keep))
         return path
 
     def _report(self, removed: list[Path]) -> None:
         for path in removed:
-            self.log(f"removed the older intermediate file {path.name}")
+            kind = "training state" if path.name.endswith("-state") else "file"
+            self.log(f"removed the older intermediate {kind} {path.name}")

@@ -5,6 +5,7 @@ plain dict for `trainer.config.config_from_dict`, plus notes that say what was c
 """
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 # Kohya writes numbers as strings in older presets; an empty string there meant "default".
@@ -28,8 +29,96 @@ _NUMERIC_STRING_KEYS = _NUMERIC_STRING_KEYS | {
     "adaptive_noise_scale", "ip_noise_gamma", "huber_c", "huber_scale", "loraplus_lr_ratio",
     "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio", "scale_weight_norms",
     "block_lr_zero_threshold", "stop_text_encoder_training", "stop_text_encoder_training_pct",
-    "factor",
+    "factor", "num_processes", "main_process_port", "min_timestep", "max_timestep",
+    "vae_batch_size", "v_pred_like_loss", "save_last_n_steps_state", "save_last_n_epochs_state",
+    "save_last_n_epochs", "unit", "rank_dropout_scale", "constrain",
 }
+
+# Keys only the Kohya GUI writes: a file with one of them comes from it (30 of its 31
+# shipped LoRA presets have one), and gets its values' Kohya meaning (_migrate_kohya_values).
+KOHYA_GUI_KEYS = frozenset({
+    "additional_parameters", "lora_network_weights", "no_token_padding", "log_with",
+    "sdxl_no_half_vae", "sdxl_cache_text_encoder_outputs", "conv_alphas", "conv_dims",
+    "stop_text_encoder_training_pct", "model_list", "save_as_bool", "use_wandb", "use_8bit_adam",
+    "num_machines", "multi_gpu", "dynamo_backend", "extra_accelerate_launch_args",
+})
+NEVER = 10000  # save_every_n_epochs: more epochs than any run has
+
+# Kohya keys that need no setting here: what this trainer does instead.
+_HANDLED = {
+    "sdxl_no_half_vae": "the SDXL VAE always runs in float32 under fp16 here",
+    "no_half_vae": "the SDXL VAE always runs in float32 under fp16 here",
+    "highvram": "models are kept on the GPU only while they are needed",
+    "lowvram": "models are kept on the GPU only while they are needed",
+    "skip_cache_check": "the latent cache is checked by its key, which costs no time",
+    "multi_gpu": "num_processes decides (2 or more starts accelerate on several GPUs)",
+}
+
+
+def _migrate_renamed(values: dict[str, Any], notes: list[str]) -> None:
+    """Keys that older or newer Kohya GUIs spell differently -> ours (in place)."""
+    weights = values.pop("lora_network_weights", None)
+    if weights and not values.get("network_weights"):
+        values["network_weights"] = weights
+        notes.append("lora_network_weights -> network_weights")
+    for old_key, new_key in (("conv_dims", "conv_block_dims"), ("conv_alphas", "conv_block_alphas")):
+        value = values.pop(old_key, None)  # older Kohya GUIs' names of the conv block lists
+        if value and not values.get(new_key):
+            values[new_key] = value
+            notes.append(f"{old_key} -> {new_key}")
+    sdxl_cache = values.pop("sdxl_cache_text_encoder_outputs", None)
+    if sdxl_cache is True and values.get("sdxl") and "cache_text_encoder_outputs" not in values:
+        values["cache_text_encoder_outputs"] = True
+        notes.append("sdxl_cache_text_encoder_outputs -> cache_text_encoder_outputs")
+    backend = values.pop("dynamo_backend", None)
+    if isinstance(backend, str) and backend.lower() not in ("", "no") and "torch_compile" not in values:
+        values["torch_compile"] = True
+        notes.append(f"dynamo_backend {backend!r} -> torch_compile (the U-Net blocks are compiled)")
+    if values.get("log_with") in ("tensorboard", ""):
+        values.pop("log_with")  # TensorBoard is what logging_dir writes
+    machines = values.get("num_machines")
+    if machines in (1, "1", None, ""):
+        values.pop("num_machines", None)  # one machine is all this trainer runs on
+    for key, instead in _HANDLED.items():
+        if key in values:
+            values.pop(key)
+            notes.append(f"{key}: not needed ({instead})")
+
+
+def _migrate_quotes(values: dict[str, Any], notes: list[str]) -> None:
+    """The Kohya GUI strips double quotes from these before passing them on."""
+    for key in ("optimizer_args", "lr_scheduler_args"):
+        text = values.get(key)
+        if isinstance(text, str) and '"' in text:
+            values[key] = " ".join(text.replace('"', " ").split())  # "d0=1e-5" is d0=1e-5
+            notes.append(f"{key}: quotes removed -> {values[key]!r}")
+    kind = values.get("lr_scheduler_type")
+    if isinstance(kind, str) and (kind != kind.strip() or '"' in kind):
+        values["lr_scheduler_type"] = kind.replace('"', "").strip()
+
+
+def _migrate_kohya_values(values: dict[str, Any], notes: list[str]) -> None:
+    """Values a Kohya GUI file may hold that this trainer refuses in its own presets (a
+    save-every of 0, a bucket step of 1, a side not a multiple of 64): each is changed to
+    the nearest that works here, with a note. Only for files from the Kohya GUI."""
+    if values.get("save_every_n_epochs") == 0:  # Kohya: 0 = no intermediate files
+        values["save_every_n_epochs"] = NEVER
+        notes.append(f"save_every_n_epochs: 0 (Kohya: only the final file) -> {NEVER}, which saves "
+                     "only the final file here")
+    steps = values.get("bucket_reso_steps")
+    if isinstance(steps, int) and not isinstance(steps, bool) and 0 < steps < 8:
+        # sd-scripts accepts it for SD, but buckets must divide into whole latents (/8)
+        values["bucket_reso_steps"] = 8
+        notes.append(f"bucket_reso_steps: {steps} -> 8, the finest step whose buckets divide "
+                     "into whole latents")
+    reso = values.get("max_resolution")
+    if isinstance(reso, str):
+        parts = [p.strip() for p in reso.split(",")]
+        if len(parts) in (1, 2) and all(p.isdigit() and int(p) >= 64 for p in parts):
+            rounded = ",".join(str(int(p) - int(p) % 64) for p in parts)
+            if rounded != ",".join(parts):
+                values["max_resolution"] = rounded
+                notes.append(f"max_resolution: {reso!r} -> {rounded!r} (each side a multiple of 64)")
 
 
 def _migrate_training_options(values: dict[str, Any], notes: list[str]) -> None:
@@ -62,8 +151,11 @@ def _number(text: str) -> Any:
         return text
 
 
-def migrate_kohya(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Turn a kohya_ss preset into our flat dict; returns (values, notes about changes)."""
+def migrate_kohya(raw: dict[str, Any], known: Container[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Turn a kohya_ss preset into our flat dict; returns (values, notes about changes).
+
+    `known`: our setting names, so that "Additional parameters" items that name one of
+    them become that setting (trainer.kohya_args); the others are named in a note."""
     values: dict[str, Any] = {}
     notes: list[str] = []
     for key, value in raw.items():
@@ -84,7 +176,22 @@ def migrate_kohya(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             values[key] = _number(value)
             continue
         values[key] = value
+    _migrate_renamed(values, notes)
     _migrate_training_options(values, notes)
+    _migrate_quotes(values, notes)
+    if any(key in raw for key in KOHYA_GUI_KEYS):
+        _migrate_kohya_values(values, notes)
+    extra = values.pop("additional_parameters", "")
+    if isinstance(extra, str) and extra.strip():
+        from .kohya_args import parse_additional_parameters
+        found, extra_notes = parse_additional_parameters(extra, known)
+        values.update(found)  # last on Kohya's command line, so they win there too
+        notes.extend(extra_notes)
+    if known:
+        # A Kohya switch we lack that is off (false / empty) asks for nothing: not worth a warning.
+        for key in [k for k, v in values.items() if k not in known and v in (False, "", None)
+                    and not (isinstance(v, int) and not isinstance(v, bool))]:
+            values.pop(key)
     if values.get("seed") in (-1,):
         values.pop("seed")
         notes.append("seed: -1 (random in Kohya) -> the default fixed seed")

@@ -10,6 +10,7 @@ loss_type / huber_c / huber_schedule train the same):
   constant: c * scale;  exponential: exp(-alpha t) * scale with alpha = -ln(c) / T
   (from `scale` at t = 0 down to c * scale at t = T);  snr: (1 - c) / (1 + sigma)^2 + c,
   sigma = sqrt((1 - a_t) / a_t) (large c for clean inputs, near c for noisy ones).
+- v_pred_like_loss adds strength x loss / (snr / (snr + 1)) (snr capped at 1000).
 """
 from __future__ import annotations
 
@@ -39,25 +40,50 @@ def huber_threshold(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, *, sc
 
 
 def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, loss_type: str = "l2",
-                    huber_c: torch.Tensor | None = None) -> torch.Tensor:
-    """The loss of each sample (mean over its elements), shape [B], computed in fp32."""
+                    huber_c: torch.Tensor | None = None,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of each sample (mean over its elements), shape [B], computed in fp32.
+
+    `mask` ([B, 1, h, w], 0..1, masked_loss): each element's loss is multiplied by it
+    before the mean (sd-scripts' masked loss: masked-out areas teach nothing)."""
     pred, target = pred.float(), target.float()
     dims = tuple(range(1, pred.dim()))
     if loss_type == "l2":
-        return F.mse_loss(pred, target, reduction="none").mean(dim=dims)
-    if loss_type == "l1":
-        return F.l1_loss(pred, target, reduction="none").mean(dim=dims)
-    if loss_type in ("huber", "smooth_l1"):
+        loss = F.mse_loss(pred, target, reduction="none")
+    elif loss_type == "l1":
+        loss = F.l1_loss(pred, target, reduction="none")
+    elif loss_type in ("huber", "smooth_l1"):
         if huber_c is None:
             raise ValueError(f"loss_type {loss_type!r} needs the Huber threshold per sample")
         c = huber_c.float().to(pred.device).view(-1, *([1] * len(dims)))
         curve = torch.sqrt((pred - target) ** 2 + c ** 2) - c
         loss = 2 * c * curve if loss_type == "huber" else 2 * curve
-        return loss.mean(dim=dims)
-    raise ValueError(f"unknown loss_type {loss_type!r}")
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}")
+    if mask is not None:
+        loss = loss * latent_mask(mask, loss.shape[-2:]).to(loss.device)
+    return loss.mean(dim=dims)
+
+
+def latent_mask(mask: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """A [B, 1, H, W] mask brought to the latent's size by area averaging (fp32)."""
+    mask = mask.float()
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return F.interpolate(mask, size=tuple(size), mode="area")
 
 
 def v_pred_loss_scale(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """scale_v_pred_loss_like_noise_pred: snr / (snr + 1), with snr capped at 1000 (Kohya)."""
     s = torch.clamp(snr(timesteps, alphas_cumprod), max=1000.0)
     return s / (s + 1.0)
+
+
+def add_v_pred_like_loss(loss: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor,
+                         strength: float) -> torch.Tensor:
+    """v_pred_like_loss: loss + strength x loss / (snr / (snr + 1)), snr capped at 1000 (Kohya).
+
+    Adds a share of the loss weighted like v-prediction's, which weighs the noisy
+    (low-snr) timesteps more.
+    """
+    return loss + loss / v_pred_loss_scale(timesteps, alphas_cumprod) * strength

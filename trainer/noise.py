@@ -60,6 +60,17 @@ def perturb_noise(noise: torch.Tensor, gamma: float, *, random_strength: bool = 
     return noise + strength * extra
 
 
+def sample_timesteps(batch: int, min_timestep: int = 0, max_timestep: int = 1000, *,
+                     device: torch.device | str = "cpu",
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """One training timestep per sample, uniform in [min_timestep, max_timestep) (sd-scripts').
+
+    A narrower range trains only those noise levels: low timesteps are fine detail, high
+    ones composition.
+    """
+    return torch.randint(min_timestep, max_timestep, (batch,), device=device, generator=generator)
+
+
 def snr(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio a / (1 - a) at each timestep."""
     a = alphas_cumprod.to(timesteps.device)[timesteps].float()
@@ -72,6 +83,16 @@ def min_snr_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, gamma
     s = snr(timesteps, alphas_cumprod)
     clipped = torch.clamp(s, max=gamma)
     return clipped / (s + 1.0) if v_prediction else clipped / s
+
+
+def debiased_estimation_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor,
+                                v_prediction: bool = False) -> torch.Tensor:
+    """Debiased estimation loss weights: 1 / sqrt(snr) (epsilon) or 1 / (snr + 1) (v).
+
+    snr is capped at 1000 (sd-scripts'), so the cleanest timesteps keep a small weight.
+    """
+    s = torch.clamp(snr(timesteps, alphas_cumprod), max=1000.0)
+    return 1.0 / (s + 1.0) if v_prediction else 1.0 / torch.sqrt(s)
 
 
 def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

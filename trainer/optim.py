@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedulers by their Kohya names.
 
-`optimizer_args` is parsed as data (trainer.optim_args), never evaluated. Each optimizer
+`optimizer_args` and `lr_scheduler_args` are parsed as data (trainer.optim_args), never
+evaluated; trainer.schedule lists the arguments each schedule takes. Each optimizer
 comes from the library Kohya uses for it:
 
 | Kohya name       | class                                        | defaults Kohya adds      |
@@ -27,7 +28,7 @@ import torch
 
 from .config import ConfigError, Problem
 from .optim_args import adafactor_kwargs, parse_args_text
-from .schedule import lr_factor
+from .schedule import lr_factor, scheduler_arg_problems
 
 
 def parse_optimizer_args(text: str) -> dict[str, Any]:
@@ -36,6 +37,14 @@ def parse_optimizer_args(text: str) -> dict[str, Any]:
         return parse_args_text(text)
     except ValueError as exc:
         raise ConfigError([Problem("optimizer_args", str(exc))]) from None
+
+
+def parse_scheduler_args(text: str) -> dict[str, Any]:
+    """'min_lr_rate=0.1' -> {"min_lr_rate": 0.1}, read like optimizer_args (never evaluated)."""
+    try:
+        return parse_args_text(text)
+    except ValueError as exc:
+        raise ConfigError([Problem("lr_scheduler_args", str(exc))]) from None
 
 
 def _bnb():
@@ -131,17 +140,33 @@ def _adafactor_schedule(optimizer: torch.optim.Optimizer, initial_lr: float):
 
 def make_scheduler(optimizer: torch.optim.Optimizer, *, name: str, total_steps: int,
                    warmup_steps: int, num_cycles: int = 1, power: float = 1.0,
-                   initial_lr: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+                   initial_lr: float = 0.0, args_text: str = "",
+                   scheduler_type: str = "") -> torch.optim.lr_scheduler.LRScheduler:
     """The LR scheduler `name` (trainer.schedule's curves), or AdafactorSchedule.
 
     The `adafactor` schedule, and any schedule with a relative-step Adafactor, is
     transformers' AdafactorSchedule: the LR it reports is the step size Adafactor chose.
+    `args_text` is `lr_scheduler_args`; min_lr / lr_end in it are read against the
+    optimizer's own learning rate, as transformers does. `scheduler_type`
+    (lr_scheduler_type) names a PyTorch class that takes `args_text` instead.
     """
     if name == "adafactor" or uses_own_step_size(optimizer):
         from transformers.optimization import Adafactor
         if not isinstance(optimizer, Adafactor):
             raise ConfigError([Problem("lr_scheduler", "'adafactor' needs the Adafactor optimizer")])
         return _adafactor_schedule(optimizer, initial_lr)
+    args = parse_scheduler_args(args_text)
+    if scheduler_type.strip():  # a PyTorch class by name (the config checks vetted it)
+        from .schedule_torch import make_torch_scheduler, torch_scheduler_problems
+        pairs = torch_scheduler_problems(scheduler_type, args)
+        if pairs:
+            raise ConfigError([Problem(k, m) for k, m in pairs])
+        return make_torch_scheduler(optimizer, scheduler_type, args)
+    learning_rate = float(optimizer.defaults.get("lr") or initial_lr or 1.0)
+    problems = scheduler_arg_problems(name, args, learning_rate=learning_rate,
+                                      total_steps=total_steps, warmup_steps=warmup_steps)
+    if problems:
+        raise ConfigError([Problem("lr_scheduler_args", p) for p in problems])
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
         s, name=name, total_steps=total_steps, warmup_steps=warmup_steps,
-        num_cycles=num_cycles, power=power))
+        num_cycles=num_cycles, power=power, args=args, learning_rate=learning_rate))

@@ -212,12 +212,15 @@ def _advice(cfg: Any, train_total: int) -> list[str]:
     return notes
 
 
-def build_plan(cfg: Any, prepared: PreparedData | None = None, num_processes: int = 1) -> Plan:
+def build_plan(cfg: Any, prepared: PreparedData | None = None,
+               num_processes: int | None = None) -> Plan:
     """Work out the run's plan from a config. Raises DatasetError for unusable folders.
 
     `prepared` reuses a scan the caller already has; `num_processes` is the number of
-    GPUs/processes sharing each epoch (they split the batches).
+    GPUs/processes sharing each epoch (they split the batches); by default the config's.
     """
+    if num_processes is None:
+        num_processes = int(getattr(cfg, "num_processes", 1) or 1)
     prepared = prepared or prepare_data(cfg)
     batch_size = max(1, int(cfg.train_batch_size))
     accumulation = max(1, int(getattr(cfg, "gradient_accumulation_steps", 1) or 1))

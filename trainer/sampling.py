@@ -92,7 +92,8 @@ class Sampler:
         self.sampler, self.resolution, self.seed = sampler, resolution, seed
         self.device, self.emit, self.autocast = device, emit, autocast
         self.text = TextConditioner(models.tokenizers, models.text_encoders, arch=models.arch,
-                                    clip_skip=clip_skip, max_token_length=max_token_length)
+                                    clip_skip=clip_skip, max_token_length=max_token_length,
+                                    weighted=True)  # (word:1.2) in prompts, as Kohya's sampler
         self.folder = Path(output_dir) / "sample"
         self.output_name = output_name
         make_scheduler(sampler, models.noise_scheduler.config)  # fail early on a bad name

@@ -65,6 +65,9 @@ def _prepare(tensors: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor
         if not torch.isfinite(tensor).all():
             raise SaveError(f"refusing to save: {key} contains NaN or inf (training diverged?)")
         cast = tensor.detach().to(device="cpu", dtype=dtype).contiguous()
+        if key.endswith(".alpha") and tensor.numel() == 1 and not torch.isfinite(cast).all():
+            # a scale, not a weight: LoKr's full-matrix alpha (its rank, e.g. 100000) stays exact
+            cast = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
         if not torch.isfinite(cast).all():
             raise SaveError(f"refusing to save: {key} overflows in {dtype} (save as bf16 or float instead)")
         prepared[key] = cast
@@ -247,6 +250,11 @@ def build_metadata(
     for name in _OPTIONAL_SS:
         if hasattr(cfg, name):
             meta[f"ss_{name}"] = get(name)
+    if hasattr(cfg, "debiased_estimation_loss"):  # sd-scripts' key for this setting
+        meta["ss_debiased_estimation"] = bool(get("debiased_estimation_loss"))
+    timesteps = (get("min_timestep", 0), get("max_timestep", 1000))
+    if timesteps != (0, 1000):  # like sd-scripts: only a narrowed range is recorded
+        meta["modelspec.timestep_range"] = f"{timesteps[0]},{timesteps[1]}"
     for name in ("author", "description", "license", "tags"):
         if get(f"metadata_{name}"):
             meta[f"modelspec.{name}"] = get(f"metadata_{name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .prompt_weights import apply_weights, weighted_ids
 from .transfer import to_device  # token ids reach the GPU without a host wait
 
 
@@ -17,6 +18,12 @@ def tokenize(tokenizer, captions: list[str], max_token_length: int = 75) -> torc
     max_len = max_token_length + 2
     ids = tokenizer(captions, padding="max_length", truncation=True, max_length=max_len,
                     return_tensors="pt").input_ids
+    return chunk_ids(tokenizer, ids, max_token_length)
+
+
+def chunk_ids(tokenizer, ids: torch.Tensor, max_token_length: int = 75) -> torch.Tensor:
+    """[batch, max_token_length + 2] -> [batch, chunks, 77], each chunk in BOS ... EOS."""
+    max_len = max_token_length + 2
     if max_token_length == 75:
         return ids[:, None, :]
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -43,8 +50,9 @@ def _join_chunks(hidden: torch.Tensor, batch: int, n: int) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
-    """SD1/SD2 conditioning [B, 77*, D] from ids [B, n, 77]."""
+def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """SD1/SD2 conditioning [B, 77*, D] from ids [B, n, 77] (and per-token weights [B, 77*])."""
     b, n, length = ids.shape
     flat = to_device(ids.reshape(b * n, length), text_encoder.device)
     if clip_skip <= 1:
@@ -54,11 +62,14 @@ def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tens
         # transformers 5 puts final_layer_norm on the model itself; 4.x under .text_model
         model = getattr(text_encoder, "text_model", text_encoder)
         hidden = model.final_layer_norm(out.hidden_states[-clip_skip])
-    return _join_chunks(hidden, b, n)
+    joined = _join_chunks(hidden, b, n)
+    return joined if weights is None else apply_weights(joined, weights)
 
 
-def encode_sdxl(text_encoders, ids_pair: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """SDXL conditioning: ([B, 77*, D1+D2], pooled [B, P]) from the two tokenizers' ids."""
+def encode_sdxl(text_encoders, ids_pair: list[torch.Tensor],
+                weights_pair: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL conditioning: ([B, 77*, D1+D2], pooled [B, P]) from the two tokenizers' ids
+    (and their per-token weights; the pooled output is not weighted)."""
     te1, te2 = text_encoders
     ids1, ids2 = ids_pair
     b, n, length = ids1.shape
@@ -69,6 +80,8 @@ def encode_sdxl(text_encoders, ids_pair: list[torch.Tensor]) -> tuple[torch.Tens
     h1 = _join_chunks(out1.hidden_states[-2], b, n)
     h2 = _join_chunks(out2.hidden_states[-2], b, n)
     pooled = out2.text_embeds.reshape(b, n, -1)[:, 0]
+    if weights_pair is not None:
+        h1, h2 = apply_weights(h1, weights_pair[0]), apply_weights(h2, weights_pair[1])
     return torch.cat([h1, h2.to(h1.dtype)], dim=-1), pooled
 
 
@@ -76,19 +89,27 @@ class TextConditioner:
     """Turns a batch of captions into the U-Net's conditioning for one architecture."""
 
     def __init__(self, tokenizers: list, text_encoders: list, *, arch: str, clip_skip: int = 1,
-                 max_token_length: int = 75):
+                 max_token_length: int = 75, weighted: bool = False):
         self.tokenizers = tokenizers
         self.text_encoders = text_encoders
         self.arch = arch
         self.clip_skip = clip_skip
         self.max_token_length = max_token_length
+        self.weighted = weighted  # read (word:1.2) weights in the text (trainer.prompt_weights)
 
     def tokenize(self, captions: list[str]) -> list[torch.Tensor]:
         return [tokenize(t, captions, self.max_token_length) for t in self.tokenizers]
 
     def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(hidden states, pooled or None). Gradients flow when the encoders are trained."""
-        ids = self.tokenize(captions)
+        weights = None
+        if self.weighted:
+            pairs = [weighted_ids(t, captions, self.max_token_length) for t in self.tokenizers]
+            ids = [chunk_ids(t, i, self.max_token_length) for t, (i, _) in zip(self.tokenizers, pairs)]
+            weights = [w for _, w in pairs]
+        else:
+            ids = self.tokenize(captions)
         if self.arch == "sdxl":
-            return encode_sdxl(self.text_encoders, ids)
-        return encode_sd(self.text_encoders[0], ids[0], self.clip_skip), None
+            return encode_sdxl(self.text_encoders, ids, weights)
+        return encode_sd(self.text_encoders[0], ids[0], self.clip_skip,
+                         None if weights is None else weights[0]), None

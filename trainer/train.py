@@ -26,6 +26,7 @@ import random
 import threading
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,7 +40,7 @@ from .data.loader import BatchLoader
 from .events import Event, EventCallback
 from .guards import LossGuard, TrainingError, explain_failure
 from .models import ModelLoadError
-from .noise import min_snr_weights, perturb_noise, sample_noise
+from .noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from .plan import Plan, build_plan, prepare_data
 from .preflight import run_preflight
 from .run_io import LoRASaver, write_crash_log
@@ -204,19 +205,24 @@ class Run:
         self.dataset = TrainDataset(
             p.scan, p.reg_scan, p.choices, p.reg_choices, flip_aug=cfg.flip_aug,
             random_crop=cfg.random_crop, color_aug=cfg.color_aug,
-            captions=CaptionOptions.from_config(cfg), seed=cfg.seed,
+            captions=CaptionOptions.from_config(cfg), seed=cfg.seed, masked_loss=cfg.masked_loss,
             on_warning=lambda msg: self.emit(Event("warning", {"message": msg})))
         self.batcher = BucketBatcher(self.dataset.bucket_entries(), cfg.train_batch_size, cfg.seed)
         self.text = TextConditioner(self.models.tokenizers, self.models.text_encoders,
                                     arch=self.models.arch, clip_skip=cfg.clip_skip,
-                                    max_token_length=cfg.max_token_length)
+                                    max_token_length=cfg.max_token_length,
+                                    weighted=cfg.weighted_captions)
         too_long = check_captions(self.dataset, self.models.tokenizers[0], cfg.max_token_length,
-                                  cfg.caption_prefix, cfg.caption_suffix)
+                                  cfg.caption_prefix, cfg.caption_suffix,
+                                  weighted=cfg.weighted_captions)
         if too_long:  # the tokenizer would cut them silently
             self.emit(Event("warning", {"message": too_long}))
         # random_crop / color_aug change the image every time: nothing to cache (checks say so)
         cacheable = not (cfg.random_crop or cfg.color_aug)
         use_cache = (cfg.cache_latents or cfg.cache_latents_to_disk) and cacheable
+        self.mask_cache: dict | None = {} if cfg.masked_loss else None
+        if cfg.masked_loss:
+            self._check_masks()
         self.latent_cache = self._cache_latents() if use_cache else None
         self.loader = BatchLoader(self.dataset, self.batcher, with_images=self.latent_cache is None,
                                   workers=cfg.max_data_loader_n_workers,
@@ -235,6 +241,18 @@ class Run:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def _check_masks(self) -> None:
+        """masked_loss with pictures that have no transparency teaches as usual: say so."""
+        from .data.images import has_alpha
+
+        items = [item for item, _ in self.dataset.images]
+        with_alpha = sum(has_alpha(item.path) for item in items)
+        if with_alpha < len(items):
+            self.emit(Event("warning", {"message": (
+                f"masked_loss: {len(items) - with_alpha} of {len(items)} image(s) have no transparency "
+                "(alpha channel), so their whole picture is trained. Save the images as PNG/WebP with "
+                "a transparent background where the LoRA should not learn.")}))
+
     @torch.no_grad()
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
         vae = self.models.vae
@@ -244,13 +262,15 @@ class Run:
     def _cache_latents(self) -> dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]]:
         """(image index, flipped) -> (latent, SDXL size conditioning); once per unique image,
         from or to `<image>.npz` files with cache_latents_to_disk (trainer.latent_cache)."""
-        from .latent_cache import build_latent_cache, vae_fingerprint
+        from .latent_cache import build_latent_cache, encode_latents, vae_fingerprint
 
-        to_disk = self.cfg.cache_latents_to_disk
+        to_disk, scale = self.cfg.cache_latents_to_disk, self.models.latent_scale
         return build_latent_cache(
-            self.dataset, self._encode_images, latent_scale=self.models.latent_scale,
-            flip=self.cfg.flip_aug, to_disk=to_disk,
+            self.dataset, partial(encode_latents, self.models.vae, latent_scale=scale, device=self.device),
+            latent_scale=scale, flip=self.cfg.flip_aug, to_disk=to_disk,
             vae_id=vae_fingerprint(self.models.vae) if to_disk else "", device=self.device,
+            batch_size=self.cfg.vae_batch_size, seed=self.cfg.seed,  # 0 = one image per VAE call
+            masks=self.mask_cache,
             log=lambda message: self.emit(Event("log", {"message": message})),
             warn=lambda message: self.emit(Event("warning", {"message": message})))
 
@@ -287,7 +307,8 @@ class Run:
         self.scheduler = make_scheduler(
             optimizer, name=cfg.lr_scheduler, total_steps=total, warmup_steps=self.warmup,
             num_cycles=cfg.lr_scheduler_num_cycles, power=cfg.lr_scheduler_power,
-            initial_lr=cfg.learning_rate)
+            initial_lr=cfg.learning_rate, args_text=cfg.lr_scheduler_args,
+            scheduler_type=cfg.lr_scheduler_type)
         self.optimizer = self.acc.prepare(optimizer)  # handles the fp16 grad scaler
         if cfg.full_fp16:
             allow_fp16_gradients(self.acc)
@@ -307,9 +328,12 @@ class Run:
 
     def _latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         if self.latent_cache is not None:
-            pairs = [self.latent_cache[(i, f)] for i, f in zip(batch["image_indices"], batch["flipped"])]
+            keys = list(zip(batch["image_indices"], batch["flipped"]))
+            pairs = [self.latent_cache[k] for k in keys]
             latents = torch.stack([p[0] for p in pairs])
             time_ids = torch.stack([p[1] for p in pairs])
+            if self.mask_cache is not None:
+                batch["masks"] = torch.stack([self.mask_cache[k] for k in keys])
         else:
             latents = self._encode_images(batch["images"])
             time_ids = torch.cat([batch["original_sizes"], batch["crop_top_lefts"],
@@ -323,8 +347,8 @@ class Run:
         latents, time_ids = self._latents(batch)
         noise = sample_noise(latents, generator=generator, **noise_kwargs(cfg))
         b = latents.shape[0]
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (b,),
-                                  device=self.device, generator=generator)
+        timesteps = sample_timesteps(b, cfg.min_timestep, cfg.max_timestep, device=self.device,
+                                     generator=generator)
         # ip_noise_gamma perturbs the input's noise only; the target stays `noise`
         noisy = self.noise_scheduler.add_noise(latents, perturb_noise(
             noise, cfg.ip_noise_gamma, random_strength=cfg.ip_noise_gamma_random_strength,
@@ -343,7 +367,8 @@ class Run:
         loss = per_sample_training_loss(  # l2 / l1 / huber / smooth_l1
             cfg, pred, target, timesteps, self.alphas_cumprod,
             v_prediction=self.models.v_parameterization,
-            num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)
+            num_train_timesteps=self.noise_scheduler.config.num_train_timesteps,
+            mask=batch.get("masks"))  # masked_loss: the pictures' transparency
         weights = torch.where(to_device(batch["is_reg"], self.device), cfg.prior_loss_weight, 1.0)
         if cfg.min_snr_gamma > 0:
             weights = weights * min_snr_weights(timesteps, self.alphas_cumprod, cfg.min_snr_gamma,

@@ -7,7 +7,8 @@ Features and the settings behind them:
   fp16/bf16 (CUDA only; preflight refuses it elsewhere).
 - `full_fp16` / `full_bf16`: the LoRA weights themselves in that dtype (less memory);
   with fp16 the grad scaler is allowed to unscale fp16 gradients.
-- noise and loss (`trainer.noise`, `trainer.loss`): the settings as keyword arguments.
+- noise and loss (`trainer.noise`, `trainer.loss`): the settings as keyword arguments;
+  the loss weights `v_pred_like_loss` and `debiased_estimation_loss` per sample.
 - after each optimizer step (`StepHooks`): `scale_weight_norms` (max-norm regularisation,
   its statistics added to the step report) and `stop_text_encoder_training` (the
   text-encoder LoRA stops learning after that share of the steps).
@@ -69,18 +70,26 @@ def noise_kwargs(cfg: Any) -> dict[str, Any]:
 
 def per_sample_training_loss(cfg: Any, pred: torch.Tensor, target: torch.Tensor,
                              timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, *,
-                             v_prediction: bool, num_train_timesteps: int) -> torch.Tensor:
-    """The loss of each sample for `loss_type`, scaled like noise prediction if asked."""
-    from .loss import huber_threshold, per_sample_loss, v_pred_loss_scale
+                             v_prediction: bool, num_train_timesteps: int,
+                             mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of each sample for `loss_type`, then the per-sample weights of the settings
+    (sd-scripts' order): scale_v_pred_loss_like_noise_pred, v_pred_like_loss,
+    debiased_estimation_loss."""
+    from .loss import add_v_pred_like_loss, huber_threshold, per_sample_loss, v_pred_loss_scale
+    from .noise import debiased_estimation_weights
 
     huber_c = None
     if cfg.loss_type in ("huber", "smooth_l1"):
         huber_c = huber_threshold(timesteps, alphas_cumprod, schedule=cfg.huber_schedule,
                                   huber_c=cfg.huber_c, huber_scale=cfg.huber_scale,
                                   num_train_timesteps=num_train_timesteps)
-    loss = per_sample_loss(pred, target, cfg.loss_type, huber_c)
+    loss = per_sample_loss(pred, target, cfg.loss_type, huber_c, mask)  # mask: masked_loss
     if cfg.scale_v_pred_loss_like_noise_pred and v_prediction:
         loss = loss * v_pred_loss_scale(timesteps, alphas_cumprod)
+    if cfg.v_pred_like_loss:
+        loss = add_v_pred_like_loss(loss, timesteps, alphas_cumprod, cfg.v_pred_like_loss)
+    if cfg.debiased_estimation_loss:
+        loss = loss * debiased_estimation_weights(timesteps, alphas_cumprod, v_prediction)
     return loss
 
 

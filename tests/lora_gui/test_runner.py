@@ -55,8 +55,10 @@ def test_several_processes_run_accelerate_with_an_argument_list(values, tmp_path
     assert runner.wait(5)
     cmd = seen["cmd"]
     assert isinstance(cmd, list) and "shell" not in seen["kwargs"]
-    assert cmd == accelerate_command(cmd[cmd.index("--config") + 1], 2)
-    assert cmd[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--num_processes"]
+    assert cmd == accelerate_command(cmd[cmd.index("--config") + 1], cfg.model_copy(
+        update={"num_processes": 2}))
+    assert cmd[:6] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                       "--num_processes", "2"]
     assert cmd[cmd.index("--events") + 1] == "jsonl" and "-m" in cmd[4:]
     assert "huggingface_token" not in seen["config"] or not seen["config"]["huggingface_token"]
     assert seen["kwargs"]["env"]["HF_TOKEN"] == "hf_secret"

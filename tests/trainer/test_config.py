@@ -75,7 +75,7 @@ def test_kohya_gui_preset_loads_with_migrations_and_unknown_keys_listed(tmp_path
         "train_batch_size": 2, "max_resolution": "768,768", "network_dim": 128,
         "network_alpha": 64, "use_8bit_adam": True, "xformers": True, "seed": "",
         "max_train_steps": "1600", "mixed_precision": "bf16", "cache_latents": True,
-        "model_list": "custom", "rank_dropout_scale": False, "save_model_as": "safetensors",
+        "model_list": "custom", "use_wandb": True, "rank_dropout_scale": False, "save_model_as": "safetensors",
         "clip_skip": "2", "shuffle_caption": True, "keep_tokens": "1",
     }
     path = tmp_path / "kohya.json"
@@ -88,7 +88,8 @@ def test_kohya_gui_preset_loads_with_migrations_and_unknown_keys_listed(tmp_path
     assert cfg.keep_tokens == 1 and cfg.shuffle_caption and cfg.max_resolution == "768,768"
     assert cfg.seed == TrainingConfig().seed  # empty = default
     text = "\n".join(warnings)
-    assert "model_list" in text and "rank_dropout_scale" in text
+    assert "model_list" in text and "use_wandb" in text
+    assert "rank_dropout_scale" not in text  # a switch we lack that is off asks for nothing
     assert "use_8bit_adam" in text
 
 

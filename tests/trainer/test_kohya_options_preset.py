@@ -63,8 +63,11 @@ def test_a_kohya_preset_with_every_parameters_and_advanced_option_loads_in_place
     for key, value in EXPECTED_STANDARD.items():
         assert getattr(cfg, key) == value, key
     unused = "\n".join(w for w in warnings if "not used" in w)
-    assert all(k in unused for k in ("bypass_mode", "rank_dropout_scale", "train_on_input"))
     assert not any(k in unused for k in EXPECTED_STANDARD)
+    # The LyCORIS options are settings now: read, and ignored by Standard without a word
+    # (their values here are what every Kohya GUI file carries).
+    assert (cfg.bypass_mode, cfg.rank_dropout_scale, cfg.train_on_input) == (False, False, True)
+    assert not any(k in "\n".join(warnings) for k in ("bypass_mode", "rank_dropout_scale", "train_on_input"))
 
 
 def test_a_kohya_lycoris_preset_loads_in_place(tmp_path):
@@ -81,3 +84,19 @@ def test_kohya_spellings_of_the_lora_type_and_the_text_encoder_stop(tmp_path):
                                     "mixed_precision": "no"})
     assert cfg.LoRA_type == "LyCORIS/LoCon" and cfg.stop_text_encoder_training == 40
     assert any("'LoCon' -> 'LyCORIS/LoCon'" in w for w in warnings)
+
+
+def test_kohya_timestep_loss_scheduler_and_vae_batch_keys_load_in_place(tmp_path):
+    preset = {"min_timestep": 100, "max_timestep": "900", "debiased_estimation_loss": True,
+              "v_pred_like_loss": "0.1", "lr_scheduler": "cosine_with_min_lr",
+              "lr_scheduler_args": "min_lr_rate=0.1", "vae_batch_size": 4, "mixed_precision": "no"}
+    cfg, warnings = load(tmp_path, preset)
+    assert (cfg.min_timestep, cfg.max_timestep, cfg.debiased_estimation_loss, cfg.v_pred_like_loss) == \
+        (100, 900, True, 0.1)
+    assert (cfg.lr_scheduler, cfg.lr_scheduler_args, cfg.vae_batch_size) == \
+        ("cosine_with_min_lr", "min_lr_rate=0.1", 4)
+    unused = "\n".join(w for w in warnings if "not used" in w)
+    assert not any(k in unused for k in preset)
+    cfg, _ = load(tmp_path, {"min_timestep": "", "max_timestep": "", "vae_batch_size": "",
+                             "v_pred_like_loss": "", "lr_scheduler_args": "", "mixed_precision": "no"})
+    assert (cfg.min_timestep, cfg.max_timestep, cfg.vae_batch_size, cfg.v_pred_like_loss) == (0, 1000, 0, 0)

@@ -1,6 +1,7 @@
 """cache_latents_to_disk: one .npz per image, reused across runs, never stale."""
 import json
 import os
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from PIL import Image
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.data.dataset import TrainDataset
-from trainer.latent_cache import build_latent_cache, cache_path, read_cache_file, vae_fingerprint
+from trainer.latent_cache import (
+    build_latent_cache,
+    cache_path,
+    encode_latents,
+    read_cache_file,
+    vae_fingerprint,
+)
 from trainer.plan import prepare_data
 
 SCALE = 0.18215
@@ -29,9 +36,22 @@ class CountingEncoder:
         self.vae, self.images = vae, 0
 
     @torch.no_grad()
-    def __call__(self, images):
+    def __call__(self, images, seeds=None):
         self.images += images.shape[0]
         return self.vae.encode(images).latent_dist.mode() * SCALE
+
+
+class SamplingEncoder:
+    """The trainer's encoder (a sample of the VAE's distribution), recording each call's batch."""
+
+    def __init__(self, vae):
+        self.encode = partial(encode_latents, vae, latent_scale=SCALE, device="cpu")
+        self.calls: list[tuple[int, tuple[int, ...]]] = []
+
+    @torch.no_grad()
+    def __call__(self, images, seeds):
+        self.calls.append((images.shape[0], tuple(images.shape[2:])))
+        return self.encode(images, seeds)
 
 
 def dataset_of(data, resolution="64,64", flip=False):
@@ -174,3 +194,43 @@ def test_training_runs_write_then_reuse_the_disk_cache(tiny_model, tmp_path):
     assert "Latent cache: 0 image(s) reused from disk, 2 written." in logs
     run()
     assert "Latent cache: 2 image(s) reused from disk, 0 written." in logs
+
+
+def mixed_sizes(tmp_path):
+    """Five square and two wide images: two buckets."""
+    data = make_toy_dataset(tmp_path / "data", n=5, size=64)
+    for i in range(2):
+        Image.new("RGB", (192, 64), (30 * i, 90, 200)).save(data / "1_toy" / f"wide{i}.png")
+        (data / "1_toy" / f"wide{i}.txt").write_text("toy, wide", encoding="utf-8")
+    return data
+
+
+@pytest.mark.parametrize("to_disk", [False, True])
+def test_vae_batch_size_encodes_same_size_images_together_with_the_same_latents(tmp_path, vae, to_disk):
+    data = mixed_sizes(tmp_path)
+    ds = dataset_of(data, resolution="128,128", flip=True)
+    assert len({choice.bucket for _, choice in ds.images}) == 2
+
+    def cache_with(batch_size):
+        for f in (data / "1_toy").glob("*.npz"):
+            f.unlink()
+        encoder = SamplingEncoder(vae)
+        torch.manual_seed(batch_size)  # the global generator must not matter
+        cache = build_latent_cache(ds, encoder, latent_scale=SCALE, flip=True, to_disk=to_disk,
+                                   vae_id="v", batch_size=batch_size, seed=7)
+        return cache, encoder.calls
+
+    one, one_calls = cache_with(0)  # 0 = Kohya's default: one image per VAE call
+    batched, calls = cache_with(3)
+    assert {n for n, _ in one_calls} == {1} and len(one_calls) == 14  # 7 images, each mirrored
+    assert max(n for n, _ in calls) == 3 and sum(n for n, _ in calls) == 14 and len(calls) < 14
+    assert batched.keys() == one.keys()
+    for key in one:
+        torch.testing.assert_close(batched[key][0], one[key][0], atol=1e-5, rtol=0)  # float rounding
+        assert torch.equal(batched[key][1], one[key][1])
+    mode = SCALE * vae.encode(ds.load_unique(0)["image"][None]).latent_dist.mode()[0]
+    assert not torch.allclose(one[(0, False)][0], mode, atol=1e-3)  # a sample, not the mode
+    if to_disk:
+        reuse = CountingEncoder(vae)
+        build_latent_cache(ds, reuse, latent_scale=SCALE, flip=True, to_disk=True, vae_id="v", batch_size=3)
+        assert reuse.images == 0  # every file was written with both latents

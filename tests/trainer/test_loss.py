@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from trainer.loss import huber_threshold, per_sample_loss, v_pred_loss_scale
+from trainer.loss import add_v_pred_like_loss, huber_threshold, per_sample_loss, v_pred_loss_scale
 from trainer.noise import perturb_noise, sample_noise, snr
 from trainer.train_options import noise_kwargs, per_sample_training_loss
 
@@ -15,6 +15,14 @@ AC = torch.cumprod(1 - BETAS, 0)  # the DDPM schedule of SD (ANCHORS.md section 
 
 def g(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def loss_cfg(**over) -> SimpleNamespace:
+    """The loss settings at their defaults, with `over` changed."""
+    values = {"loss_type": "l2", "huber_schedule": "snr", "huber_c": 0.1, "huber_scale": 1.0,
+              "scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0.0,
+              "debiased_estimation_loss": False}
+    return SimpleNamespace(**{**values, **over})
 
 
 def test_l2_and_l1_are_the_mean_squared_and_absolute_error_per_sample():
@@ -64,8 +72,7 @@ def test_v_prediction_scale_is_snr_over_snr_plus_one_and_only_for_v_models():
     t = torch.tensor([0, 10, 500, 999])
     s = torch.clamp(snr(t, AC), max=1000)
     torch.testing.assert_close(v_pred_loss_scale(t, AC), s / (s + 1))
-    cfg = SimpleNamespace(loss_type="l2", huber_schedule="snr", huber_c=0.1, huber_scale=1.0,
-                          scale_v_pred_loss_like_noise_pred=True)
+    cfg = loss_cfg(scale_v_pred_loss_like_noise_pred=True)
     pred, target = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)
     scaled = per_sample_training_loss(cfg, pred, target, t, AC, v_prediction=True, num_train_timesteps=1000)
     plain = per_sample_training_loss(cfg, pred, target, t, AC, v_prediction=False, num_train_timesteps=1000)
@@ -74,13 +81,37 @@ def test_v_prediction_scale_is_snr_over_snr_plus_one_and_only_for_v_models():
 
 
 def test_the_configured_huber_loss_reaches_the_step():
-    cfg = SimpleNamespace(loss_type="huber", huber_schedule="constant", huber_c=0.5, huber_scale=1.0,
-                          scale_v_pred_loss_like_noise_pred=False)
+    cfg = loss_cfg(loss_type="huber", huber_schedule="constant", huber_c=0.5)
     pred, target = torch.full((2, 1, 2, 2), 3.0), torch.zeros(2, 1, 2, 2)
     got = per_sample_training_loss(cfg, pred, target, torch.tensor([1, 2]), AC, v_prediction=False,
                                    num_train_timesteps=1000)
     expected = 2 * 0.5 * (math.sqrt(9 + 0.25) - 0.5)
     torch.testing.assert_close(got, torch.full((2,), expected))
+
+
+def test_v_pred_like_loss_adds_the_loss_over_snr_over_snr_plus_one():
+    t = torch.tensor([0, 999])
+    s999 = (AC[999] / (1 - AC[999])).item()
+    loss = torch.tensor([2.0, 2.0])
+    got = add_v_pred_like_loss(loss, t, AC, 0.1)
+    # t=0: snr capped at 1000, scale 1000/1001 -> 2 + 2 x 1.001 x 0.1
+    assert got[0].item() == pytest.approx(2.2002, rel=1e-5)
+    assert got[1].item() == pytest.approx(2 + 2 * (s999 + 1) / s999 * 0.1, rel=1e-4)
+
+
+@pytest.mark.parametrize("v_prediction", [False, True])
+def test_v_pred_like_and_debiased_weights_reach_the_loss_of_the_step(v_prediction):
+    t = torch.tensor([0, 100, 500, 999])
+    s = torch.clamp(snr(t, AC), max=1000)
+    pred, target = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)  # l2 loss 1 per sample
+    cfg = loss_cfg(v_pred_like_loss=0.2, debiased_estimation_loss=True)
+    got = per_sample_training_loss(cfg, pred, target, t, AC, v_prediction=v_prediction,
+                                   num_train_timesteps=1000)
+    debias = 1 / (s + 1) if v_prediction else 1 / torch.sqrt(s)
+    torch.testing.assert_close(got, (1 + 0.2 * (s + 1) / s) * debias)
+    off = per_sample_training_loss(loss_cfg(), pred, target, t, AC, v_prediction=v_prediction,
+                                   num_train_timesteps=1000)
+    torch.testing.assert_close(off, torch.ones(4))  # both off: the plain loss
 
 
 def test_adaptive_noise_scale_adds_the_channel_mean_to_the_offset():

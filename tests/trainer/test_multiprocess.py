@@ -1,4 +1,4 @@
-"""The same command under `accelerate launch --num_processes 2` (CPU, gloo): one set of files."""
+"""num_processes 2: `python -m trainer` starts accelerate itself (CPU, gloo); one set of files."""
 import json
 import os
 import subprocess
@@ -11,16 +11,14 @@ from tests.trainer.test_train_e2e import ROOT, make_toy_dataset, write_preset
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_run_writes_one_set_of_files(tiny_model, tmp_path):
+def test_two_process_run_writes_one_set_of_files(tiny_model, tmp_path):
     data = make_toy_dataset(tmp_path / "data", n=4)
     preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=1,
-                          train_batch_size=1, output_name="ddp")
+                          train_batch_size=1, output_name="ddp", num_processes=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # --multi_gpu starts torchrun-style workers; without CUDA they train on the CPU over gloo
-    # (accelerate's --cpu flag would run a single process).
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "trainer", "--config", str(preset), "--events", "jsonl"]
+    # The preset's num_processes makes the command start `accelerate launch --multi_gpu`;
+    # without CUDA its workers train on the CPU over gloo.
+    cmd = [sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=400, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "out"

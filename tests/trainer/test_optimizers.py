@@ -192,7 +192,16 @@ _CURVES = {
     "cosine": {4: 0.5, 10: 1.0, 40: 0.5 * (1 + math.cos(math.pi / 3)), 55: 0.5, 100: 0.0},
     "cosine_with_restarts": {10: 1.0, 32: 0.5 * (1 + math.cos(math.pi * 44 / 90)), 55: 1.0, 77: 0.5 * (1 + math.cos(math.pi * (134 / 90 % 1)))},
     "polynomial": {4: 0.5, 10: 1.0, 55: 0.25, 100: 0.0},  # power 2
+    # min_lr_rate 0.2, 2 cycles: half-waves of cos(pi 2 p) between 1 and 0.2
+    "cosine_with_min_lr": {4: 0.5, 10: 1.0, 32: 0.2 + 0.4 * (1 + math.cos(math.pi * 44 / 90)), 55: 0.2,
+                           100: 1.0},
+    # timescale 40: 1 / sqrt((step - 10 + 40) / 40)
+    "inverse_sqrt": {4: 0.5, 10: 1.0, 50: 2 ** -0.5, 130: 0.5},
+    # min_lr_ratio 0.1: warmup from 0.1, 70 stable steps, a linear decay over the last 20
+    "warmup_stable_decay": {4: 0.55, 10: 1.0, 79: 1.0, 90: 0.55, 100: 0.1},
 }
+_ARGS = {"cosine_with_min_lr": "min_lr_rate=0.2", "inverse_sqrt": "timescale=40",
+         "warmup_stable_decay": "num_decay_steps=20 min_lr_ratio=0.1 decay_type=linear"}
 
 
 @pytest.mark.parametrize("name", [s for s in SCHEDULERS if s != "adafactor"])
@@ -201,7 +210,7 @@ def test_each_scheduler_sets_the_learning_rate_of_the_real_optimizer_at_chosen_s
     groups = build_param_groups(net, unet_lr=0.1, text_encoder_lr=0.05)
     optimizer = make_optimizer("AdamW", groups, 0.1, "", CPU)
     scheduler = make_scheduler(optimizer, name=name, total_steps=100, warmup_steps=10,
-                               num_cycles=2, power=2.0)
+                               num_cycles=2, power=2.0, args_text=_ARGS.get(name, ""))
     expected = _CURVES[name]
     seen = {}
     for step in range(max(expected) + 1):
@@ -220,3 +229,33 @@ def test_the_seed_recipe_preset_is_the_guides_adafactor_recipe():
     assert (cfg.optimizer, cfg.lr_scheduler, cfg.lr_warmup) == ("Adafactor", "adafactor", 0)
     assert parse_optimizer_args(cfg.optimizer_args)["relative_step"] is True
     assert warnings == []
+
+
+def test_min_lr_and_lr_end_are_read_against_the_optimizers_learning_rate():
+    net = ToyNet()
+    groups = build_param_groups(net, unet_lr=0.1, text_encoder_lr=0.05)
+    optimizer = make_optimizer("AdamW", groups, 0.1, "", CPU)
+    scheduler = make_scheduler(optimizer, name="cosine_with_min_lr", total_steps=10, warmup_steps=0,
+                               args_text="min_lr=0.01")  # 10% of Learning rate 0.1
+    train(net, optimizer, scheduler, steps=10)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.005, 0.01])
+    optimizer = make_optimizer("AdamW", build_param_groups(net, unet_lr=0.1, text_encoder_lr=0.1), 0.1, "", CPU)
+    scheduler = make_scheduler(optimizer, name="polynomial", total_steps=10, warmup_steps=0,
+                               args_text="lr_end=0.02")
+    train(net, optimizer, scheduler, steps=10)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("name,args,words", [
+    ("cosine_with_min_lr", "", "needs the lowest learning rate"),
+    ("warmup_stable_decay", "num_decay_steps=95", "more than the 100 steps"),
+    ("inverse_sqrt", "timescale=-1", "timescale=-1: must be above 0"),
+    ("cosine", "eta_min=0", "not an argument of the 'cosine' scheduler"),
+    ("linear", "min_lr=", "not key=value"),
+])
+def test_scheduler_arguments_that_do_not_fit_are_config_errors_naming_the_key(name, args, words):
+    optimizer = make_optimizer("AdamW", build_param_groups(ToyNet(), unet_lr=0.1, text_encoder_lr=0.1),
+                               0.1, "", CPU)
+    with pytest.raises(ConfigError) as err:
+        make_scheduler(optimizer, name=name, total_steps=100, warmup_steps=10, args_text=args)
+    assert err.value.problems[0].key == "lr_scheduler_args" and words in str(err.value)

@@ -145,3 +145,27 @@ def test_missing_image_folder_exits_2_showing_the_layout(tmp_path, tiny_model, c
     assert main(["--config", str(preset)]) == 2
     err = capsys.readouterr().err
     assert "missing-folder" in err and "_" in err and "Traceback" not in err
+
+
+def test_kohya_timestep_loss_schedule_and_vae_batch_options_train_together(tiny_model, tmp_path):
+    from trainer.api import run_training
+    from trainer.config import load_preset
+
+    data = make_toy_dataset(tmp_path / "data")
+    preset = write_preset(
+        tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=2, lr_warmup=25,
+        min_timestep=100, max_timestep=900, debiased_estimation_loss=True, v_pred_like_loss=0.1,
+        lr_scheduler="warmup_stable_decay", lr_scheduler_args="num_decay_steps=0.5 min_lr_ratio=0.1",
+        cache_latents=True, vae_batch_size=2)
+    cfg, warnings = load_preset(preset)
+    assert warnings == []
+    steps = []
+    assert run_training(cfg, lambda e: steps.append(e.data) if e.kind == "step" else None) == 0
+    assert steps[-1]["step"] == 4 and all(torch.isfinite(torch.tensor(s["loss"])) for s in steps)
+    # 4 steps: warmup 1, stable 1, decay 2 -> the last LR is min_lr_ratio x the first
+    assert steps[-1]["lr"] == pytest.approx(0.1 * steps[0]["lr"])
+    with safe_open(tmp_path / "out" / "toy.safetensors", "pt") as f:
+        meta = f.metadata()
+        names = list(f.keys())
+        assert names and all(torch.isfinite(f.get_tensor(k)).all() for k in names)
+    assert meta["ss_debiased_estimation"] == "True" and meta["modelspec.timestep_range"] == "100,900"

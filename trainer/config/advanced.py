@@ -38,6 +38,13 @@ class AdvancedSettings(BaseModel):
                          label_ja="先頭のタグを固定",
                          help="The first n tags stay in place when shuffling (your trigger word).",
                          help_ja="シャッフル時に先頭n個のタグを固定します(トリガーワード用)。")
+    weighted_captions: bool = S(
+        False, tab=ADV, group="Captions", advanced=True, label="Weighted captions",
+        label_ja="キャプションの重み付け",
+        help="Read A1111-style weights in captions: (red hair:1.3) counts more, [background] "
+             "less, (tag) is x1.1. Off: brackets are ordinary text. Sample prompts always read them.",
+        help_ja="キャプション内のA1111形式の重みを読みます: (red hair:1.3)は強く、[background]は弱く、"
+                "(tag)は1.1倍。オフなら括弧は普通の文字です。サンプル用プロンプトでは常に有効です。")
     caption_prefix: str = S("", tab=ADV, group="Captions", advanced=True, label="Caption prefix",
                             label_ja="キャプションの接頭辞", help="Text added before every caption.",
                             help_ja="全キャプションの先頭に付ける文字列。")

@@ -80,6 +80,27 @@ def _sample_warnings(cfg: TrainingConfig) -> list[str]:
     return notes
 
 
+def rank_problems(cfg: TrainingConfig) -> list[Problem]:
+    """Ranks above 1024 only mean something to LoKr (a full, undecomposed matrix)."""
+    if cfg.LoRA_type == "LyCORIS/LoKr":
+        return []
+    return [Problem(key, f"{getattr(cfg, key)} is above 1024; only LyCORIS/LoKr takes such a value "
+                    "(it means a full matrix there). Use 1024 or less")
+            for key in ("network_dim", "conv_dim") if getattr(cfg, key) > 1024]
+
+
+def launch_problems(cfg: TrainingConfig) -> list[Problem]:
+    """gpu_ids: GPU numbers, at least as many as processes."""
+    ids = [part.strip() for part in cfg.gpu_ids.split(",")] if cfg.gpu_ids.strip() else []
+    if ids and not all(part.isdigit() for part in ids):
+        return [Problem("gpu_ids", f"{cfg.gpu_ids!r} must be GPU numbers separated by commas, "
+                        "e.g. 0,1")]
+    if ids and len(ids) < cfg.num_processes:
+        return [Problem("gpu_ids", f"lists {len(ids)} GPU(s) for {cfg.num_processes} processes; "
+                        "list one GPU per process, or lower num_processes")]
+    return []
+
+
 def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
@@ -101,6 +122,8 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
         errors.append(Problem("network_train_text_encoder_only",
                               "cannot be on together with network_train_unet_only: nothing would train"))
     errors.extend(_text_cache_problems(cfg))
+    errors.extend(launch_problems(cfg))
+    errors.extend(rank_problems(cfg))
     if cfg.v2 and cfg.sdxl:
         errors.append(Problem("sdxl", "v2 and SDXL cannot both be on; pick the model's family"))
     if cfg.full_fp16 and cfg.mixed_precision != "fp16":

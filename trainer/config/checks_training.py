@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING
 
 from ..block_lr import BlockWeights
 from ..optim_args import adafactor_kwargs, optimizer_rules, parse_args_text
+from ..schedule import scheduler_arg_problems
 from .validate import Problem
 
 if TYPE_CHECKING:
     from .model import TrainingConfig
-
-_LYCORIS_DEFAULTS = {"dora_wd": False, "factor": -1, "decompose_both": False, "use_tucker": False,
-                     "use_scalar": False, "train_norm": False, "LyCORIS_preset": "full"}
-
 
 def _optimizer(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     pairs, warnings = optimizer_rules(
@@ -37,13 +34,41 @@ def _optimizer(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     return [Problem(k, m) for k, m in pairs], warnings
 
 
+def _schedule(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
+    """lr_scheduler_args read as data and checked against the chosen schedule, key by key."""
+    try:
+        args = parse_args_text(cfg.lr_scheduler_args)
+    except ValueError as exc:
+        return [Problem("lr_scheduler_args", str(exc))], []
+    if cfg.lr_scheduler_type.strip():
+        from ..schedule_torch import class_name, torch_scheduler_problems
+        pairs = torch_scheduler_problems(cfg.lr_scheduler_type, args)
+        warnings = []
+        if not pairs:
+            unused = [f"lr_scheduler '{cfg.lr_scheduler}'"] if cfg.lr_scheduler != "constant" else []
+            if cfg.lr_warmup or cfg.lr_warmup_steps:
+                unused.append("the LR warmup")
+            if unused:
+                warnings.append(f"lr_scheduler_type {class_name(cfg.lr_scheduler_type)} decides the "
+                                f"learning rate: {' and '.join(unused)} are not used (as in sd-scripts)")
+        return [Problem(k, m) for k, m in pairs], warnings
+    problems = scheduler_arg_problems(cfg.lr_scheduler, args, learning_rate=cfg.learning_rate)
+    return [Problem("lr_scheduler_args", p) for p in problems], []
+
+
 def _noise_and_loss(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
+    if cfg.min_timestep >= cfg.max_timestep:
+        errors.append(Problem("min_timestep", f"{cfg.min_timestep} must be below max_timestep "
+                              f"{cfg.max_timestep}: timesteps are drawn from [min_timestep, max_timestep)"))
     original = cfg.noise_offset_type == "Original"
-    if cfg.adaptive_noise_scale and not (original and cfg.noise_offset > 0):
+    if cfg.adaptive_noise_scale and original and not cfg.noise_offset > 0:
         errors.append(Problem("adaptive_noise_scale", "adds to the noise offset, so it needs Noise offset "
                               "> 0 with Noise offset type 'Original'; set those, or set it to 0"))
+    elif cfg.adaptive_noise_scale and not original:  # Kohya drops it for Multires too
+        warnings.append("adaptive_noise_scale has no effect with Noise offset type "
+                        f"'{cfg.noise_offset_type}' (it adds to the Original noise offset)")
     if cfg.noise_offset_random_strength and not (original and cfg.noise_offset > 0):
         warnings.append("noise_offset_random_strength has no effect without a noise offset "
                         "(Noise offset type 'Original', Noise offset > 0)")
@@ -73,11 +98,6 @@ def _network(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
                                    cfg.block_lr_zero_threshold, arch)
             except ValueError as exc:
                 errors.append(Problem(key, str(exc)))
-    if not lycoris:
-        changed = [k for k, v in _LYCORIS_DEFAULTS.items() if getattr(cfg, k) != v]
-        if changed:
-            warnings.append(f"{', '.join(changed)} only apply to the LyCORIS LoRA types; "
-                            f"with '{cfg.LoRA_type}' they are ignored")
     if cfg.dora_wd and cfg.LoRA_type == "LyCORIS/iA3":
         errors.append(Problem("dora_wd", "DoRA works with LyCORIS LoCon, LoHa and LoKr, not iA3"))
     if cfg.stop_text_encoder_training and cfg.network_train_unet_only:
@@ -89,7 +109,9 @@ def training_option_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str
     """Every rule of this module: (errors, warnings)."""
     errors: list[Problem] = []
     warnings: list[str] = []
-    for rule in (_optimizer, _noise_and_loss, _network):
+    from .checks_network import network_shape_checks  # block dims, dim_from_weights, LyCORIS options
+
+    for rule in (_optimizer, _schedule, _noise_and_loss, _network, network_shape_checks):
         e, w = rule(cfg)
         errors.extend(e)
         warnings.extend(w)

@@ -17,9 +17,11 @@ SRC, FOLD, PARAM, ADV = "Source Model", "Folders", "Parameters", "Advanced"
 OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Adafactor", "Lion", "Lion8bit",
               "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam")
 SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "cosine_with_restarts",
-              "linear", "polynomial", "adafactor")
+              "linear", "polynomial", "adafactor", "cosine_with_min_lr", "inverse_sqrt",
+              "warmup_stable_decay")
 LORA_TYPES = ("Standard", "Kohya LoCon", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
-              "LyCORIS/iA3")
+              "LyCORIS/iA3", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA",
+              "LyCORIS/Native Fine-Tuning")
 PRECISIONS = ("no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
 ATTENTION = ("sdpa", "xformers", "none")
@@ -110,8 +112,10 @@ class BasicSettings(BaseModel):
     save_every_n_epochs: int = S(
         1, tab=PARAM, group="Basic", ge=1, le=10000, label="Save every N epochs",
         label_ja="Nエポックごとに保存",
-        help="Also save a LoRA every N epochs, e.g. Epoch 10 and 3 saves after 3, 6, 9 and 10.",
-        help_ja="Nエポックごとに途中のLoRAも保存。例:エポック10で3なら3,6,9,10で保存。")
+        help="Also save a LoRA every N epochs, e.g. Epoch 10 and 3 saves after 3, 6, 9 and 10 "
+             "(a value at or above Epoch saves only the final file).",
+        help_ja="Nエポックごとに途中のLoRAも保存。例:エポック10で3なら3,6,9,10で保存"
+                "(エポック数以上なら最終ファイルのみ)。")
     caption_extension: str = S(
         ".txt", tab=PARAM, group="Basic", label="Caption Extension", label_ja="キャプションの拡張子",
         help="Extension of the caption file next to each image.",
@@ -136,6 +140,14 @@ class BasicSettings(BaseModel):
         label_ja="latentをディスクにキャッシュ",
         help="Keep the latent cache on disk next to the images, reused by the next run.",
         help_ja="latentのキャッシュを画像の隣に保存し、次回の学習でも再利用します。")
+    vae_batch_size: int = S(
+        0, tab=PARAM, group="Basic", ge=0, le=256, advanced=True, label="VAE batch size",
+        label_ja="VAEのバッチサイズ",
+        help="Images of the same size encoded together while caching latents: faster, more VRAM. "
+             "0 = one at a time (as in Kohya). The latents are the same either way (up to float "
+             "rounding).",
+        help_ja="latentのキャッシュ時に同じサイズの画像をまとめてエンコードする枚数。速くなりますがVRAMを"
+                "多く使います。0=1枚ずつ(Kohyaと同じ)。どちらでも結果は同じです(浮動小数点の丸め誤差を除く)。")
 
     # ---- Parameters: optimizer ------------------------------------------------------
     optimizer: Literal[OPTIMIZERS] = S(
@@ -166,9 +178,29 @@ class BasicSettings(BaseModel):
     lr_scheduler: Literal[SCHEDULERS] = S(
         "cosine", tab=PARAM, group="Optimizer", label="LR Scheduler", label_ja="学習率スケジューラ",
         help="How the learning rate changes over the run. 'adafactor' lets the Adafactor optimizer "
-             "choose it (only with Adafactor, LR warmup 0).",
+             "choose it (only with Adafactor, LR warmup 0). cosine_with_min_lr and "
+             "warmup_stable_decay need LR scheduler extra arguments.",
         help_ja="学習中に学習率をどう変化させるか。'adafactor'はAdafactorオプティマイザに任せます"
-                "(Adafactor専用、ウォームアップ0)。")
+                "(Adafactor専用、ウォームアップ0)。cosine_with_min_lrとwarmup_stable_decayには"
+                "スケジューラの追加引数が必要です。")
+    lr_scheduler_args: str = S(
+        "", tab=PARAM, group="Optimizer", advanced=True, label="LR scheduler extra arguments",
+        label_ja="スケジューラの追加引数",
+        help="Space-separated key=value pairs. cosine_with_min_lr: min_lr_rate=0.1 (or min_lr=1e-6); "
+             "inverse_sqrt: timescale=100; warmup_stable_decay: num_decay_steps=200 (or 0.2 of the "
+             "run), optional num_stable_steps, min_lr_ratio, decay_type; polynomial: lr_end=1e-6.",
+        help_ja="key=value をスペース区切りで。cosine_with_min_lr: min_lr_rate=0.1(またはmin_lr=1e-6)、"
+                "inverse_sqrt: timescale=100、warmup_stable_decay: num_decay_steps=200(全体の割合なら0.2)"
+                "と任意でnum_stable_steps・min_lr_ratio・decay_type、polynomial: lr_end=1e-6。")
+    lr_scheduler_type: str = S(
+        "", tab=PARAM, group="Optimizer", advanced=True, label="LR scheduler type (PyTorch class)",
+        label_ja="スケジューラのクラス(PyTorch)",
+        help="Optional: one of PyTorch's schedulers by name, e.g. CosineAnnealingLR with "
+             "T_max=1000 in LR scheduler extra arguments. It then decides the whole curve: "
+             "LR Scheduler and the warmup are not used (as in sd-scripts). Empty = off.",
+        help_ja="任意: PyTorchのスケジューラをクラス名で指定します(例: CosineAnnealingLR、追加引数に"
+                "T_max=1000)。指定すると学習率の曲線はこれだけで決まり、LR Schedulerとウォームアップは"
+                "使われません(sd-scriptsと同じ)。空欄=使わない。")
     lr_warmup: int = S(10, tab=PARAM, group="Optimizer", ge=0, le=100, label="LR warmup (% of total steps)",
                        label_ja="ウォームアップ(全ステップの%)",
                        help="The learning rate rises from 0 over this share of the steps.",
@@ -224,20 +256,24 @@ class BasicSettings(BaseModel):
     LoRA_type: Literal[LORA_TYPES] = S(
         "Standard", tab=PARAM, group="Network", label="LoRA type", label_ja="LoRAの種類",
         help="Standard: attention and MLP layers. Kohya LoCon: also the convolutions (conv dim). "
-             "LyCORIS/*: the lycoris-lora algorithms (LoCon, LoHa, LoKr, iA3; DoRA = 'DoRA weight "
-             "decomposition' on LoCon/LoHa/LoKr), loaded by A1111, Forge and ComfyUI.",
+             "LyCORIS/*: the lycoris-lora algorithms (LoCon, LoHa, LoKr, iA3, BOFT, Diag-OFT, DyLoRA, "
+             "GLoRA, Native Fine-Tuning = full weight changes; DoRA = 'DoRA weight decomposition' on "
+             "LoCon/LoHa/LoKr), loaded by A1111, Forge and ComfyUI.",
         help_ja="Standard: 注意層とMLP層。Kohya LoCon: 畳み込み層も学習します(conv dim)。"
-                "LyCORIS/*: lycoris-loraの各方式(LoCon, LoHa, LoKr, iA3。DoRAはLoCon/LoHa/LoKrで"
-                "『DoRA』をオン)。A1111・Forge・ComfyUIで読み込めます。")
-    network_dim: int = S(8, tab=PARAM, group="Network", ge=1, le=1024, label="Network Rank (Dimension)",
+                "LyCORIS/*: lycoris-loraの各方式(LoCon, LoHa, LoKr, iA3, BOFT, Diag-OFT, DyLoRA, GLoRA、"
+                "Native Fine-Tuningは重みの変化をそのまま保存。DoRAはLoCon/LoHa/LoKrで『DoRA』をオン)。"
+                "A1111・Forge・ComfyUIで読み込めます。")
+    network_dim: int = S(8, tab=PARAM, group="Network", ge=1, le=100000, label="Network Rank (Dimension)",
                          label_ja="ネットワークのランク(次元)",
-                         help="Capacity of the LoRA: higher learns more detail and makes bigger files.",
-                         help_ja="LoRAの表現力。大きいほど細部まで学習し、ファイルも大きくなります。")
+                         help="Capacity of the LoRA: higher learns more detail and makes bigger files "
+                              "(up to 1024; LoKr takes a huge value such as 100000 to mean a full matrix).",
+                         help_ja="LoRAの表現力。大きいほど細部まで学習し、ファイルも大きくなります"
+                                 "(最大1024。LoKrだけは100000のような大きな値で「分解しない行列」を意味します)。")
     network_alpha: float = S(
         1.0, tab=PARAM, group="Network", gt=0, le=1024, label="Network Alpha", label_ja="ネットワークのアルファ",
         help="Scales the LoRA by alpha/rank. Keep it <= the rank; lower needs a higher learning rate.",
         help_ja="LoRAをalpha/rankで縮小します。ランク以下にしてください。小さいほど高い学習率が必要です。")
-    conv_dim: int = S(1, tab=PARAM, group="Network", ge=1, le=1024,
+    conv_dim: int = S(1, tab=PARAM, group="Network", ge=1, le=100000,
                       label="Convolution Rank (Dimension)", label_ja="畳み込みのランク",
                       help="Rank of the 3x3 convolution LoRA (Kohya LoCon and the LyCORIS types).",
                       help_ja="3x3畳み込み層のLoRAのランク(Kohya LoConとLyCORIS系)。")

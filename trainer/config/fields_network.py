@@ -119,3 +119,90 @@ class NetworkOptionSettings(BaseModel):
         label_ja="正規化層も学習",
         help="Also train the normalisation layers (LayerNorm / GroupNorm) with LyCORIS.",
         help_ja="LyCORISで正規化層(LayerNorm / GroupNorm)も学習します。")
+    use_cp: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Use CP decomposition",
+        label_ja="CP分解を使う",
+        help="LoKr: decompose 3x3 convolutions with CP (Tucker) decomposition, as 'Use Tucker "
+             "decomposition' does (either one turns it on).",
+        help_ja="LoKr: 3x3畳み込みをCP(Tucker)分解します。『Tucker分解を使う』と同じ働きで、"
+                "どちらか一方をオンにすれば有効です。")
+    train_on_input: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="iA3 train on input",
+        label_ja="iA3で入力側を学習",
+        help="iA3: scale what goes into each layer (on) instead of what comes out of it (off, "
+             "lycoris' default). The Kohya GUI ticks this box, but lycoris' Kohya entry point "
+             "does not read it, so Kohya itself trains the output side.",
+        help_ja="iA3: 各層の出力ではなく入力をスケールします(オフ=出力側、lycorisの既定)。"
+                "Kohya GUIではオンが既定ですが、lycorisのKohya用入口はこの値を読まないため、"
+                "Kohyaでは実際には出力側を学習しています。")
+    rank_dropout_scale: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Rank dropout scale",
+        label_ja="ランクのドロップアウトを補正",
+        help="With rank dropout: rescale what is kept so the module's average strength stays the "
+             "same (LyCORIS LoCon, LoHa, LoKr, BOFT, Diag-OFT, GLoRA, Native Fine-Tuning).",
+        help_ja="ランクのドロップアウト使用時、残った部分を補正してモジュールの平均的な強さを保ちます"
+                "(LyCORISのLoCon・LoHa・LoKr・BOFT・Diag-OFT・GLoRA・Native Fine-Tuning)。")
+    bypass_mode: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Bypass mode",
+        label_ja="バイパスモード",
+        help="Add the LyCORIS output beside the layer instead of changing its weight (LoCon, LoHa, "
+             "LoKr); meant for 8-bit / 4-bit quantised layers (QLyCORIS).",
+        help_ja="層の重みを書き換えず、LyCORISの出力を横に足します(LoCon・LoHa・LoKr)。"
+                "8bit / 4bit量子化した層向けです(QLyCORIS)。")
+    constrain: float = S(
+        0.0, tab=PARAM, group="LyCORIS", ge=0, le=100, advanced=True, label="Constrain OFT",
+        label_ja="OFTの制約",
+        help="Diag-OFT: cap the size of each rotation so the model cannot drift far "
+             "(0 = no cap).",
+        help_ja="Diag-OFT: 各回転の大きさに上限を設け、元のモデルから離れすぎないようにします"
+                "(0=上限なし)。")
+    rescaled: bool = S(
+        False, tab=PARAM, group="LyCORIS", advanced=True, label="Rescaled OFT",
+        label_ja="OFTのスケールも学習",
+        help="Diag-OFT: also learn a scale per output channel on top of the rotation.",
+        help_ja="Diag-OFT: 回転に加えて、出力チャンネルごとのスケールも学習します。")
+    unit: int = S(
+        1, tab=PARAM, group="LyCORIS", ge=1, le=64, advanced=True, label="DyLoRA Unit / Block size",
+        label_ja="DyLoRAの単位(ブロックサイズ)",
+        help="DyLoRA trains ranks in steps of this size, so the file works when cut to any multiple "
+             "of it. The rank (and conv rank) must be a multiple of it.",
+        help_ja="DyLoRAはこの単位ごとにランクを学習するので、ファイルをこの倍数のランクに切り詰めても"
+                "使えます。ランク(と畳み込みのランク)はこの倍数にしてください。")
+
+    # ---- Ranks per U-Net block (Standard / Kohya LoCon) ---------------------------------------
+    block_dims: str = S(
+        "", tab=PARAM, group="Network", advanced=True, label="Block dims", label_ja="ブロックごとのランク",
+        help="Rank of each U-Net block: 25 comma-separated whole numbers IN00-IN11, MID, OUT00-OUT11 "
+             "(SDXL: 23). 0 = no LoRA in that block. Empty = the network rank everywhere.",
+        help_ja="U-Netのブロックごとのランク: カンマ区切りの整数25個(IN00~IN11、MID、OUT00~OUT11。"
+                "SDXLは23個)。0のブロックにはLoRAを作りません。空=すべてネットワークのランク。")
+    block_alphas: str = S(
+        "", tab=PARAM, group="Network", advanced=True, label="Block alphas",
+        label_ja="ブロックごとのアルファ",
+        help="Alpha of each U-Net block, 25 numbers as for Block dims (SDXL: 23). Empty = the "
+             "network alpha. Used with Block dims or block learning-rate weights (as in Kohya).",
+        help_ja="U-Netのブロックごとのアルファ。ブロックごとのランクと同じく25個(SDXLは23個)。"
+                "空=ネットワークのアルファ。ブロックごとのランクか学習率の重みと一緒に使います"
+                "(Kohyaと同じ)。")
+    conv_block_dims: str = S(
+        "", tab=PARAM, group="Network", advanced=True, label="Conv dims",
+        label_ja="ブロックごとの畳み込みランク",
+        help="Rank of the 3x3 convolutions in each U-Net block, 25 numbers (SDXL: 23); this also "
+             "gives Standard LoRA convolution layers. Used with Block dims or block learning-rate "
+             "weights (as in Kohya).",
+        help_ja="U-Netのブロックごとの3x3畳み込みのランク。25個(SDXLは23個)。Standardでも畳み込み層に"
+                "LoRAを作ります。ブロックごとのランクか学習率の重みと一緒に使います(Kohyaと同じ)。")
+    conv_block_alphas: str = S(
+        "", tab=PARAM, group="Network", advanced=True, label="Conv alphas",
+        label_ja="ブロックごとの畳み込みアルファ",
+        help="Alpha of the 3x3 convolutions in each U-Net block, 25 numbers (SDXL: 23). Empty = "
+             "the convolution alpha (Kohya LoCon) or 1.",
+        help_ja="U-Netのブロックごとの3x3畳み込みのアルファ。25個(SDXLは23個)。"
+                "空=畳み込みのアルファ(Kohya LoCon)または1。")
+    dim_from_weights: bool = S(
+        False, tab=PARAM, group="Network", advanced=True, label="DIM from weights",
+        label_ja="ランクを重みファイルから決める",
+        help="Take each module's rank and alpha from the Network weights file instead of the "
+             "rank and alpha settings (Standard / Kohya LoCon).",
+        help_ja="ランクとアルファを設定値ではなく『既存のLoRAから続ける』のファイルから"
+                "モジュールごとに読み取ります(Standard / Kohya LoCon)。")

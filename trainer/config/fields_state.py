@@ -30,6 +30,20 @@ class StateSettings(BaseModel):
         help="Write <name>-state only when training ends or is stopped, to continue it later "
              "with more epochs.",
         help_ja="学習の終了時・停止時にだけ<名前>-stateを書き出します。後でエポックを増やして続けるときに。")
+    save_last_n_epochs_state: int = S(
+        0, tab=ADV, group=GROUP, ge=0, advanced=True, label="Keep only last N epoch states",
+        label_ja="最新Nエポック分の学習状態だけ残す",
+        help="Keep only the newest N per-epoch -state folders (0 = as many as 'Keep only last N "
+             "epochs' keeps of the LoRA files, or all when that is 0).",
+        help_ja="エポックごとの-stateフォルダを新しいN個だけ残します(0=「最新Nエポック分だけ残す」と同じ数。"
+                "それも0ならすべて残す)。")
+    save_last_n_steps_state: int = S(
+        0, tab=ADV, group=GROUP, ge=0, advanced=True, label="Keep only last N steps' states",
+        label_ja="最新Nステップ分の学習状態だけ残す",
+        help="Keep only the step -state folders saved in the last N steps (0 = the same window "
+             "as 'Keep only last N steps', or all when that is 0).",
+        help_ja="直近Nステップ以内に保存したステップごとの-stateフォルダだけを残します(0=「最新Nステップ分"
+                "だけ残す」と同じ。それも0ならすべて残す)。")
     resume: str = S(
         "", tab=ADV, group=GROUP, widget="path-dir", label="Resume from saved training state",
         label_ja="保存した学習状態から再開",

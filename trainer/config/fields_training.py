@@ -44,6 +44,19 @@ class TrainingOptionSettings(BaseModel):
         help="Each step uses a random gamma between 0 and IP noise gamma.",
         help_ja="ステップごとに0~IPノイズガンマの間のランダムな強さを使います。")
 
+    min_timestep: int = S(
+        0, tab=ADV, group="Noise", ge=0, le=999, advanced=True, label="Min Timestep",
+        label_ja="最小タイムステップ",
+        help="Train only on timesteps from this one up (0-999). Low timesteps hold fine detail, "
+             "high ones composition. 0 = from the start.",
+        help_ja="このタイムステップ以上だけで学習します(0~999)。小さいタイムステップは細部、大きいものは"
+                "構図を担います。0=最初から。")
+    max_timestep: int = S(
+        1000, tab=ADV, group="Noise", ge=1, le=1000, advanced=True, label="Max Timestep",
+        label_ja="最大タイムステップ",
+        help="Train only on timesteps below this one (1-1000, above Min Timestep). 1000 = to the end.",
+        help_ja="このタイムステップ未満だけで学習します(1~1000、最小タイムステップより大きく)。1000=最後まで。")
+
     # ---- Advanced: loss ---------------------------------------------------------------------
     loss_type: Literal[LOSS_TYPES] = S(
         "l2", tab=ADV, group="Loss", label="Loss type", label_ja="損失の種類",
@@ -67,12 +80,34 @@ class TrainingOptionSettings(BaseModel):
         label_ja="Huberスケール",
         help="Multiplies c of the exponential and constant schedules.",
         help_ja="exponential・constantスケジュールのcに掛ける値。")
+    masked_loss: bool = S(
+        False, tab=ADV, group="Loss", advanced=True, label="Masked loss",
+        label_ja="マスク付き損失",
+        help="Learn only where the picture is opaque: each image's transparency (alpha channel) "
+             "weights its loss, so a transparent background teaches nothing. Images without "
+             "transparency train as usual.",
+        help_ja="画像の不透明な部分だけを学習します。各画像の透明度(アルファチャンネル)で損失を重み付けする"
+                "ので、透明な背景は学習されません。透明度のない画像は通常どおり学習します。")
     scale_v_pred_loss_like_noise_pred: bool = S(
         False, tab=ADV, group="Loss", advanced=True, label="Scale v prediction loss",
         label_ja="v予測の損失をノイズ予測並みに",
         help="v-prediction models: weight the loss by snr/(snr+1) so that it behaves like the "
              "noise-prediction loss.",
         help_ja="v予測モデル用: 損失をsnr/(snr+1)で重み付けし、ノイズ予測と同じように扱います。")
+    v_pred_like_loss: float = S(
+        0.0, tab=ADV, group="Loss", ge=0, le=10, advanced=True, label="V Pred like loss",
+        label_ja="v予測風の損失",
+        help="Adds this share of a v-prediction-like loss (loss / (snr/(snr+1))), which weighs the "
+             "noisy timesteps more; 0.1 is a common value (0 = off).",
+        help_ja="v予測風の損失(loss / (snr/(snr+1)))をこの割合で加えます。ノイズの多いタイムステップを"
+                "より重視します。よく使われる値は0.1(0=なし)。")
+    debiased_estimation_loss: bool = S(
+        False, tab=ADV, group="Loss", advanced=True, label="Debiased Estimation loss",
+        label_ja="Debiased Estimation損失",
+        help="Weight each sample's loss by 1/sqrt(snr) (1/(snr+1) for v-prediction), so that the "
+             "nearly clean timesteps do not dominate.",
+        help_ja="各サンプルの損失を1/sqrt(snr)(v予測では1/(snr+1))で重み付けし、ノイズの少ない"
+                "タイムステップに偏らないようにします。")
 
     # ---- Parameters: text encoder -------------------------------------------------------------
     stop_text_encoder_training: int = S(

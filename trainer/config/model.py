@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .advanced import AdvancedSettings
 from .fields import BasicSettings
+from .fields_launch import LaunchSettings
 from .fields_network import NetworkOptionSettings
 from .fields_samples import SampleSettings
 from .fields_saving import SavingSettings
@@ -15,6 +16,6 @@ from .fields_state import StateSettings
 from .fields_training import TrainingOptionSettings
 
 
-class TrainingConfig(SpeedSettings, SampleSettings, SavingSettings, StateSettings, TrainingOptionSettings,
+class TrainingConfig(LaunchSettings, SpeedSettings, SampleSettings, SavingSettings, StateSettings, TrainingOptionSettings,
                      NetworkOptionSettings, AdvancedSettings, BasicSettings):  # fields come base-last first
     """One validated training configuration; the GUI, CLI and presets all build this."""

@@ -21,7 +21,7 @@ def config_from_dict(raw: dict[str, Any]) -> tuple[TrainingConfig, list[str]]:
     if not isinstance(raw, dict):
         from .validate import ConfigError, Problem
         raise ConfigError([Problem("preset", "must be a JSON object of settings")])
-    values, notes = migrate_kohya(raw)
+    values, notes = migrate_kohya(raw, FIELDS)
     unknown = sorted(k for k in values if k not in FIELDS)
     known = {k: v for k, v in values.items() if k in FIELDS}
     cfg = validate_values(known)

@@ -34,7 +34,7 @@ from trainer.data.augment import color_augment
 from trainer.data.buckets import BucketChoice, Size, select_bucket
 from trainer.data.captions import CaptionOptions, tag_frequency
 from trainer.data.folders import FolderScan, ImageItem, reg_repeat_counts
-from trainer.data.images import ImageError, load_rgb, resize_and_crop
+from trainer.data.images import ImageError, crop_like, load_alpha, load_rgb, resize_and_crop
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ class TrainDataset(Dataset):
     - color_aug: now and then a small hue or gamma change (`trainer.data.augment`).
     - captions: prefix/suffix, shuffle, keep_tokens, dropouts (CaptionOptions).
     - seed: every random choice derives from (seed, epoch, entry), so reruns repeat.
+    - masked_loss: each sample also carries its picture's transparency as a loss mask
+      ("mask", [1, H, W] in 0..1; all ones for a picture without transparency).
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class TrainDataset(Dataset):
         color_aug: bool = False,
         captions: CaptionOptions | None = None,
         seed: int = 0,
+        masked_loss: bool = False,
         on_warning: Callable[[str], None] | None = None,
     ):
         if len(choices) != len(scan.items):
@@ -150,6 +153,7 @@ class TrainDataset(Dataset):
         self.color_aug = color_aug
         self.captions = captions or CaptionOptions()
         self.seed = seed
+        self.masked_loss = masked_loss
         self.on_warning = on_warning or log.warning
         self.images: list[tuple[ImageItem, BucketChoice]] = []
         self.entries: list[ExpandedEntry] = []
@@ -202,6 +206,7 @@ class TrainDataset(Dataset):
         item, choice = self.images[image_index]
         try:
             img = load_rgb(item.path)
+            alpha = load_alpha(item.path) if self.masked_loss else None
         except ImageError as err:
             self.failed.add(image_index)
             self.on_warning(f"skipped {item.path} during training: {err}")
@@ -216,12 +221,28 @@ class TrainDataset(Dataset):
             left = choice.resized[0] - left - choice.bucket[0]  # the mirrored crop
         if color_rng is not None:
             img = color_augment(img, color_rng)
-        return {
+        out = {
             "image": to_tensor(img),
             "original_size": original_size,
             "crop_top_left": (top, left),
             "target_size": (choice.bucket[1], choice.bucket[0]),
         }
+        if self.masked_loss:
+            out["mask"] = self._mask(alpha, choice, top, left, flip, img.size)
+        return out
+
+    @staticmethod
+    def _mask(alpha, choice: BucketChoice, top: int, left: int, flip: bool,
+              size: tuple[int, int]) -> torch.Tensor:
+        """The loss mask of a loaded sample: its transparency, cut like the picture."""
+        if alpha is None:
+            return torch.ones(1, size[1], size[0])
+        if flip:  # `left` is already the mirrored crop: cut the unmirrored box, then mirror
+            left = choice.resized[0] - left - choice.bucket[0]
+        mask = crop_like(alpha, choice, top, left)
+        if flip:
+            mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None]
 
     def load_image(self, i: int, flip: bool = False, rng: random.Random | None = None,
                    color_rng: random.Random | None = None) -> dict | None:
@@ -300,6 +321,8 @@ def collate(samples: Sequence[dict | None]) -> dict | None:
             raise ValueError(f"a batch mixes image sizes {sorted(shapes)}; batches must "
                              f"come from one bucket")
         batch["images"] = torch.stack([s["image"] for s in kept])
+        if "mask" in kept[0]:
+            batch["masks"] = torch.stack([s["mask"] for s in kept])
         for key in ("original_size", "crop_top_left", "target_size"):
             batch[key + "s"] = torch.tensor([list(s[key]) for s in kept], dtype=torch.long)
     return batch

@@ -200,6 +200,59 @@ def load_rgb(path: str | Path) -> Image.Image:
     return rgb
 
 
+_ALPHA_MODES = ("RGBA", "LA", "La", "PA", "RGBa")
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in _ALPHA_MODES or "transparency" in img.info
+
+
+def has_alpha(path: str | Path) -> bool:
+    """Whether the file has transparency (an alpha channel), from its header only."""
+    try:
+        img = _open(Path(path))
+    except ImageError:
+        return False
+    try:
+        return _has_alpha(img)
+    finally:
+        img.close()
+
+
+def load_alpha(path: str | Path) -> Image.Image | None:
+    """The transparency of the picture as an 8-bit mask ("L", 255 = opaque), upright, first
+    frame; None for a picture without transparency. Raises ImageError like load_rgb."""
+    path = Path(path)
+    img = _open(path)
+    try:
+        orientation = _orientation(img)
+        img.seek(0)
+        img.load()
+        if not _has_alpha(img):
+            return None
+        alpha = img.convert("RGBA").getchannel("A")
+        if orientation in _TRANSPOSE:
+            alpha = alpha.transpose(_TRANSPOSE[orientation])
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"image is too large to load safely ({err})") from None
+    except _DECODE_ERRORS as err:
+        raise ImageError(f"cannot decode the image ({err})") from None
+    finally:
+        img.close()
+    return alpha
+
+
+def crop_like(mask: Image.Image, choice: BucketChoice, top: int, left: int) -> Image.Image:
+    """Resize and crop a mask exactly as `resize_and_crop` did its picture (same box)."""
+    if mask.size != choice.resized:
+        mask = mask.resize(choice.resized, Image.Resampling.BILINEAR)
+    if mask.size != choice.bucket:
+        mask = mask.crop((left, top, left + choice.bucket[0], top + choice.bucket[1]))
+    return mask
+
+
 def resize_and_crop(
     img: Image.Image,
     choice: BucketChoice,

@@ -1,6 +1,7 @@
 """The network of a run from its settings: which class, which options, which groups.
 
-- `LoRA_type` Standard / Kohya LoCon -> our :class:`LoRANetwork`; LyCORIS/* ->
+- `LoRA_type` Standard / Kohya LoCon -> our :class:`LoRANetwork`, with ranks per U-Net
+  block (`block_dims` ...) or from the weights file (`dim_from_weights`); LyCORIS/* ->
   :class:`LycorisNetwork` (lycoris-lora) with the Kohya GUI's LyCORIS options.
 - `network_param_groups`: learning rates per part, LoRA+ and block weights.
 - `kohya_network_args`: the ``ss_network_module`` / ``ss_network_args`` metadata Kohya
@@ -13,12 +14,15 @@ from typing import Any
 
 from torch import nn
 
+from ..block_dims import DIMS_KEYS, BlockDims
 from ..block_lr import BlockWeights
+from ..lycoris_options import OPTION_DEFAULTS, kohya_args
 from .inject import LoRANetwork
 from .lycoris_net import ALGOS, LycorisNetwork
 from .param_groups import LoRAPlus, build_param_groups
+from .ranks import RankPlan, ranks_from_file
 
-LYCORIS_OPTION_KEYS = ("dora_wd", "factor", "decompose_both", "use_tucker", "use_scalar", "train_norm")
+LYCORIS_OPTION_KEYS = tuple(k for k in OPTION_DEFAULTS if k != "preset")
 
 
 def lycoris_options(cfg: Any) -> dict[str, Any]:
@@ -33,6 +37,7 @@ def build_network(cfg: Any, unet: nn.Module, text_encoders: Sequence[nn.Module],
               "dropout": cfg.network_dropout, "rank_dropout": cfg.rank_dropout,
               "module_dropout": cfg.module_dropout, "train_unet": train_unet,
               "train_text_encoder": train_text_encoder}
+    conv_rank = cfg.conv_dim if cfg.LoRA_type == "Kohya LoCon" else 0
     if cfg.LoRA_type in ALGOS:
         network = LycorisNetwork(unet, text_encoders, lora_type=cfg.LoRA_type, conv_rank=cfg.conv_dim,
                                  conv_alpha=cfg.conv_alpha, options=lycoris_options(cfg), **common)
@@ -40,9 +45,23 @@ def build_network(cfg: Any, unet: nn.Module, text_encoders: Sequence[nn.Module],
             raise ValueError(f"LyCORIS preset {cfg.LyCORIS_preset!r} matched no layer of this model; "
                              "choose 'full' or 'attn-mlp'")
         return network
-    return LoRANetwork(unet, text_encoders,
-                       conv_rank=cfg.conv_dim if cfg.LoRA_type == "Kohya LoCon" else 0,
-                       conv_alpha=cfg.conv_alpha, **common)
+    return LoRANetwork(unet, text_encoders, conv_rank=conv_rank, conv_alpha=cfg.conv_alpha,
+                       ranks=rank_plan(cfg, arch), **common)
+
+
+def rank_plan(cfg: Any, arch: str) -> RankPlan:
+    """Each module's rank and alpha for Standard / Kohya LoCon (see trainer.network.ranks)."""
+    locon = cfg.LoRA_type == "Kohya LoCon"
+    conv_rank = cfg.conv_dim if locon else 0
+    plain = RankPlan(cfg.network_dim, cfg.network_alpha, conv_rank, cfg.conv_alpha)
+    if cfg.dim_from_weights and cfg.network_weights:
+        return RankPlan(cfg.network_dim, cfg.network_alpha, from_file=ranks_from_file(cfg.network_weights))
+    # The Kohya GUI sends conv_alpha with LoCon only; sd-scripts then takes 1.
+    blocks = BlockDims.from_settings({k: getattr(cfg, k) for k in DIMS_KEYS}, arch=arch,
+                                     rank=cfg.network_dim, alpha=cfg.network_alpha,
+                                     conv_rank=conv_rank, conv_alpha=cfg.conv_alpha if locon else 1.0,
+                                     lr_weights=block_weights_of(cfg, arch))
+    return plain if blocks is None else RankPlan(cfg.network_dim, cfg.network_alpha, blocks=blocks)
 
 
 def block_weights_of(cfg: Any, arch: str) -> BlockWeights | None:
@@ -66,12 +85,12 @@ def kohya_network_args(cfg: Any) -> tuple[str, dict[str, str]]:
     if cfg.LoRA_type in ALGOS:
         module = "lycoris.kohya"
         args.update(algo=ALGOS[cfg.LoRA_type], conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
-        args.update({k: str(v) for k, v in lycoris_options(cfg).items()})
+        args.update(kohya_args(cfg.LoRA_type, lycoris_options(cfg)))
     else:
         module = "networks.lora"
         if cfg.LoRA_type == "Kohya LoCon":
             args.update(conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
-        for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
+        for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight", *DIMS_KEYS):
             if getattr(cfg, key).strip():
                 args[key] = getattr(cfg, key).strip()
         if cfg.block_lr_zero_threshold:

@@ -31,6 +31,7 @@ from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
 from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
 from .lora import LoRAModule
 from .module_set import ModuleSet
+from .ranks import RankPlan
 
 ARCHS = ("sd1", "sd2", "sdxl")
 _TE_PREFIXES = {"sd1": (TE_PREFIX,), "sd2": (TE_PREFIX,), "sdxl": (TE1_PREFIX, TE2_PREFIX)}
@@ -100,7 +101,8 @@ class LoRANetwork(ModuleSet):
     Because each module is a child named ``lora_unet_...`` / ``lora_te_...`` holding
     ``lora_down``, ``lora_up`` and ``alpha``, this network's state dict *is* the Kohya file
     layout. Parts switched off (``train_unet`` / ``train_text_encoder`` False) get no
-    modules at all, as in sd-scripts.
+    modules at all, as in sd-scripts. ``ranks`` gives each module its own rank and alpha
+    (block_dims, dim_from_weights); without it every module has ``rank`` / ``conv_rank``.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class LoRANetwork(ModuleSet):
         module_dropout: float = 0.0,
         train_unet: bool = True,
         train_text_encoder: bool = True,
+        ranks: RankPlan | None = None,
     ) -> None:
         super().__init__()
         if not (train_unet or train_text_encoder):
@@ -130,11 +133,12 @@ class LoRANetwork(ModuleSet):
         self.arch = arch
         self.rank, self.alpha, self.conv_rank, self.conv_alpha = rank, alpha, conv_rank, conv_alpha
         self.multiplier = multiplier
+        plan = ranks or RankPlan(rank, alpha, conv_rank, conv_alpha)
         unet_found, te_found = find_targets(
             unet if train_unet else None,
             text_encoders if train_text_encoder else [],
             arch=arch,
-            conv=conv_rank > 0,
+            conv=plan.conv,
         )
         dropouts = {
             "multiplier": multiplier,
@@ -142,12 +146,13 @@ class LoRANetwork(ModuleSet):
             "rank_dropout": rank_dropout,
             "module_dropout": module_dropout,
         }
-        self.te_loras: list[LoRAModule] = [LoRAModule(n, m, rank, alpha, **dropouts) for n, m in te_found]
+        self.te_loras: list[LoRAModule] = []
         self.unet_loras: list[LoRAModule] = []
-        for name, module in unet_found:
-            is_3x3 = isinstance(module, nn.Conv2d) and not _is_1x1(module)
-            r, a = (conv_rank, conv_alpha) if is_3x3 else (rank, alpha)
-            self.unet_loras.append(LoRAModule(name, module, r, a, **dropouts))
+        for found, loras in ((te_found, self.te_loras), (unet_found, self.unet_loras)):
+            for name, module in found:
+                r, a = plan.of(name, isinstance(module, nn.Conv2d) and not _is_1x1(module))
+                if r > 0:  # rank 0: no module here (block_dims 0, or not in the weights file)
+                    loras.append(LoRAModule(name, module, r, a, **dropouts))
         for lora in self.te_loras + self.unet_loras:
             self.add_module(lora.lora_name, lora)
 

@@ -1,4 +1,4 @@
-"""LyCORIS networks (LoCon, LoHa, LoKr, iA3, DoRA) through the lycoris-lora package.
+"""LyCORIS networks (LoCon, LoHa, LoKr, iA3, BOFT, Diag-OFT, DyLoRA, GLoRA, full, DoRA) via lycoris-lora.
 
 The modules are made by `lycoris.kohya.create_network`, the entry point the Kohya GUI
 uses (`network_module=lycoris.kohya`), so the same layers get the same algorithm. Two
@@ -9,7 +9,8 @@ things are ours:
 - the container: :class:`LycorisNetwork` holds the modules as children named by those
   names, so its state dict *is* the file (``<name>.lora_down.weight``,
   ``<name>.hada_w1_a``, ``<name>.lokr_w1``, ``<name>.weight``/``.on_input`` for iA3,
-  ``<name>.dora_scale``, ``<name>.alpha``), and it offers what the loop needs of
+  ``<name>.oft_blocks``, ``<name>.diff``, ``<name>.dora_scale``, ``<name>.alpha``; DyLoRA's
+  rank blocks joined as ``lora_up`` / ``lora_down``), and it offers what the loop needs of
   :class:`trainer.network.LoRANetwork`: ``te_loras``/``unet_loras``, ``apply_to``,
   ``kohya_state_dict``, ``load_kohya_weights``, ``set_multiplier``.
 """
@@ -23,17 +24,12 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from ..lycoris_options import ALGOS, OPTION_DEFAULTS, lycoris_kwargs, used_options
 from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
 from .module_set import ModuleSet
 
-# Our LoRA_type -> lycoris algorithm.
-ALGOS = {"LyCORIS/LoCon": "locon", "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr",
-         "LyCORIS/iA3": "ia3"}
+__all__ = ["ALGOS", "OPTION_DEFAULTS", "LycorisNetwork", "lycoris_preset"]
 
-
-# The LyCORIS options the Kohya GUI passes as network arguments, with lycoris' defaults.
-OPTION_DEFAULTS = {"preset": "full", "dora_wd": False, "factor": -1, "decompose_both": False,
-                   "use_tucker": False, "use_scalar": False, "train_norm": False}
 _PRESET_DEFAULTS = {"enable_conv": True, "unet_target_module": [], "unet_target_name": [],
                     "text_encoder_target_module": [], "text_encoder_target_name": [],
                     "module_algo_map": {}, "name_algo_map": {}, "use_fnmatch": False,
@@ -88,8 +84,9 @@ def _lycoris_to_kohya_names(unet: nn.Module | None, text_encoders: Sequence[nn.M
 class LycorisNetwork(ModuleSet):
     """The LyCORIS modules of one run, children named by their Kohya names.
 
-    `options` are lycoris' network arguments as the Kohya GUI passes them (preset,
-    dora_wd, factor, decompose_both, use_tucker, use_scalar, train_norm).
+    `options` are lycoris' network arguments by the Kohya GUI's names (preset, dora_wd,
+    factor, ...: see :mod:`trainer.lycoris_options`); each type gets the ones the
+    Kohya GUI sends with it.
     """
 
     def __init__(self, unet: nn.Module, text_encoders: Sequence[nn.Module], *, arch: str,
@@ -101,33 +98,26 @@ class LycorisNetwork(ModuleSet):
         from lycoris.kohya import LycorisNetworkKohya
         from lycoris.logging import logger as lycoris_logger
 
-        if lora_type not in ALGOS:
-            raise ValueError(f"{lora_type!r} is not a LyCORIS type; choose one of {', '.join(ALGOS)}")
         if not (train_unet or train_text_encoder):
             raise ValueError("nothing to train: both train_unet and train_text_encoder are False")
-        self.arch, self.lora_type, self.algo = arch, lora_type, ALGOS[lora_type]
+        self.arch, self.lora_type = arch, lora_type
+        self.algo = ALGOS.get(lora_type, "")
         self.rank, self.alpha, self.conv_rank, self.conv_alpha = rank, alpha, conv_rank, conv_alpha
         self.multiplier = multiplier
-        self.options = opts = dict(options or {})
-        unknown = set(opts) - set(OPTION_DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown LyCORIS option(s) {sorted(unknown)}; known: {sorted(OPTION_DEFAULTS)}")
-        opts = {**OPTION_DEFAULTS, **opts}
+        self.options = used_options(lora_type, dict(options or {}))
+        kwargs = lycoris_kwargs(lora_type, self.options)
         te_arg = list(text_encoders) if arch == "sdxl" else text_encoders[0]
         level = lycoris_logger.level
         lycoris_logger.setLevel(logging.WARNING)  # lycoris reports each module at INFO
         try:
             # What lycoris.kohya.create_network does, with a complete preset (its presets are
             # class attributes that would otherwise leak from one network to the next).
-            LycorisNetworkKohya.apply_preset(lycoris_preset(opts["preset"]))
+            LycorisNetworkKohya.apply_preset(lycoris_preset(self.options["preset"]))
             net = LycorisNetworkKohya(
                 te_arg if train_text_encoder else None, unet, multiplier=multiplier,
                 lora_dim=rank, conv_lora_dim=conv_rank, alpha=alpha, conv_alpha=conv_alpha,
                 dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout,
-                use_tucker=opts["use_tucker"], use_scalar=opts["use_scalar"],
-                network_module=self.algo, train_norm=opts["train_norm"],
-                decompose_both=opts["decompose_both"], factor=opts["factor"],
-                weight_decompose=opts["dora_wd"], warn_on_unmatched=False)
+                network_module=self.algo, warn_on_unmatched=False, **kwargs)
         finally:
             lycoris_logger.setLevel(level)
         renames = _lycoris_to_kohya_names(unet, text_encoders if train_text_encoder else [], arch)
@@ -149,6 +139,25 @@ class LycorisNetwork(ModuleSet):
     def kohya_state_dict(self, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
         """Every module's tensors under ``<kohya name>.<lycoris key>``, detached."""
         return {k: v.detach().to(dtype=dtype or v.dtype) for k, v in self.state_dict().items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, also taking the file layout of modules that save another one (DyLoRA)."""
+        return super().load_state_dict(self._to_parameter_keys(state_dict), strict=strict, assign=assign)
+
+    def _to_parameter_keys(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """DyLoRA saves its rank blocks joined as ``lora_up.weight`` / ``lora_down.weight``;
+        its parameters are the blocks (``up_list.i`` / ``down_list.i``): split them again."""
+        out = dict(state_dict)
+        for lora in self.loras:
+            up_key, down_key = f"{lora.lora_name}.lora_up.weight", f"{lora.lora_name}.lora_down.weight"
+            if not hasattr(lora, "up_list") or up_key not in out or down_key not in out:
+                continue
+            ups = out.pop(up_key).reshape(lora.up_list[0].shape[0], -1).split(lora.block_size, dim=1)
+            downs = out.pop(down_key).reshape(lora.lora_dim, -1).split(lora.block_size, dim=0)
+            for i, (up, down) in enumerate(zip(ups, downs)):
+                out[f"{lora.lora_name}.up_list.{i}"] = up
+                out[f"{lora.lora_name}.down_list.{i}"] = down
+        return out
 
     @torch.no_grad()
     def load_kohya_weights(self, path_or_state_dict: str | PathLike | dict[str, Tensor]) -> None:

@@ -1,0 +1,43 @@
+"""Several processes: the `accelerate launch` argument list for a config, never a shell string.
+
+The GUI's Start and `python -m trainer` both use it when `num_processes` > 1, so a user
+never types the launcher command. Imports neither torch nor accelerate (the GUI imports it).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# Set by `accelerate launch` / torchrun in each process it starts.
+_LAUNCHER_ENV = ("LOCAL_RANK", "WORLD_SIZE", "ACCELERATE_DYNAMO_BACKEND")
+
+
+def under_launcher(environ: dict[str, str] | None = None) -> bool:
+    """True inside a process that accelerate launch (or torchrun) started."""
+    env = os.environ if environ is None else environ
+    return any(key in env for key in _LAUNCHER_ENV)
+
+
+def accelerate_command(config_path: str | Path, cfg: Any, python: str = sys.executable,
+                       events: bool = True) -> list[str]:
+    """`python -m accelerate.commands.launch ... -m trainer --config PATH` for `cfg`.
+
+    --multi_gpu is explicit, so that a user's default accelerate config cannot turn the run
+    into one process (without CUDA the processes train on the CPU over gloo).
+    """
+    n = int(getattr(cfg, "num_processes", 1) or 1)
+    cmd = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
+           "--num_machines", "1", "--mixed_precision", str(getattr(cfg, "mixed_precision", "no")),
+           "--dynamo_backend", "no"]
+    gpu_ids = str(getattr(cfg, "gpu_ids", "") or "").replace(" ", "")
+    if gpu_ids:
+        cmd += ["--gpu_ids", gpu_ids]
+    port = int(getattr(cfg, "main_process_port", 0) or 0)
+    if port:
+        cmd += ["--main_process_port", str(port)]
+    cmd += ["-m", "trainer", "--config", str(config_path)]
+    if events:
+        cmd += ["--events", "jsonl"]
+    return cmd
