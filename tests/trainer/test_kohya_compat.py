@@ -29,8 +29,8 @@ def test_older_and_sdxl_specific_kohya_keys_become_ours():
                          sdxl_no_half_vae=True, dynamo_backend="inductor", multi_gpu=True,
                          num_machines=1, highvram=True, log_with="tensorboard")
     assert cfg.network_weights == "C:/loras/start.safetensors"
-    cfg, _ = load(conv_dims="", conv_alphas="")  # older names of the conv block lists, empty
-    assert cfg.conv_block_dims == ""
+    older, _ = load(conv_dims="", conv_alphas="")  # older names of the conv block lists, empty
+    assert older.conv_block_dims == ""
     assert cfg.cache_text_encoder_outputs and cfg.torch_compile
     text = "\n".join(warnings)
     assert "lora_network_weights -> network_weights" in text
