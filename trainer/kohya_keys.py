@@ -131,6 +131,13 @@ def _migrate_training_options(values: dict[str, Any], notes: list[str]) -> None:
     if values.get("LoRA_type") == "LoCon":
         values["LoRA_type"] = "LyCORIS/LoCon"  # the Kohya GUI runs "LoCon" as lycoris' LoCon
         notes.append("LoRA_type: 'LoCon' -> 'LyCORIS/LoCon'")
+    kohya_native = {"Kohya LoHa": "LyCORIS/LoHa", "Kohya LoKr": "LyCORIS/LoKr",
+                    "Kohya DyLoRA": "LyCORIS/DyLoRA"}
+    if values.get("LoRA_type") in kohya_native:
+        # sd-scripts' own versions of the same methods; lycoris-lora trains them here
+        old, values["LoRA_type"] = values["LoRA_type"], kohya_native[values["LoRA_type"]]
+        notes.append(f"LoRA_type: {old!r} -> {values['LoRA_type']!r} (the same method, "
+                     "LyCORIS' implementation)")
     for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
         value = values.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):

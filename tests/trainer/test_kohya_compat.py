@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.checkpoints import IntermediateSaves, prune_epoch_states, prune_step_states
@@ -298,3 +299,33 @@ def test_the_pytorch_scheduler_decides_the_learning_rate():
         sched.step()
     assert lrs[0] == 1.0  # no warmup: the class decides
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # eta_min at T_max
+
+
+# ---- LoRA types of the Kohya GUI -------------------------------------------------------------------
+def test_sd_scripts_native_types_train_as_their_lycoris_versions():
+    for kohya, ours in (("Kohya LoHa", "LyCORIS/LoHa"), ("Kohya LoKr", "LyCORIS/LoKr"),
+                        ("Kohya DyLoRA", "LyCORIS/DyLoRA")):
+        cfg, warnings = load(LoRA_type=kohya)
+        assert cfg.LoRA_type == ours
+        assert any(f"{kohya!r} -> {ours!r}" in w for w in warnings)
+
+
+def test_lora_fa_trains_the_up_matrix_only(tiny_model, tmp_path):
+    from safetensors import safe_open
+
+    from trainer.__main__ import main
+
+    data = make_toy_dataset(tmp_path / "data", n=2)
+    tensors = {}
+    for steps in (1, 3):
+        out = tmp_path / f"out{steps}"
+        preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=steps, epoch=1,
+                              LoRA_type="LoRA-FA", output_dir=str(out))
+        assert main(["--config", str(preset)]) == 0
+        with safe_open(str(out / "toy.safetensors"), "pt") as f:
+            tensors[steps] = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            assert f.metadata()["ss_network_module"] == "networks.lora_fa"
+    downs = [k for k in tensors[1] if k.endswith("lora_down.weight")]
+    ups = [k for k in tensors[1] if k.endswith("lora_up.weight")]
+    assert downs and all(torch.equal(tensors[1][k], tensors[3][k]) for k in downs)  # frozen
+    assert any(not torch.equal(tensors[1][k], tensors[3][k]) for k in ups)  # learning

@@ -19,7 +19,7 @@ OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Adafactor", "Lion", "Lion
 SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "cosine_with_restarts",
               "linear", "polynomial", "adafactor", "cosine_with_min_lr", "inverse_sqrt",
               "warmup_stable_decay")
-LORA_TYPES = ("Standard", "Kohya LoCon", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
+LORA_TYPES = ("Standard", "Kohya LoCon", "LoRA-FA", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr",
               "LyCORIS/iA3", "LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/DyLoRA", "LyCORIS/GLoRA",
               "LyCORIS/Native Fine-Tuning")
 PRECISIONS = ("no", "fp16", "bf16")
@@ -256,10 +256,12 @@ class BasicSettings(BaseModel):
     LoRA_type: Literal[LORA_TYPES] = S(
         "Standard", tab=PARAM, group="Network", label="LoRA type", label_ja="LoRAの種類",
         help="Standard: attention and MLP layers. Kohya LoCon: also the convolutions (conv dim). "
+             "LoRA-FA: Standard with the down matrix frozen (less memory for the optimizer). "
              "LyCORIS/*: the lycoris-lora algorithms (LoCon, LoHa, LoKr, iA3, BOFT, Diag-OFT, DyLoRA, "
              "GLoRA, Native Fine-Tuning = full weight changes; DoRA = 'DoRA weight decomposition' on "
              "LoCon/LoHa/LoKr), loaded by A1111, Forge and ComfyUI.",
         help_ja="Standard: 注意層とMLP層。Kohya LoCon: 畳み込み層も学習します(conv dim)。"
+                "LoRA-FA: Standardのdown行列を固定(オプティマイザのメモリが減ります)。"
                 "LyCORIS/*: lycoris-loraの各方式(LoCon, LoHa, LoKr, iA3, BOFT, Diag-OFT, DyLoRA, GLoRA、"
                 "Native Fine-Tuningは重みの変化をそのまま保存。DoRAはLoCon/LoHa/LoKrで『DoRA』をオン)。"
                 "A1111・Forge・ComfyUIで読み込めます。")

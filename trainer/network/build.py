@@ -1,6 +1,6 @@
 """The network of a run from its settings: which class, which options, which groups.
 
-- `LoRA_type` Standard / Kohya LoCon -> our :class:`LoRANetwork`, with ranks per U-Net
+- `LoRA_type` Standard / Kohya LoCon / LoRA-FA (down frozen) -> our :class:`LoRANetwork`, with ranks per U-Net
   block (`block_dims` ...) or from the weights file (`dim_from_weights`); LyCORIS/* ->
   :class:`LycorisNetwork` (lycoris-lora) with the Kohya GUI's LyCORIS options.
 - `network_param_groups`: learning rates per part, LoRA+ and block weights.
@@ -45,8 +45,11 @@ def build_network(cfg: Any, unet: nn.Module, text_encoders: Sequence[nn.Module],
             raise ValueError(f"LyCORIS preset {cfg.LyCORIS_preset!r} matched no layer of this model; "
                              "choose 'full' or 'attn-mlp'")
         return network
-    return LoRANetwork(unet, text_encoders, conv_rank=conv_rank, conv_alpha=cfg.conv_alpha,
-                       ranks=rank_plan(cfg, arch), **common)
+    network = LoRANetwork(unet, text_encoders, conv_rank=conv_rank, conv_alpha=cfg.conv_alpha,
+                          ranks=rank_plan(cfg, arch), **common)
+    # LoRA-FA (sd-scripts' networks.lora_fa): the random down projection stays as initialised
+    network.frozen_down = cfg.LoRA_type == "LoRA-FA"
+    return network
 
 
 def rank_plan(cfg: Any, arch: str) -> RankPlan:
@@ -87,7 +90,7 @@ def kohya_network_args(cfg: Any) -> tuple[str, dict[str, str]]:
         args.update(algo=ALGOS[cfg.LoRA_type], conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
         args.update(kohya_args(cfg.LoRA_type, lycoris_options(cfg)))
     else:
-        module = "networks.lora"
+        module = "networks.lora_fa" if cfg.LoRA_type == "LoRA-FA" else "networks.lora"
         if cfg.LoRA_type == "Kohya LoCon":
             args.update(conv_dim=str(cfg.conv_dim), conv_alpha=str(cfg.conv_alpha))
         for key in ("down_lr_weight", "mid_lr_weight", "up_lr_weight", *DIMS_KEYS):

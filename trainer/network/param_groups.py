@@ -38,6 +38,7 @@ def build_param_groups(network: nn.Module, *, unet_lr: float, text_encoder_lr: f
                        block_weights: BlockWeights | None = None) -> list[dict]:
     """Parameter groups for the optimizer; raises ValueError when nothing would train."""
     loraplus = loraplus or LoRAPlus()
+    frozen_down = getattr(network, "frozen_down", False)  # LoRA-FA
     groups: dict[tuple[str, float, bool], dict] = {}
     for part, loras, lr in (("text_encoder", network.te_loras, text_encoder_lr),
                             ("unet", network.unet_loras, unet_lr)):
@@ -45,7 +46,7 @@ def build_param_groups(network: nn.Module, *, unet_lr: float, text_encoder_lr: f
         for lora in loras:
             weight = block_weights.weight(lora.lora_name) if part == "unet" and block_weights else 1.0
             for name, param in lora.named_parameters():
-                trained = bool(lr) and weight > 0
+                trained = bool(lr) and weight > 0 and not (frozen_down and "lora_down" in name)
                 param.requires_grad_(trained)
                 if not trained:
                     continue
