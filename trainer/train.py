@@ -286,7 +286,8 @@ class Run(RunData):
         for epoch in range(at.epoch, plan.epochs + 1):
             epoch_loss = torch.zeros((), device=self.device)
             epoch_batches = 0
-            for bi, batch in enumerate(self.loader.epoch(epoch)):
+            skip = at.batches_done if epoch == at.epoch else 0  # trained before a resumed state
+            for bi, batch in enumerate(self.loader.epoch(epoch, skip)):
                 if batch is None or (epoch, bi) < (at.epoch, at.batches_done):
                     continue  # every image failed, or trained before the resumed state was saved
                 # forward and backward; the loss is divided so accumulated gradients average

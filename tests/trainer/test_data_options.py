@@ -225,3 +225,28 @@ def test_a_run_with_workers_and_color_aug_trains_without_a_latent_cache(tiny_mod
     assert [e["step"] for e in events if e["kind"] == "step"][-1] == 2
     assert (tmp_path / "out" / "toy.safetensors").is_file()
     assert not list((tmp_path / "data" / "1_toy").glob("*.npz"))
+
+
+# ---- resume in the middle of an epoch -------------------------------------------------------
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batches_a_resumed_run_already_trained_are_not_loaded(tmp_path, workers):
+    cfg, _ = make_config(tmp_path, train_batch_size=1)
+    ds, loader = make_loader(cfg, workers=workers)
+    full = [b["indices"] for b in loader.epoch(1)]
+    assert len(full) == 2  # two images, batch 1
+    loaded = []
+    original = TrainDataset.sample
+
+    def spy(self, i, epoch=1, with_image=True):
+        loaded.append(i)
+        return original(self, i, epoch, with_image)
+
+    TrainDataset.sample = spy
+    try:
+        resumed = list(loader.epoch(1, skip=1))
+    finally:
+        TrainDataset.sample = original
+    assert resumed[0] is None  # the trained batch: its position kept, nothing loaded
+    assert [b["indices"] for b in resumed[1:]] == full[1:]
+    if workers == 0:  # (a worker process has its own copy of the class)
+        assert loaded == full[1]

@@ -97,14 +97,16 @@ class EpochBatchSampler(Sampler):
         self.batcher = batcher
         self.batch_size = batcher.batch_size
         self.epoch = epoch
+        self.skip = 0
         self.rank, self.world = rank, max(1, world)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch (counted from 1) that the next iteration deals."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Choose the epoch (counted from 1) that the next iteration deals, and how many of
+        its first batches to leave out (a resumed run already trained them)."""
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in self.batcher.epoch_batches(self.epoch)[self.rank::self.world]:
+        for batch in self.batcher.epoch_batches(self.epoch)[self.rank::self.world][self.skip:]:
             yield [(i, self.epoch) for i in batch]
 
     def __len__(self) -> int:

@@ -77,14 +77,20 @@ class BatchLoader:
         """The entry indices of each batch this process takes in `epoch`."""
         return self.batcher.epoch_batches(epoch)[self.rank::self.world]
 
-    def epoch(self, epoch: int) -> Iterator[dict | None]:
-        """The batches of `epoch` (counted from 1), in order."""
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[dict | None]:
+        """The batches of `epoch` (counted from 1), in order. The first `skip` are None and
+        never loaded (a resumed run trained them before its state was saved)."""
         if self._loader is None:
-            for indices in self.batches(epoch):
+            for k, indices in enumerate(self.batches(epoch)):
+                if k < skip:
+                    yield None
+                    continue
                 yield collate([self.dataset.sample(i, epoch, with_image=self.with_images)
                                for i in indices])
             return
-        self.sampler.set_epoch(epoch)
+        for _ in range(min(skip, self.num_batches())):
+            yield None
+        self.sampler.set_epoch(epoch, skip)
         for batch, messages in self._loader:
             for message in messages:
                 if message not in self._reported:
