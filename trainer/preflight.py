@@ -64,7 +64,10 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     if cfg.xformers == "xformers" and importlib.util.find_spec("xformers") is None:
         problems.append(Problem("xformers", "xformers is not installed; choose 'sdpa' (as fast on "
                                 "current PyTorch) or install the optional xformers extra"))
-    from .preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base
+    if cfg.num_processes > 1 and not cuda:
+        warnings.append(f"num_processes {cfg.num_processes} without an NVIDIA GPU: the processes "
+                        "train on the CPU, which is for trying the setup, not for speed")
+    from .preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base, GPUs
     problems.extend(option_preflight(cfg, cuda))
     model = cfg.pretrained_model_name_or_path.strip()
     if model:

@@ -23,6 +23,7 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
     if cfg.LoRA_type.startswith("LyCORIS/") and importlib.util.find_spec("lycoris") is None:
         problems.append(Problem("LoRA_type", f"{cfg.LoRA_type} needs the lycoris-lora package: run "
                                 "`pip install lycoris-lora` in .venv, or choose Standard"))
+    problems.extend(_launch_problems(cfg, cuda))
     if cfg.fp8_base:
         import torch
         if not hasattr(torch, "float8_e4m3fn"):
@@ -32,3 +33,23 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
             problems.append(Problem("fp8_base", "fp8 base weights need an NVIDIA GPU and none was found; "
                                     "turn fp8_base off on this machine"))
     return problems
+
+
+def _launch_problems(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
+    """num_processes / gpu_ids against the GPUs this machine has (before starting any)."""
+    from .launch import under_launcher
+
+    if cfg.num_processes <= 1 or not cuda or under_launcher():
+        return []
+    import torch
+
+    count = torch.cuda.device_count()
+    ids = [int(i) for i in cfg.gpu_ids.split(",") if i.strip().isdigit()]
+    missing = [i for i in ids if i >= count]
+    if missing:
+        return [Problem("gpu_ids", f"GPU {', '.join(map(str, missing))} does not exist: this machine "
+                        f"has {count} (numbered 0-{count - 1})")]
+    if not ids and cfg.num_processes > count:
+        return [Problem("num_processes", f"{cfg.num_processes} processes need {cfg.num_processes} GPUs "
+                        f"and this machine has {count}; set num_processes to {count} or less")]
+    return []

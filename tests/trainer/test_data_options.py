@@ -231,7 +231,7 @@ def test_a_run_with_workers_and_color_aug_trains_without_a_latent_cache(tiny_mod
 @pytest.mark.parametrize("workers", [0, 1])
 def test_batches_a_resumed_run_already_trained_are_not_loaded(tmp_path, workers):
     cfg, _ = make_config(tmp_path, train_batch_size=1)
-    ds, loader = make_loader(cfg, workers=workers)
+    _ds, loader = make_loader(cfg, workers=workers)
     full = [b["indices"] for b in loader.epoch(1)]
     assert len(full) == 2  # two images, batch 1
     loaded = []

@@ -329,3 +329,25 @@ def test_lora_fa_trains_the_up_matrix_only(tiny_model, tmp_path):
     ups = [k for k in tensors[1] if k.endswith("lora_up.weight")]
     assert downs and all(torch.equal(tensors[1][k], tensors[3][k]) for k in downs)  # frozen
     assert any(not torch.equal(tensors[1][k], tensors[3][k]) for k in ups)  # learning
+
+
+def test_preflight_checks_the_processes_against_the_gpus(monkeypatch, tmp_path):
+    import torch
+
+    from trainer.preflight import run_preflight
+
+    for key in ("LOCAL_RANK", "WORLD_SIZE", "ACCELERATE_DYNAMO_BACKEND"):
+        monkeypatch.delenv(key, raising=False)
+    base = {**BASE, "train_data_dir": str(tmp_path), "output_dir": str(tmp_path / "out")}
+    cfg, _ = config_from_dict({**base, "num_processes": 2})
+    _, warnings = run_preflight(cfg)
+    if not torch.cuda.is_available():
+        assert any("num_processes 2 without an NVIDIA GPU" in w for w in warnings)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    problems, _ = run_preflight(cfg)
+    assert any(p.key == "num_processes" and "this machine has 1" in p.message for p in problems)
+    cfg, _ = config_from_dict({**base, "num_processes": 2, "gpu_ids": "0,3"})
+    problems, _ = run_preflight(cfg)
+    assert any(p.key == "gpu_ids" and "GPU 3 does not exist" in p.message for p in problems)
