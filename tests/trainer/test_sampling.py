@@ -138,10 +138,10 @@ def models_with_lora(tiny_model):
     return models, network
 
 
-def make_sampler(models, network, tmp_path, events, sampler="euler_a"):
+def make_sampler(models, network, tmp_path, events, sampler="euler_a", prompt="toy, red square"):
     from trainer.sampling import Sampler
 
-    prompts = read_sample_prompts(f"toy, red square --n blurry {FAST} --d 7")
+    prompts = read_sample_prompts(f"{prompt} --n blurry {FAST} --d 7")
     return Sampler(models, network, prompts, sampler=sampler, output_dir=tmp_path, output_name="toy",
                    resolution=(64, 64), seed=1, clip_skip=1, device=torch.device("cpu"),
                    emit=events.append)
@@ -198,6 +198,18 @@ def test_samples_show_the_lora(models_with_lora, tmp_path):
         with torch.no_grad():
             for p, s in zip(ups, saved):
                 p.copy_(s)
+
+
+def test_sample_prompts_read_weights_like_kohyas_sampler(models_with_lora, tmp_path):
+    """(word:1.5) weighs the word in a sample prompt; the brackets are not read as text."""
+    def pixels(folder, prompt):
+        [path] = make_sampler(*models_with_lora, tmp_path / folder, [], prompt=prompt).sample(step=1)
+        with Image.open(path) as img:
+            return torch.tensor(list(img.getdata()), dtype=torch.float32)
+
+    plain = pixels("a", "toy, red square")
+    assert torch.equal(pixels("b", "toy, (red square:1.0)"), plain)  # weight 1: the same prompt
+    assert not torch.equal(pixels("c", "toy, (red square:1.8)"), plain)
 
 
 def test_a_training_run_samples_before_training_and_every_n_steps(tiny_model, tmp_path, capsys):
