@@ -188,10 +188,12 @@ class BasicSettings(BaseModel):
         label_ja="スケジューラの追加引数",
         help="Space-separated key=value pairs. cosine_with_min_lr: min_lr_rate=0.1 (or min_lr=1e-6); "
              "inverse_sqrt: timescale=100; warmup_stable_decay: num_decay_steps=200 (or 0.2 of the "
-             "run), optional num_stable_steps, min_lr_ratio, decay_type; polynomial: lr_end=1e-6.",
+             "run), optional num_stable_steps, min_lr_ratio, decay_type; polynomial: lr_end=1e-6. "
+             "With LR scheduler type: that class's arguments, e.g. T_max=1000 eta_min=0.",
         help_ja="key=value をスペース区切りで。cosine_with_min_lr: min_lr_rate=0.1(またはmin_lr=1e-6)、"
                 "inverse_sqrt: timescale=100、warmup_stable_decay: num_decay_steps=200(全体の割合なら0.2)"
-                "と任意でnum_stable_steps・min_lr_ratio・decay_type、polynomial: lr_end=1e-6。")
+                "と任意でnum_stable_steps・min_lr_ratio・decay_type、polynomial: lr_end=1e-6。"
+                "スケジューラのクラスを指定したときはそのクラスの引数(例: T_max=1000 eta_min=0)。")
     lr_scheduler_type: str = S(
         "", tab=PARAM, group="Optimizer", advanced=True, label="LR scheduler type (PyTorch class)",
         label_ja="スケジューラのクラス(PyTorch)",
