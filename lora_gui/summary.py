@@ -103,8 +103,9 @@ def dataset_summary(values: Mapping[str, Any], api: Any, lang: str,
     if problems:
         parts.append(f"**{t('summary.fix_first', lang)}**\n\n" + problems_markdown(problems, lang, fields))
     plannable = cfg or _planning_config(values)
-    if plannable is None or not str(values.get("train_data_dir", "")).strip():
-        if not str(values.get("train_data_dir", "")).strip():
+    has_data = any(str(values.get(k, "")).strip() for k in ("train_data_dir", "dataset_config"))
+    if plannable is None or not has_data:
+        if not has_data:
             parts.append(t("summary.choose_folder", lang))
         return "\n\n".join(parts)
     try:

@@ -68,6 +68,15 @@ def prepare_data(cfg: Any) -> PreparedData:
     """Scan the image (and reg) folder and bucket every image. Raises DatasetError."""
     spec = bucket_spec(cfg)
     ext = getattr(cfg, "caption_extension", ".txt") or ".txt"
+    if str(getattr(cfg, "dataset_config", "") or "").strip():  # subsets from a TOML file
+        from trainer.data.dataset_config import read_dataset_config, scan_subsets
+        dc = read_dataset_config(cfg.dataset_config)
+        scan = scan_subsets(dc, ext, is_reg=False)
+        prepared = PreparedData(scan=scan, choices=_place(scan, spec))
+        if any(s.is_reg for s in dc.subsets):
+            prepared.reg_scan = scan_subsets(dc, ext, is_reg=True)
+            prepared.reg_choices = _place(prepared.reg_scan, spec)
+        return prepared
     scan = scan_dataset(cfg.train_data_dir, ext)
     prepared = PreparedData(scan=scan, choices=_place(scan, spec))
     reg_dir = getattr(cfg, "reg_data_dir", "") or ""
@@ -221,6 +230,8 @@ def build_plan(cfg: Any, prepared: PreparedData | None = None,
     """
     if num_processes is None:
         num_processes = int(getattr(cfg, "num_processes", 1) or 1)
+    from trainer.data.dataset_config import resolve_dataset_config
+    cfg, dataset_notes = resolve_dataset_config(cfg)  # its batch size, resolution, ... (or none)
     prepared = prepared or prepare_data(cfg)
     batch_size = max(1, int(cfg.train_batch_size))
     accumulation = max(1, int(getattr(cfg, "gradient_accumulation_steps", 1) or 1))
@@ -240,7 +251,7 @@ def build_plan(cfg: Any, prepared: PreparedData | None = None,
 
     scans = [prepared.scan] + ([prepared.reg_scan] if prepared.reg_scan else [])
     skipped = [{"path": s.path, "reason": s.reason} for sc in scans for s in sc.skipped]
-    warnings = [w for sc in scans for w in sc.warnings]
+    warnings = dataset_notes + [w for sc in scans for w in sc.warnings]
     warnings += [f"skipped {s['path']}: {s['reason']}" for s in skipped]
     warnings += _advice(cfg, train_total)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .config import ConfigError, TrainingConfig
+from .data.dataset_config import resolve_dataset_config
 from .data.folders import DatasetError
 from .events import Event, EventCallback
 from .guards import LossGuard, TrainingError, explain_failure
@@ -63,6 +64,7 @@ def train_with_events(cfg: TrainingConfig, on_event: EventCallback,
         return code
 
     try:
+        cfg, _ = resolve_dataset_config(cfg)  # a dataset TOML's batch size, resolution, ... (the plan notes it)
         prepared = prepare_data(cfg)
         plan = build_plan(cfg, prepared, num_processes=world)
     except DatasetError as exc:

@@ -106,6 +106,8 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     warnings: list[str] = []
     for key, what in (("pretrained_model_name_or_path", "the base model"),
                       ("train_data_dir", "the image folder"), ("output_dir", "the output folder")):
+        if key == "train_data_dir" and cfg.dataset_config.strip():
+            continue  # the dataset config lists the image folders
         if not getattr(cfg, key).strip():
             errors.append(Problem(key, f"is empty; choose {what}"))
     msg = output_name_problem(cfg.output_name)

@@ -74,6 +74,15 @@ class BasicSettings(BaseModel):
         label_ja="正則化画像フォルダ",
         help="Optional. Same layout as the image folder; weighted by the prior loss weight.",
         help_ja="任意。画像フォルダと同じ構成。prior loss weightで重み付けされます。")
+    dataset_config: str = S(
+        "", tab=FOLD, group="Folders", widget="path-file", advanced=True, label="Dataset config (TOML)",
+        label_ja="データセット設定ファイル(TOML)",
+        help="Optional: an sd-scripts dataset .toml listing image folders ([[datasets.subsets]] "
+             "image_dir, num_repeats, class_tokens, is_reg). It replaces the image and "
+             "regularisation folders; its batch size, resolution and caption options win.",
+        help_ja="任意: sd-scripts形式のデータセット設定(.toml)。[[datasets.subsets]]のimage_dir・"
+                "num_repeats・class_tokens・is_regで画像フォルダを指定します。画像フォルダと正則化画像"
+                "フォルダの代わりに使われ、ファイル内のバッチサイズ・解像度・キャプション設定が優先されます。")
     output_dir: str = S(
         "", tab=FOLD, group="Folders", widget="path-dir", label="Output folder",
         label_ja="出力フォルダ", help="Where the LoRA files are written (created if missing).",

@@ -225,6 +225,17 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt",
     return scan
 
 
+def scan_subset_folder(folder: Path, repeats: int, class_token: str, caption_extension: str,
+                       is_reg: bool, scan: FolderScan) -> None:
+    """Add one folder of images with explicit repeats and class token (a dataset_config
+    subset) to scan, checked as a <repeats>_<name> folder is."""
+    try:
+        _scan_subset(folder, repeats, class_token, folder.resolve(), _normal_extension(caption_extension),
+                     is_reg, scan)
+    except OSError as err:
+        scan.warnings.append(f"skipped folder '{folder}': cannot read it ({err})")
+
+
 def reg_repeat_counts(reg_items: list[ImageItem], target: int) -> list[int]:
     """How many times each reg image is used per epoch so reg images match the
     training images' count (Kohya's round-robin).

@@ -1,0 +1,208 @@
+"""`dataset_config`: sd-scripts' dataset TOML file in place of the image folder.
+
+Kohya users with several image folders (each with its own repeats, class token, caption
+extension, or marked as regularisation images) describe them in a TOML file:
+
+    [general]
+    shuffle_caption = true
+    keep_tokens = 1
+
+    [[datasets]]
+    resolution = 768
+    batch_size = 2
+
+      [[datasets.subsets]]
+      image_dir = 'C:/train/mychar'
+      num_repeats = 10
+      class_tokens = 'mychar'
+
+      [[datasets.subsets]]
+      image_dir = 'C:/reg/woman'
+      is_reg = true
+
+Read as sd-scripts reads it: a subset's value wins over its dataset's, which wins over
+[general], which wins over the settings of the form or preset. Per subset here:
+`image_dir`, `num_repeats`, `class_tokens` (the caption of images without a caption file),
+`is_reg`, `caption_extension`. The other options (bucket, batch, caption and augmentation
+options, `alpha_mask` = masked_loss) are one setting for the whole run in this trainer:
+they become that setting, and one that differs between subsets is refused, naming them.
+Fine-tuning (`metadata_file`) and ControlNet (`conditioning_data_dir`) subsets are not
+LoRA datasets of this trainer and are refused too. Nothing in the file is executed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .folders import DatasetError
+
+# dataset-config key -> our setting, for the options that hold for the whole run
+RUN_KEYS = {
+    "batch_size": "train_batch_size", "resolution": "max_resolution", "enable_bucket": "enable_bucket",
+    "min_bucket_reso": "min_bucket_reso", "max_bucket_reso": "max_bucket_reso",
+    "bucket_reso_steps": "bucket_reso_steps", "bucket_no_upscale": "bucket_no_upscale",
+    "shuffle_caption": "shuffle_caption", "keep_tokens": "keep_tokens", "flip_aug": "flip_aug",
+    "color_aug": "color_aug", "random_crop": "random_crop", "caption_prefix": "caption_prefix",
+    "caption_suffix": "caption_suffix", "caption_dropout_rate": "caption_dropout_rate",
+    "caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs",
+    "caption_tag_dropout_rate": "caption_tag_dropout_rate", "alpha_mask": "masked_loss",
+}
+SUBSET_KEYS = ("image_dir", "num_repeats", "class_tokens", "is_reg", "caption_extension")
+# sd-scripts options with no effect here (named in a note when set)
+IGNORED = ("cache_info", "validation_split", "validation_seed", "network_multiplier",
+           "resize_interpolation", "debug_dataset", "custom_attributes", "face_crop_aug_range",
+           "token_warmup_min", "token_warmup_step", "keep_tokens_separator", "secondary_separator",
+           "caption_separator", "enable_wildcard")
+REFUSED = {"metadata_file": "fine-tuning datasets (metadata_file) are not supported; use image "
+                            "folders with caption files",
+           "conditioning_data_dir": "ControlNet datasets (conditioning_data_dir) are not LoRA datasets "
+                                    "of this trainer"}
+
+
+@dataclass
+class Subset:
+    image_dir: Path
+    num_repeats: int = 1
+    class_tokens: str = ""
+    is_reg: bool = False
+    caption_extension: str = ""  # "" = the run's caption_extension
+
+
+@dataclass
+class DatasetConfig:
+    subsets: list[Subset]
+    settings: dict[str, Any] = field(default_factory=dict)  # our setting -> value
+    notes: list[str] = field(default_factory=list)
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise DatasetError(f"dataset_config: {path} does not exist") from None
+    except OSError as exc:
+        raise DatasetError(f"dataset_config: cannot read {path} ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DatasetError(f"dataset_config: {path} is not valid TOML ({exc})") from None
+
+
+def _resolution(value: Any, where: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value},{value}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]},{value[1]}"
+    raise DatasetError(f"dataset_config: {where}resolution = {value!r} must be a number or "
+                       "[width, height]")
+
+
+def read_dataset_config(path: str | Path) -> DatasetConfig:
+    """The subsets and run-wide settings of a dataset TOML file. Raises DatasetError."""
+    path = Path(path).expanduser()
+    data = _load_toml(path)
+    general = data.get("general", {})
+    datasets = data.get("datasets", [])
+    if not isinstance(general, dict) or not isinstance(datasets, list) or not datasets:
+        raise DatasetError(f"dataset_config: {path} has no [[datasets]] with [[datasets.subsets]]")
+    unknown = sorted(set(data) - {"general", "datasets"})
+    notes = [f"dataset_config: [{k}] is not used" for k in unknown]
+    seen: dict[str, tuple[Any, str]] = {}  # our setting -> (value, where it was set)
+    subsets: list[Subset] = []
+    ignored: set[str] = set()
+
+    def run_value(key: str, value: Any, where: str) -> None:
+        name = RUN_KEYS[key]
+        if key == "resolution":
+            value = _resolution(value, where)
+        if name in seen and seen[name][0] != value:
+            raise DatasetError(
+                f"dataset_config: {key} is {seen[name][0]!r} in {seen[name][1]} but {value!r} in "
+                f"{where.rstrip(': ') or 'another part'}; this trainer uses one {key} for the whole "
+                "run: set it once, under [general]")
+        seen[name] = (value, where.rstrip(": ") or "[general]")
+
+    def check_table(table: dict, where: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key in REFUSED:
+                raise DatasetError(f"dataset_config: {where}{REFUSED[key]}")
+            if key in IGNORED:
+                ignored.add(key)
+            elif key not in RUN_KEYS and key not in allowed:
+                raise DatasetError(f"dataset_config: {where}{key!r} is not a dataset option "
+                                   f"(sd-scripts' names: {', '.join(sorted([*RUN_KEYS, *SUBSET_KEYS]))})")
+
+    check_table(general, "[general]: ", SUBSET_KEYS[1:])
+    for d, dataset in enumerate(datasets, 1):
+        if not isinstance(dataset, dict) or not dataset.get("subsets"):
+            raise DatasetError(f"dataset_config: dataset {d} has no [[datasets.subsets]]")
+        check_table(dataset, f"dataset {d}: ", (*SUBSET_KEYS[1:], "subsets"))
+        for s, subset in enumerate(dataset["subsets"], 1):
+            where = f"dataset {d} subset {s}: "
+            if not isinstance(subset, dict):
+                raise DatasetError(f"dataset_config: {where}must be a table of options")
+            check_table(subset, where, SUBSET_KEYS)
+            merged = {**general, **{k: v for k, v in dataset.items() if k != "subsets"}, **subset}
+            if not str(merged.get("image_dir", "")).strip():
+                raise DatasetError(f"dataset_config: {where}image_dir is missing")
+            for key, value in merged.items():
+                if key in RUN_KEYS:
+                    origin = ("[general]" if key not in subset and key not in dataset
+                              else where.rstrip(": "))
+                    run_value(key, value, origin + ": ")
+            repeats = merged.get("num_repeats", 1)
+            if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+                raise DatasetError(f"dataset_config: {where}num_repeats = {repeats!r} must be a whole "
+                                   "number, 1 or more")
+            image_dir = Path(str(merged["image_dir"])).expanduser()
+            if not image_dir.is_absolute():
+                image_dir = path.parent / image_dir  # relative to the TOML file
+            subsets.append(Subset(image_dir=image_dir, num_repeats=repeats,
+                                  class_tokens=str(merged.get("class_tokens", "") or ""),
+                                  is_reg=bool(merged.get("is_reg", False)),
+                                  caption_extension=str(merged.get("caption_extension", "") or "")))
+    if ignored:
+        notes.append(f"dataset_config: not used by this trainer: {', '.join(sorted(ignored))}")
+    if not any(not s.is_reg for s in subsets):
+        raise DatasetError("dataset_config: every subset is is_reg = true; add the training images")
+    return DatasetConfig(subsets=subsets, settings={k: v for k, (v, _) in seen.items()}, notes=notes)
+
+
+def resolve_dataset_config(cfg: Any) -> tuple[Any, list[str]]:
+    """(the config with the file's run-wide settings applied, notes). Without a dataset
+    config: the config as it is. Raises DatasetError for a file that cannot be used."""
+    path = str(getattr(cfg, "dataset_config", "") or "").strip()
+    if not path:
+        return cfg, []
+    from ..config.validate import ConfigError, validate_values
+
+    dc = read_dataset_config(path)
+    changed = {k: v for k, v in dc.settings.items() if getattr(cfg, k, v) != v}
+    notes = list(dc.notes)
+    if changed:
+        notes.append("dataset_config sets " + ", ".join(f"{k} = {v!r}" for k, v in changed.items()))
+    try:
+        return validate_values({**cfg.model_dump(), **dc.settings}), notes
+    except ConfigError as exc:  # a value of the file that the settings do not allow
+        raise DatasetError("dataset_config: " + "; ".join(str(p) for p in exc.problems)) from None
+
+
+def scan_subsets(dc: DatasetConfig, caption_extension: str, is_reg: bool):
+    """A FolderScan of the training (or reg) subsets, as scan_dataset makes for folders."""
+    from .folders import FolderScan, scan_subset_folder
+
+    scan = FolderScan()
+    for subset in dc.subsets:
+        if subset.is_reg != is_reg:
+            continue
+        if not subset.image_dir.is_dir():
+            raise DatasetError(f"dataset_config: image_dir {subset.image_dir} is not a folder")
+        scan_subset_folder(subset.image_dir, subset.num_repeats, subset.class_tokens,
+                           subset.caption_extension or caption_extension, is_reg, scan)
+    if not is_reg and not scan.items:
+        raise DatasetError("dataset_config: no usable images in the subsets' image_dir folders")
+    return scan
