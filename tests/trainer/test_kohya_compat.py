@@ -351,3 +351,9 @@ def test_preflight_checks_the_processes_against_the_gpus(monkeypatch, tmp_path):
     cfg, _ = config_from_dict({**base, "num_processes": 2, "gpu_ids": "0,3"})
     problems, _ = run_preflight(cfg)
     assert any(p.key == "gpu_ids" and "GPU 3 does not exist" in p.message for p in problems)
+
+
+def test_a_flux_preset_is_refused_with_the_reason():
+    with pytest.raises(ConfigError) as info:
+        load(LoRA_type="Flux1")
+    assert "another model family" in info.value.by_key()["LoRA_type"][0]

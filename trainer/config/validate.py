@@ -39,9 +39,15 @@ class ConfigError(Exception):
         return out
 
 
+_OTHER_MODEL_FAMILIES = ("flux", "sd3", "hunyuan", "lumina", "anima")
+
+
 def _pre_check(key: str, value: Any) -> str | None:
     """Catch what pydantic would quietly accept or explain badly."""
     spec = FIELDS[key]
+    if key == "LoRA_type" and isinstance(value, str) and value.lower().startswith(_OTHER_MODEL_FAMILIES):
+        return (f"{value!r} is a LoRA type for another model family; this trainer trains LoRAs for "
+                "Stable Diffusion 1.x, 2.x and SDXL (choose Standard, or one of the LyCORIS types)")
     if spec.type in (int, float):
         if isinstance(value, str):
             if value != value.strip():
