@@ -12,6 +12,7 @@ import types
 
 import torch
 
+from .optim_args import BITSANDBYTES
 from .save import SaveError
 
 # The Run methods a failure can happen in, and what the user would call that phase.
@@ -137,7 +138,7 @@ def out_of_memory_message(cfg, exc: BaseException) -> tuple[str, str]:
     if te_trained:
         ways.append("train the U-Net only (network_train_unet_only) so the text-encoder "
                     "outputs are cached and the text encoder leaves the GPU")
-    if not cfg.optimizer.endswith("8bit"):
+    if cfg.optimizer not in BITSANDBYTES:
         ways.append(f"choose an 8-bit optimizer such as AdamW8bit (now {cfg.optimizer})")
     if cfg.mixed_precision == "no" and on_gpu:
         ways.append("choose mixed_precision bf16 (or fp16 on older GPUs)")

@@ -11,13 +11,23 @@ The rules encode what Kohya users run into (ANCHORS.md section 4, the seed guide
   other than 0 crashes the run. Here it is refused up front with the two combinations
   that work.
 - Learning-rate-free optimizers (Prodigy, D-Adaptation) expect a learning rate near 1.
+- Schedule-free optimizers follow no LR schedule (sd-scripts gives them a constant one), so
+  a schedule or warmup chosen with them is said to have no effect.
 """
 from __future__ import annotations
 
 from typing import Any
 
 # Optimizers that estimate the step size themselves; their "learning rate" is a multiplier.
-LR_FREE = ("Prodigy", "DAdaptAdam")
+LR_FREE = ("Prodigy", "DAdaptAdam", "DAdaptation", "DAdaptAdamPreprint", "DAdaptAdaGrad", "DAdaptAdan",
+           "DAdaptAdanIP", "DAdaptLion", "DAdaptSGD", "prodigyplus.ProdigyPlusScheduleFree")
+# Optimizers that train an average of their iterates: no LR schedule, and the average
+# (optimizer.eval()) is what is saved and sampled.
+SCHEDULE_FREE = ("AdamWScheduleFree", "RAdamScheduleFree", "SGDScheduleFree",
+                 "prodigyplus.ProdigyPlusScheduleFree")
+# Optimizers from bitsandbytes: they need its package and an NVIDIA GPU.
+BITSANDBYTES = ("AdamW8bit", "PagedAdamW8bit", "PagedAdamW32bit", "Lion8bit", "PagedLion8bit",
+                "SGDNesterov8bit", "bitsandbytes.optim.AdEMAMix8bit", "bitsandbytes.optim.PagedAdEMAMix8bit")
 # Kohya's Adafactor recipe that uses your learning rate (and so allows a warmup).
 ADAFACTOR_FIXED_LR_ARGS = "scale_parameter=False relative_step=False warmup_init=False"
 ADAFACTOR_RELATIVE_ARGS = "scale_parameter=True relative_step=True warmup_init=False"
@@ -85,7 +95,17 @@ def optimizer_rules(*, optimizer: str, optimizer_args: str, lr_scheduler: str, w
     except ValueError as exc:
         return [("optimizer_args", str(exc))], warnings
     warmup = warmup_steps > 0 or lr_warmup > 0
-    if lr_scheduler == "adafactor" and optimizer != "Adafactor":
+    if optimizer in SCHEDULE_FREE:
+        constant = lr_scheduler in ("constant", "constant_with_warmup")
+        unused = [] if constant else [f"lr_scheduler '{lr_scheduler}'"]
+        if warmup:
+            unused.append("the LR warmup")
+        if unused:
+            verb = "have" if len(unused) > 1 else "has"
+            warnings.append(f"{optimizer} follows no learning-rate schedule, so {' and '.join(unused)} "
+                            f"{verb} no effect (as in sd-scripts). AdamWScheduleFree and SGDScheduleFree "
+                            "take a warmup as warmup_steps=N in Optimizer extra arguments")
+    elif lr_scheduler == "adafactor" and optimizer != "Adafactor":
         errors.append(("lr_scheduler", (f"'adafactor' reads the step size from the Adafactor optimizer; "
                                         f"with {optimizer} choose another scheduler (e.g. cosine)")))
     if optimizer == "Adafactor":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import Problem, TrainingConfig
 from .config.checks import output_name_problem
+from .optim_args import BITSANDBYTES
 
 
 def _cuda() -> tuple[bool, bool]:
@@ -54,7 +55,7 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     if cfg.mixed_precision == "bf16" and cuda and not bf16_ok:
         problems.append(Problem("mixed_precision", "this GPU has no bf16 support (it needs an "
                                 "RTX 30 series or newer); choose 'fp16'"))
-    if cfg.optimizer.endswith("8bit"):
+    if cfg.optimizer in BITSANDBYTES:
         if not cuda:
             problems.append(Problem("optimizer", f"{cfg.optimizer} needs an NVIDIA GPU (bitsandbytes); "
                                     "choose 'AdamW' on this machine"))

@@ -8,9 +8,17 @@ import importlib.util
 
 from .config import Problem, TrainingConfig
 
-# Optimizer -> (module to import, pip package).
-_OPTIMIZER_PACKAGES = {"Lion": ("lion_pytorch", "lion-pytorch"), "Prodigy": ("prodigyopt", "prodigyopt"),
-                       "DAdaptAdam": ("dadaptation", "dadaptation")}
+# Optimizer -> (module to import, pip package); bitsandbytes is checked with the GPU (trainer.preflight).
+_DADAPT = ("dadaptation", "dadaptation")
+_SCHEDULE_FREE = ("schedulefree", "schedulefree")
+_OPTIMIZER_PACKAGES = {
+    "Lion": ("lion_pytorch", "lion-pytorch"), "Prodigy": ("prodigyopt", "prodigyopt"),
+    "DAdaptAdam": _DADAPT, "DAdaptation": _DADAPT, "DAdaptAdamPreprint": _DADAPT, "DAdaptAdaGrad": _DADAPT,
+    "DAdaptAdan": _DADAPT, "DAdaptAdanIP": _DADAPT, "DAdaptLion": _DADAPT, "DAdaptSGD": _DADAPT,
+    "AdamWScheduleFree": _SCHEDULE_FREE, "RAdamScheduleFree": _SCHEDULE_FREE,
+    "SGDScheduleFree": _SCHEDULE_FREE, "pytorch_optimizer.CAME": ("pytorch_optimizer", "pytorch_optimizer"),
+    "prodigyplus.ProdigyPlusScheduleFree": ("prodigyplus", "prodigy-plus-schedule-free"),
+}
 
 
 def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:

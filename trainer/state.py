@@ -311,6 +311,8 @@ class StateKeeper:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise TrainingError(f"the training state {cfg.resume} does not fit this network or "
                                 f"optimizer ({exc}); start a new run or use matching settings") from None
+        from .optim import set_train_mode
+        set_train_mode(run.optimizer)  # a schedule-free state holds the average: back to training
         run.scheduler.load_state_dict(training["scheduler"])
         scaler = getattr(run.acc, "scaler", None)
         if scaler is not None and training.get("scaler"):
@@ -373,17 +375,21 @@ class StateKeeper:
 
 class GuardedSaver:
     """The Run's LoRA saver with the guarantees around it: the loss is checked before every
-    save (no NaN weights over a good file), and the training state is written after it."""
+    save (no NaN weights over a good file), and the training state is written after it.
+    A schedule-free optimizer's averaged weights are what both hold (trainer.optim)."""
 
     def __init__(self, inner, keeper: StateKeeper) -> None:
         self.inner, self.keeper = inner, keeper
 
     def save(self, *args, **kwargs) -> Path:
+        from .optim import averaged_weights
+
         self.keeper.guard.check()
-        path = self.inner.save(*args, **kwargs)
-        final = bool(kwargs.get("final", False))
-        if self.keeper.run.acc.is_main_process and self.keeper.wants_state(final):
-            self.keeper.save(path, final)
+        with averaged_weights(self.keeper.run.optimizer):  # every process, so they stay alike
+            path = self.inner.save(*args, **kwargs)
+            final = bool(kwargs.get("final", False))
+            if self.keeper.run.acc.is_main_process and self.keeper.wants_state(final):
+                self.keeper.save(path, final)
         return path
 
     def __getattr__(self, name: str):

@@ -6,7 +6,8 @@ Features and the settings behind them:
   captions): `trainer.run_data.RunData`, which Run extends.
 - buckets, repeats, reg images (`prior_loss_weight`), captions: `trainer.data`.
 - noise offset / multires / min-SNR: `trainer.noise`; LR schedules: `trainer.schedule`.
-- optimizers and schedulers by Kohya name (`optimizer`, `lr_scheduler`): `trainer.optim`;
+- optimizers and schedulers by Kohya name (`optimizer`, `lr_scheduler`): `trainer.optim`
+  (a schedule-free optimizer's averaged weights are what saves and samples read);
   LoRA type incl. LyCORIS, LoRA+, block-wise LR: `trainer.network.build`; loss types,
   ip noise, mem_eff_attn, fp8_base, full_fp16/bf16, max-norm, text-encoder stop:
   `trainer.train_options`.
@@ -111,7 +112,7 @@ class Run(RunData):
         self.saver = self.keeper.guarded(self.saver)
         self.keeper.resume()
         self.outputs = RunOutputs(cfg, self.plan, self.models, self.network, self.saver,
-                                  param_groups=self.optimizer.param_groups, device=self.device,
+                                  optimizer=self.optimizer, device=self.device,
                                   is_main=self.acc.is_main_process, emit=self.emit,
                                   autocast=self.acc.autocast)
         try:
@@ -259,6 +260,8 @@ class Run(RunData):
         """Average the LoRA gradients over processes (every rank holds the same LoRA)."""
         if self.acc.num_processes > 1:
             for p in self.params:
+                if not p.requires_grad:
+                    continue  # a stopped text encoder: every rank froze it at the same step
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
                 torch.distributed.all_reduce(p.grad)

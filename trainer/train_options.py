@@ -128,14 +128,15 @@ class StepHooks:
             self.stop_text_encoder(step)
 
     def stop_text_encoder(self, step: int) -> None:
-        """Freeze the text-encoder LoRA and take it out of the optimizer."""
+        """Freeze the text-encoder LoRA: no gradient from now on, so every optimizer skips it.
+
+        It stays in its optimizer group (emptying the group would orphan its optimizer state,
+        which breaks saving and resuming the training state); schedule-free optimizers keep
+        swapping it to its average for saves like every other weight."""
         for lora in self.network.te_loras:
             for p in lora.parameters():
                 p.requires_grad_(False)
                 p.grad = None
-        for group in self.optimizer.param_groups:
-            if str(group.get("name", "")).startswith("text_encoder"):
-                group["params"] = []
         self.te_stopped = True
         self.emit(Event("log", {"message": f"Text encoder training stopped after step {step} "
                                 f"({self.cfg.stop_text_encoder_training}% of the steps)"}))

@@ -2,7 +2,8 @@
 
 fp16 and bf16 steps give a finite loss and move the LoRA, whose weights stay fp32 while
 the frozen model is in half precision; a bf16 step queues without making the host wait;
-AdamW8bit and xformers when they are installed; channels-last and torch.compile.
+AdamW8bit, the other bitsandbytes optimizers and xformers when they are installed;
+channels-last and torch.compile.
 scripts/gpu_check.sh runs these on a lent GPU.
 """
 
@@ -98,6 +99,15 @@ def test_cached_parts_leave_the_gpu(tmp_path, tiny_model) -> None:
 def test_adamw8bit_trains(tmp_path, tiny_model) -> None:
     pytest.importorskip("bitsandbytes")
     run = _prepared_run(tmp_path, tiny_model("sd15"), optimizer="AdamW8bit")
+    assert all(torch.isfinite(loss).all() for loss in _train(run, 3))
+
+
+@pytest.mark.parametrize("name", ["PagedAdamW32bit", "PagedLion8bit", "bitsandbytes.optim.AdEMAMix8bit",
+                                  "bitsandbytes.optim.PagedAdEMAMix8bit"])
+def test_other_bitsandbytes_optimizers_train(tmp_path, tiny_model, name) -> None:
+    pytest.importorskip("bitsandbytes")
+    run = _prepared_run(tmp_path, tiny_model("sd15"), optimizer=name)
+    assert type(run.optimizer.optimizer).__module__.startswith("bitsandbytes")
     assert all(torch.isfinite(loss).all() for loss in _train(run, 3))
 
 

@@ -357,3 +357,9 @@ def test_a_flux_preset_is_refused_with_the_reason():
     with pytest.raises(ConfigError) as info:
         load(LoRA_type="Flux1")
     assert "another model family" in info.value.by_key()["LoRA_type"][0]
+
+
+def test_a_schedule_free_optimizer_says_the_pytorch_scheduler_is_not_used():
+    _, warnings = load(optimizer="AdamWScheduleFree", lr_scheduler_type="CosineAnnealingLR",
+                       lr_scheduler_args="T_max=10")
+    assert any("lr_scheduler_type is not used: AdamWScheduleFree" in w for w in warnings)

@@ -187,3 +187,20 @@ def test_every_random_generator_comes_back():
     assert restore_rng(saved, gen) is True
     assert draw() == first
     assert restore_rng({**saved, "generator_device": "cuda"}, gen) is False  # noise reseeded
+
+
+def test_a_run_whose_text_encoder_stopped_saves_and_resumes_exactly(runs):
+    """stop_text_encoder_training with save_state: the state saved after the stop is written
+    (the frozen text encoder keeps its optimizer state) and resumes to the same file."""
+    tmp = runs["tmp"]
+    over = {"stop_text_encoder_training": 25}  # 4 steps: the text encoder stops after step 1
+    code, full, events = train(settings(runs["model"], runs["data"], tmp / "te-a", **over))
+    assert code == 0, [e.data for e in events if e.kind == "error"]
+    assert (tmp / "te-a" / "toy-000001-state").is_dir()
+    out = tmp / "te-b"
+    code, losses, events = train(settings(runs["model"], runs["data"], out,
+                                          resume=str(tmp / "te-a" / "toy-000001-state"), **over))
+    assert code == 0, [e.data for e in events if e.kind == "error"]
+    for step, loss in losses.items():
+        assert loss == pytest.approx(full[step], abs=1e-6), step
+    assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "te-a" / "toy.safetensors"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..block_lr import BlockWeights
-from ..optim_args import adafactor_kwargs, optimizer_rules, parse_args_text
+from ..optim_args import SCHEDULE_FREE, adafactor_kwargs, optimizer_rules, parse_args_text
 from ..schedule import scheduler_arg_problems
 from .validate import Problem
 
@@ -40,6 +40,9 @@ def _schedule(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
         args = parse_args_text(cfg.lr_scheduler_args)
     except ValueError as exc:
         return [Problem("lr_scheduler_args", str(exc))], []
+    if cfg.lr_scheduler_type.strip() and cfg.optimizer in SCHEDULE_FREE:
+        return [], [(f"lr_scheduler_type is not used: {cfg.optimizer} follows no learning-rate "
+                    "schedule (as in sd-scripts)")]
     if cfg.lr_scheduler_type.strip():
         from ..schedule_torch import class_name, torch_scheduler_problems
         pairs = torch_scheduler_problems(cfg.lr_scheduler_type, args)

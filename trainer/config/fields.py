@@ -14,8 +14,14 @@ from .schema import setting as S
 
 SRC, FOLD, PARAM, ADV = "Source Model", "Folders", "Parameters", "Advanced"
 
-OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Adafactor", "Lion", "Lion8bit",
-              "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam")
+# Kohya's spellings; the bitsandbytes, learning-rate-free and schedule-free families are
+# listed in trainer.optim_args, the class behind each name in trainer.optim.
+OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "PagedAdamW32bit", "Adafactor", "Lion", "Lion8bit",
+              "PagedLion8bit", "SGDNesterov", "SGDNesterov8bit", "Prodigy", "DAdaptAdam", "DAdaptation",
+              "DAdaptAdamPreprint", "DAdaptAdaGrad", "DAdaptAdan", "DAdaptAdanIP", "DAdaptLion", "DAdaptSGD",
+              "AdamWScheduleFree", "RAdamScheduleFree", "SGDScheduleFree", "bitsandbytes.optim.AdEMAMix8bit",
+              "bitsandbytes.optim.PagedAdEMAMix8bit", "pytorch_optimizer.CAME",
+              "prodigyplus.ProdigyPlusScheduleFree")
 SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "cosine_with_restarts",
               "linear", "polynomial", "adafactor", "cosine_with_min_lr", "inverse_sqrt",
               "warmup_stable_decay")
@@ -161,12 +167,13 @@ class BasicSettings(BaseModel):
     # ---- Parameters: optimizer ------------------------------------------------------
     optimizer: Literal[OPTIMIZERS] = S(
         "AdamW8bit", tab=PARAM, group="Optimizer", label="Optimizer", label_ja="オプティマイザ",
-        help="AdamW8bit saves VRAM (the 8bit ones need an NVIDIA GPU); AdamW is 32-bit and works "
-             "everywhere. Adafactor picks its own step size (LR warmup 0, scheduler 'adafactor'); "
-             "Prodigy and DAdaptAdam want a learning rate of about 1.",
-        help_ja="AdamW8bitはVRAMを節約(8bit系はNVIDIA GPUが必要)。AdamWは32bitでどこでも動きます。"
+        help="AdamW8bit saves VRAM (the 8bit and Paged ones need an NVIDIA GPU); AdamW is 32-bit and "
+             "works everywhere. Adafactor picks its own step size (LR warmup 0, scheduler 'adafactor'); "
+             "Prodigy and the DAdapt ones want a learning rate of about 1. The ScheduleFree ones "
+             "ignore the LR scheduler.",
+        help_ja="AdamW8bitはVRAMを節約(8bit系とPaged系はNVIDIA GPUが必要)。AdamWは32bitでどこでも動きます。"
                 "Adafactorは学習率を自動で調整します(ウォームアップ0、スケジューラ'adafactor')。"
-                "ProdigyとDAdaptAdamは学習率を1前後にします。")
+                "ProdigyとDAdapt系は学習率を1前後にします。ScheduleFree系はLRスケジューラを使いません。")
     optimizer_args: str = S(
         "", tab=PARAM, group="Optimizer", advanced=True, label="Optimizer extra arguments",
         label_ja="オプティマイザの追加引数",
