@@ -52,6 +52,8 @@ _HANDLED = {
     "lowvram": "models are kept on the GPU only while they are needed",
     "skip_cache_check": "the latent cache is checked by its key, which costs no time",
     "multi_gpu": "num_processes decides (2 or more starts accelerate on several GPUs)",
+    "model_list": "the Kohya GUI's model menu; the model is its path here",
+    "save_as_bool": "the Kohya GUI's own switch; save_model_as decides",
 }
 
 

@@ -5,6 +5,7 @@ demo preset (relative paths) trains there and nothing is written into the projec
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -180,3 +181,25 @@ def test_the_demo_trains_to_100_percent_and_offers_the_file(page, server):
     assert served.ok and served.body()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((server[1] / "demo" / "output" / "sample").glob("*.png"))
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_a_kohya_gui_preset_dropped_on_the_page_fills_the_form_and_says_what_changed(page, server):
+    kohya = server[1] / "kohya_lokr.json"
+    kohya.write_text(json.dumps({
+        "LoRA_type": "Kohya LoKr", "network_dim": 100000, "factor": 8, "optimizer": "Prodigy",
+        "optimizer_args": '"d_coef=1.0" "decouple=True"', "learning_rate": "1", "unet_lr": "1",
+        "text_encoder_lr": "1", "min_timestep": 100, "max_timestep": 900, "mixed_precision": "no",
+        "additional_parameters": "--log_prefix=mine --max_grad_norm=0.5", "model_list": "custom",
+        "sdxl_no_half_vae": True, "use_wandb": False,
+    }), encoding="utf-8")
+    page.locator("#preset-upload input[type='file']").set_input_files(str(kohya))
+    message = text_of(page, "preset-message")
+    expect(message).to_contain_text("'Kohya LoKr' -> 'LyCORIS/LoKr'", timeout=60_000)
+    expect(message).to_contain_text("optimizer_args: quotes removed")
+    expect(message).to_contain_text("--log_prefix=mine")  # named, not used
+    page.get_by_role("tab", name="Parameters").click()
+    expect(page.locator("#field-network_dim input")).to_have_value("100000")
+    expect(page.locator("#field-LoRA_type input")).to_have_value("LyCORIS/LoKr")
+    page.get_by_role("tab", name="Advanced").click()
+    page.get_by_text("More Noise and loss settings").click()
+    expect(page.locator("#field-min_timestep input")).to_have_value("100")
