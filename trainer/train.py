@@ -267,6 +267,19 @@ class Run(RunData):
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= self.acc.num_processes
 
+    def _stop_requested(self) -> bool:
+        """Stop (the GUI button, Ctrl-C, SIGTERM) after this step. With several processes the
+        request can reach them a step apart: they agree on it, so every one stops and saves at
+        the same step (one left behind would wait for the others forever)."""
+        if self.acc.num_processes == 1:
+            return self.stop.is_set()
+        flag = torch.tensor(float(self.stop.is_set()), device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item():
+            self.stop.set()
+            return True
+        return False
+
     def _optimizer_step(self) -> None:
         """Average (several processes), clip, step the optimizer and the LR, clear the grads."""
         self._sync_gradients()
@@ -314,7 +327,7 @@ class Run(RunData):
                     last_emit = now
                     self._report(step, total, epoch, loss, epoch_loss / epoch_batches, t0)
                     self.outputs.on_report()
-                if self.stop.is_set():
+                if self._stop_requested():
                     path = self.saver.save(f"{cfg.output_name}-stopped-{step}", epoch, step)
                     self.emit(Event("stopped", {"path": str(path), "step": step,
                                                 "reason": "stopped by the user"}))

@@ -30,3 +30,41 @@ def test_two_process_run_writes_one_set_of_files(tiny_model, tmp_path):
     assert plan["total_steps"] == 4  # 4 images, batch 1, 2 processes -> 2 steps per epoch
     with safe_open(out / "ddp.safetensors", "pt") as f:
         assert f.metadata()["ss_steps"] == "4"
+
+
+@pytest.mark.slow
+def test_stop_reaching_one_process_stops_both_at_the_same_step(tiny_model, tmp_path):
+    """SIGTERM to rank 1 only: both processes stop after the same step and save once, instead
+    of rank 0 waiting forever for a rank that has left."""
+    import signal
+    import time
+
+    import psutil
+
+    data = make_toy_dataset(tmp_path / "data", n=4)
+    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=1, max_train_steps=400,
+                          save_every_n_epochs=1, train_batch_size=1, output_name="ddp", num_processes=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith("{") and json.loads(line)["kind"] == "step":
+                break
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                   if p.environ().get("LOCAL_RANK") == "1" and "trainer" in " ".join(p.cmdline())]
+        assert len(workers) == 1
+        workers[0].send_signal(signal.SIGTERM)
+        rest, errors = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            time.sleep(1)
+    assert proc.returncode == 0, errors[-3000:]
+    events = [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
+    [stopped] = [e for e in events if e["kind"] == "stopped"]
+    assert stopped["step"] < 400
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"ddp-stopped-{stopped['step']}.safetensors"]
