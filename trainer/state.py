@@ -22,20 +22,19 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
 from .atomic import describe_os_error, fsync_dir, replace_dir, temp_name, write_bytes_synced
 from .config import Problem, TrainingConfig, preset_dict
+from .rng_state import capture_rng, gather_rng, restore_rng
 from .save import SaveError
 
 STATE_FORMAT = 1
@@ -192,36 +191,6 @@ def check_resume(cfg: TrainingConfig, prepared, total_steps: int) -> tuple[list[
     return [], notes
 
 
-# ---- random generators ----------------------------------------------------------------------
-def capture_rng(generator: torch.Generator) -> dict:
-    """Every random generator the loop draws from, as tensors and plain values."""
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [np_name, np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "generator": generator.get_state(),
-        "generator_device": generator.device.type,
-    }
-
-
-def restore_rng(rng: dict, generator: torch.Generator) -> bool:
-    """Put every generator back as `capture_rng` found it. Returns False when the loop's
-    generator was saved on another kind of device (GPU vs CPU): it then keeps its seed."""
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    if rng.get("generator_device", generator.device.type) != generator.device.type:
-        return False
-    generator.set_state(rng["generator"])
-    return True
-
-
 # ---- writing ------------------------------------------------------------------------------
 def write_state(folder: Path, *, weights: dict[str, torch.Tensor], training: dict,
                 info: dict) -> Path:
@@ -283,6 +252,7 @@ class StateKeeper:
         self.run, self.cfg, self.guard = run, run.cfg, guard
         self.position = self.resumed_from = Position()
         self._rng: dict | None = None
+        self._rng_by_rank: list | None = None
         self.generator: torch.Generator | None = None
 
     def guarded(self, saver) -> GuardedSaver:
@@ -319,6 +289,7 @@ class StateKeeper:
             scaler.load_state_dict(training["scaler"])
         self.position = self.resumed_from = Position(**info["position"])
         self._rng = training["rng"]
+        self._rng_by_rank = training.get("rng_by_rank")  # several processes: each one's
         run.emit(Event("log", {"message": f"Resumed from {cfg.resume}: epoch {self.resumed_from.epoch}, "
                                           f"step {self.resumed_from.step}"}))
 
@@ -327,14 +298,18 @@ class StateKeeper:
         self.generator = generator
         if self._rng is not None:
             acc = self.run.acc
-            if acc.process_index == 0:
-                if not restore_rng(self._rng, generator):
+            by_rank = self._rng_by_rank
+            if not by_rank or len(by_rank) != acc.num_processes:
+                by_rank = None
+            if by_rank is not None or acc.process_index == 0:
+                rng = by_rank[acc.process_index] if by_rank is not None else self._rng
+                if not restore_rng(rng, generator):
                     from .events import Event
                     self.run.emit(Event("warning", {"message": (
                         f"{self.cfg.resume} was saved on a {self._rng['generator_device'].upper()}, "
                         f"this run is on a {generator.device.type.upper()}: training continues, but "
                         "its noise differs from the run that saved it")}))
-            else:  # only the main process's generators are saved: the others get a fresh seed
+            else:  # saved by another number of processes: the others get a fresh seed
                 generator.manual_seed(self.cfg.seed + acc.process_index + 1_000_003 * self.resumed_from.step)
         return self.resumed_from
 
@@ -355,15 +330,16 @@ class StateKeeper:
         ending = final or self.run.stop.is_set()
         return self.cfg.save_state or (self.cfg.save_state_on_train_end and ending)
 
-    def save(self, lora_path: Path, final: bool = False) -> Path:
-        """Write `<lora name>-state` for the current position (main process only)."""
+    def save(self, lora_path: Path, final: bool = False, rng_by_rank: list | None = None) -> Path:
+        """Write `<lora name>-state` for the current position (main process only);
+        `rng_by_rank`: every process's generators (`gather_rng`) when there are several."""
         from .events import Event
 
         run = self.run
         scaler = getattr(run.acc, "scaler", None)
         training = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
                     "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": capture_rng(self.generator)}
+                    "rng": capture_rng(self.generator), "rng_by_rank": rng_by_rank}
         info = state_info(self.cfg, run.prepared, self.position, Path(lora_path).name,
                           run.plan.total_steps)
         folder = write_state(state_dir_for(lora_path), weights=run.network.state_dict(),
@@ -388,8 +364,11 @@ class GuardedSaver:
         with averaged_weights(self.keeper.run.optimizer):  # every process, so they stay alike
             path = self.inner.save(*args, **kwargs)
             final = bool(kwargs.get("final", False))
-            if self.keeper.run.acc.is_main_process and self.keeper.wants_state(final):
-                self.keeper.save(path, final)
+            if self.keeper.wants_state(final):  # the same answer on every process
+                acc = self.keeper.run.acc
+                rngs = gather_rng(self.keeper.generator, acc.num_processes)  # all processes at once
+                if acc.is_main_process:
+                    self.keeper.save(path, final, rngs)
         return path
 
     def __getattr__(self, name: str):

@@ -3,8 +3,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from tests.trainer.test_train_e2e import ROOT, make_toy_dataset, write_preset
@@ -68,3 +70,31 @@ def test_stop_reaching_one_process_stops_both_at_the_same_step(tiny_model, tmp_p
     assert stopped["step"] < 400
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [f"ddp-stopped-{stopped['step']}.safetensors"]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_exactly(tiny_model, tmp_path):
+    """Every process's noise generator is in the training state, so a resumed two-process
+    run ends with the very file of the run that never stopped."""
+    from safetensors.torch import load_file
+
+    data = make_toy_dataset(tmp_path / "data", n=4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(name: str, **over) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        preset = write_preset(folder, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=1,
+                              train_batch_size=1, output_name="ddp", num_processes=2, save_state=True,
+                              save_precision="float", **over)
+        r = subprocess.run([sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
+                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=400, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return folder / "out"
+
+    full = run("a")
+    resumed = run("b", resume=str(full / "ddp-000001-state"))
+    a, b = load_file(str(full / "ddp.safetensors")), load_file(str(resumed / "ddp.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
