@@ -84,3 +84,18 @@ def test_weighted_captions_loads_from_kohya_and_trains(tiny_model, tmp_path):
                           weighted_captions=True)
     assert main(["--config", str(preset)]) == 0
     assert (tmp_path / "out" / "toy.safetensors").is_file()
+
+
+def test_sdxl_weights_both_text_encoders_and_keeps_the_pooled_output(tiny_model):
+    from trainer.models import load_models
+
+    m = load_models(str(tiny_model("sdxl")), v2=False, v_parameterization=False, sdxl=True,
+                    dtype=torch.float32, vae_path=None)
+    plain = TextConditioner(m.tokenizers, m.text_encoders, arch="sdxl")
+    weighted = TextConditioner(m.tokenizers, m.text_encoders, arch="sdxl", weighted=True)
+    with torch.no_grad():
+        h0, p0 = plain.encode(["a red cat"])
+        h1, p1 = weighted.encode(["a red cat"])
+        h2, p2 = weighted.encode(["a (red:1.5) cat"])
+    assert torch.equal(h0, h1) and torch.equal(p0, p1)  # no weights: exactly as before
+    assert not torch.equal(h0, h2) and torch.equal(p0, p2)  # weighted tokens; pooled unchanged
