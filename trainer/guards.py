@@ -126,11 +126,15 @@ def out_of_memory_message(cfg, exc: BaseException) -> tuple[str, str]:
     message = (f"{where} ran out of memory {_phase(exc)}, with " + ", ".join(used)
                + ". Training stopped; the files saved before are complete.")
     ways = []
+    if _phase(exc) == _PHASES["_cache_latents"] and cfg.vae_batch_size > 1:
+        ways.append(f"lower vae_batch_size (now {cfg.vae_batch_size}; 0 encodes one image at a time)")
     if cfg.train_batch_size > 1:
         ways.append(f"lower train_batch_size (now {cfg.train_batch_size}) and raise "
                     "gradient_accumulation_steps to keep the same effective batch")
     if not cfg.gradient_checkpointing:
         ways.append("turn on gradient_checkpointing (much less memory, about 25% slower)")
+    if not cfg.fp8_base and on_gpu and cfg.mixed_precision in ("fp16", "bf16"):
+        ways.append("turn on fp8_base (the frozen U-Net stored in fp8: about half its memory)")
     ways.append(f"lower max_resolution (now {cfg.max_resolution}; 512,512 for SD1.5, "
                 "768-1024 for SDXL)")
     if not cfg.cache_latents:

@@ -312,3 +312,20 @@ def test_a_killed_writer_leaves_nothing_the_next_run_cannot_clean(tmp_path):
     assert len(notes) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         f".mine.tmp-{os.getpid()}", "toy-000001-state"]
+
+
+def test_out_of_memory_while_caching_latents_suggests_a_smaller_vae_batch():
+    from trainer.config import TrainingConfig
+    from trainer.guards import out_of_memory_message
+
+    def _cache_latents():  # the phase is read from the traceback's function names
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    try:
+        _cache_latents()
+    except torch.cuda.OutOfMemoryError as exc:
+        error = exc
+    message, hint = out_of_memory_message(TrainingConfig(vae_batch_size=8, mixed_precision="bf16"), error)
+    assert "while caching the latents" in message
+    assert hint.splitlines()[1].startswith("- lower vae_batch_size (now 8")
+    assert "fp8_base" in hint
