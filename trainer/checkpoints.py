@@ -36,27 +36,19 @@ def step_saves(output_name: str, every: int, total_steps: int) -> list[str]:
     return [f"{step_file_stem(output_name, s)}.{EXT}" for s in range(every, total_steps, every)]
 
 
-def _numbered(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        match = pattern.fullmatch(path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
 STATE_MARKER = "state.json"  # trainer.state.STATE_FILE; a folder without it is not ours
 
 
-def _numbered_states(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
+def _numbered(folder: Path, pattern: re.Pattern, states: bool = False) -> list[tuple[int, Path]]:
+    """(number, path) of the files (or, with `states`, the training-state folders: only
+    those holding a state.json) whose name matches `pattern`, sorted."""
     if not folder.is_dir():
         return []
     found = []
     for path in folder.iterdir():
         match = pattern.fullmatch(path.name)
-        if match and path.is_dir() and (path / STATE_MARKER).is_file():
+        ours = path.is_dir() and (path / STATE_MARKER).is_file() if states else path.is_file()
+        if match and ours:
             found.append((int(match.group(1)), path))
     return sorted(found)
 
@@ -66,7 +58,7 @@ def prune_epoch_states(folder: str | Path, output_name: str, current_epoch: int,
     if keep <= 0:
         return []
     pattern = re.compile(re.escape(output_name) + r"-(\d{6})-state")
-    states = [(n, p) for n, p in _numbered_states(Path(folder), pattern) if n <= current_epoch]
+    states = [(n, p) for n, p in _numbered(Path(folder), pattern, states=True) if n <= current_epoch]
     doomed = [p for _, p in states[:-keep]]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
@@ -78,7 +70,7 @@ def prune_step_states(folder: str | Path, output_name: str, current_step: int, w
     if window <= 0:
         return []
     pattern = re.compile(re.escape(output_name) + r"-step(\d{8})-state")
-    doomed = [p for n, p in _numbered_states(Path(folder), pattern) if current_step - window > n]
+    doomed = [p for n, p in _numbered(Path(folder), pattern, states=True) if current_step - window > n]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed

@@ -1,28 +1,15 @@
 """masked_loss: a picture's transparency decides where the LoRA learns."""
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from tests.trainer.test_dataset import Cfg
 from trainer.data.dataset import TrainDataset, collate
 from trainer.latent_cache import build_latent_cache
 from trainer.loss import latent_mask, per_sample_loss
 from trainer.plan import prepare_data
-
-
-@dataclass
-class Cfg:
-    train_data_dir: str = ""
-    reg_data_dir: str = ""
-    caption_extension: str = ".txt"
-    max_resolution: str = "256,256"
-    enable_bucket: bool = True
-    min_bucket_reso: int = 128
-    max_bucket_reso: int = 512
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = True
 
 
 def half_transparent(path: Path, size=(256, 256)) -> None:
@@ -57,7 +44,8 @@ def dataset(tmp_path):
     (tmp_path / "1_x").mkdir()
     half_transparent(tmp_path / "1_x" / "half.png", size=(300, 256))  # cut to 256x256, left 22
     Image.new("RGB", (256, 256), (0, 200, 0)).save(tmp_path / "1_x" / "opaque.png")
-    p = prepare_data(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320"))
+    p = prepare_data(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320", max_bucket_reso=512,
+                         bucket_no_upscale=True))
     return TrainDataset(p.scan, None, p.choices, masked_loss=True)
 
 

@@ -175,20 +175,22 @@ def _flatten(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """The picture as 8-bit RGB, upright (EXIF), first frame of animations,
-    transparency on white. Raises ImageError(reason) for files that cannot be used."""
+def _decode(path: str | Path, convert) -> Image.Image | None:
+    """Open `path`, take its first frame and return `convert(frame)` turned upright (EXIF),
+    detached from the file; None when `convert` returns None. Raises ImageError(reason)."""
     path = Path(path)
     img = _open(path)
     try:
         orientation = _orientation(img)
         img.seek(0)
         img.load()
-        rgb = _flatten(img)
+        out = convert(img)
+        if out is None:
+            return None
         if orientation in _TRANSPOSE:
-            rgb = rgb.transpose(_TRANSPOSE[orientation])
-        if rgb is img:
-            rgb = img.copy()  # detach from the file before closing it
+            out = out.transpose(_TRANSPOSE[orientation])
+        if out is img:
+            out = img.copy()  # detach from the file before closing it
     except ImageError:
         raise
     except Image.DecompressionBombError as err:
@@ -197,7 +199,13 @@ def load_rgb(path: str | Path) -> Image.Image:
         raise ImageError(f"cannot decode the image ({err})") from None
     finally:
         img.close()
-    return rgb
+    return out
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """The picture as 8-bit RGB, upright (EXIF), first frame of animations,
+    transparency on white. Raises ImageError(reason) for files that cannot be used."""
+    return _decode(path, _flatten)
 
 
 _ALPHA_MODES = ("RGBA", "LA", "La", "PA", "RGBa")
@@ -222,26 +230,7 @@ def has_alpha(path: str | Path) -> bool:
 def load_alpha(path: str | Path) -> Image.Image | None:
     """The transparency of the picture as an 8-bit mask ("L", 255 = opaque), upright, first
     frame; None for a picture without transparency. Raises ImageError like load_rgb."""
-    path = Path(path)
-    img = _open(path)
-    try:
-        orientation = _orientation(img)
-        img.seek(0)
-        img.load()
-        if not _has_alpha(img):
-            return None
-        alpha = img.convert("RGBA").getchannel("A")
-        if orientation in _TRANSPOSE:
-            alpha = alpha.transpose(_TRANSPOSE[orientation])
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"image is too large to load safely ({err})") from None
-    except _DECODE_ERRORS as err:
-        raise ImageError(f"cannot decode the image ({err})") from None
-    finally:
-        img.close()
-    return alpha
+    return _decode(path, lambda img: img.convert("RGBA").getchannel("A") if _has_alpha(img) else None)
 
 
 def crop_like(mask: Image.Image, choice: BucketChoice, top: int, left: int) -> Image.Image:
