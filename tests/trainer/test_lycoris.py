@@ -104,7 +104,6 @@ def ia3_modules_from_file(path, holder: nn.Module, unet: nn.Module) -> list:
 ])
 def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(models, lora_type,
                                                                               options, tmp_path):
-    from lycoris.kohya import create_network_from_weights
 
     base = forward(models)
     net = network(models, lora_type, **options)
@@ -116,24 +115,31 @@ def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(
         net.restore()
     assert not torch.allclose(ours[1], base[1])  # the LoRA does change the model
     path = save_lora(tmp_path / "ly.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
+    theirs = forward_with_lycoris_loader(models, path, len(net.loras), ia3=lora_type == "LyCORIS/iA3")
+    torch.testing.assert_close(theirs[0], ours[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(theirs[1], ours[1], rtol=1e-4, atol=1e-5)
+
+
+
+def forward_with_lycoris_loader(models, path, expected: int, ia3: bool = False):
+    """The models' output with the file loaded by lycoris-lora's own loader (then removed)."""
+    from lycoris.kohya import create_network_from_weights
+
     holder = nn.Module()  # the text encoder under 'text_model', as the A1111 / Kohya names spell it
     holder.text_model = models.text_encoders[0]
-    if lora_type == "LyCORIS/iA3":
+    if ia3:
         loras = ia3_modules_from_file(path, holder, models.unet)
     else:
         loaded, _ = create_network_from_weights(1.0, str(path), None, holder, models.unet)
         loras = loaded.unet_loras + loaded.text_encoder_loras
-    assert len(loras) == len(net.loras)
+    assert len(loras) == expected
     for lora in loras:
         lora.apply_to()
     try:
-        theirs = forward(models)
+        return forward(models)
     finally:
-        for lora in loras:
+        for lora in reversed(loras):
             lora.restore()
-    torch.testing.assert_close(theirs[0], ours[0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(theirs[1], ours[1], rtol=1e-4, atol=1e-5)
-
 
 def test_a_locon_file_loads_in_diffusers_with_the_same_effect(models, tiny_model, tmp_path):
     from diffusers import StableDiffusionPipeline
@@ -280,7 +286,6 @@ def test_each_new_type_trains_and_its_file_loads_back_with_the_same_effect(model
 @pytest.mark.parametrize("lora_type", ["LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA",
                                        "LyCORIS/Native Fine-Tuning"])
 def test_lycoris_own_loader_reads_the_new_types(models, lora_type, tmp_path):
-    from lycoris.kohya import create_network_from_weights
 
     net = network(models, lora_type)
     net.apply_to()
@@ -291,18 +296,7 @@ def test_lycoris_own_loader_reads_the_new_types(models, lora_type, tmp_path):
         path = save_lora(tmp_path / "ly.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
     finally:
         net.restore()
-    holder = nn.Module()
-    holder.text_model = models.text_encoders[0]
-    loaded, _ = create_network_from_weights(1.0, str(path), None, holder, models.unet)
-    loras = loaded.unet_loras + loaded.text_encoder_loras
-    assert len(loras) == len(net.loras)
-    for lora in loras:
-        lora.apply_to()
-    try:
-        theirs = forward(models)
-    finally:
-        for lora in reversed(loras):
-            lora.restore()
+    theirs = forward_with_lycoris_loader(models, path, len(net.loras))
     torch.testing.assert_close(theirs[1], ours[1], rtol=1e-3, atol=1e-4)
 
 
