@@ -42,6 +42,8 @@ def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.
         return gr.Checkbox(value=bool(shown), **common)
     if spec.choices:
         return gr.Dropdown(choices=list(spec.choices), value=shown, **common)
+    if spec.suggestions:  # the usual values offered, any other text accepted
+        return gr.Dropdown(choices=list(spec.suggestions), value=shown, allow_custom_value=True, **common)
     if spec.type in (int, float):
         # The range reaches the browser (spinner limits); events that read the form pass
         # preprocess=False, so a value out of range reaches our validation, which names

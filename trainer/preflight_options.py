@@ -31,6 +31,13 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
     if cfg.LoRA_type.startswith("LyCORIS/") and importlib.util.find_spec("lycoris") is None:
         problems.append(Problem("LoRA_type", f"{cfg.LoRA_type} needs the lycoris-lora package: run "
                                 "`pip install lycoris-lora` in .venv, or choose Standard"))
+    if (cfg.LoRA_type.startswith("LyCORIS/") and cfg.LyCORIS_preset.strip().lower().endswith(".toml")
+            and importlib.util.find_spec("lycoris") is not None):
+        from .network.lycoris_net import read_preset_file
+        try:
+            read_preset_file(cfg.LyCORIS_preset.strip())
+        except ValueError as exc:
+            problems.append(Problem("LyCORIS_preset", str(exc)))
     problems.extend(_launch_problems(cfg, cuda))
     if cfg.fp8_base:
         import torch

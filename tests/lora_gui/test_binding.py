@@ -55,6 +55,9 @@ def test_widgets_follow_the_schema(page):
         elif spec.type in (int, float):
             assert isinstance(w, gr.Number), name
             assert (w.minimum, w.maximum) == (spec.minimum, spec.maximum), name
+        elif spec.suggestions:  # the usual values offered, any text accepted
+            assert isinstance(w, gr.Dropdown) and w.allow_custom_value, name
+            assert [c[1] for c in w.choices] == list(spec.suggestions), name
         else:
             assert isinstance(w, gr.Textbox), name
             assert w.type == ("password" if spec.secret else "text"), name

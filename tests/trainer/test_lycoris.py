@@ -187,6 +187,30 @@ def test_every_offered_preset_finds_its_layers(models):
         assert bool(net.te_loras) == (not preset.startswith("unet-")), preset
 
 
+def test_a_preset_toml_file_chooses_the_layers(models, tmp_path):
+    from trainer.config import config_from_dict
+    from trainer.config.validate import ConfigError
+    from trainer.preflight_options import option_preflight
+
+    preset = tmp_path / "attn_only.toml"
+    preset.write_text('enable_conv = false\nunet_target_module = ["Transformer2DModel"]\n'
+                      'text_encoder_target_module = ["CLIPAttention"]\n', encoding="utf-8")
+    net = network(models, "LyCORIS/LoCon", LyCORIS_preset=str(preset))
+    names = [lora.lora_name for lora in net.unet_loras]
+    assert names and all("attentions" in n for n in names)  # no resnets, no convolutions
+    assert net.te_loras and all("self_attn" in lora.lora_name for lora in net.te_loras)
+    base = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": str(tmp_path),
+            "LoRA_type": "LyCORIS/LoCon"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('unet_target_modul = ["Transformer2DModel"]\n', encoding="utf-8")
+    cfg, _ = config_from_dict({**base, "LyCORIS_preset": str(bad)})
+    [problem] = [p for p in option_preflight(cfg, cuda=False) if p.key == "LyCORIS_preset"]
+    assert "bad.toml" in problem.message and "unet_target_modul" in problem.message
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({**base, "LyCORIS_preset": "attn"})
+    assert "neither a preset name" in info.value.by_key()["LyCORIS_preset"][0]
+
+
 def test_lycoris_modules_learn_with_loraplus_and_the_file_says_lycoris(models):
     net = network(models, "LyCORIS/LoCon")
     groups = build_param_groups(net, unet_lr=1e-3, text_encoder_lr=1e-3, loraplus=LoRAPlus(ratio=8))

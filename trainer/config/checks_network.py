@@ -76,6 +76,11 @@ def _lycoris(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
             warnings.append(f"{', '.join(changed)} only apply to the LyCORIS LoRA types; "
                             f"with '{cfg.LoRA_type}' they are ignored")
         return errors, warnings
+    preset = cfg.LyCORIS_preset.strip()
+    from .fields_network import LYCORIS_PRESETS
+    if preset not in LYCORIS_PRESETS and not preset.lower().endswith(".toml"):
+        errors.append(Problem("LyCORIS_preset", f"{preset!r} is neither a preset name "
+                              f"({', '.join(LYCORIS_PRESETS)}) nor a LyCORIS preset .toml file"))
     unused = [k for k in changed if k not in TYPE_OPTIONS[cfg.LoRA_type]]
     if unused:
         warnings.append(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by "

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..schedule_torch import TORCH_SCHEDULERS
 from .schema import setting as S
 
 SRC, FOLD, PARAM, ADV = "Source Model", "Folders", "Parameters", "Advanced"
@@ -211,7 +212,8 @@ class BasicSettings(BaseModel):
                 "と任意でnum_stable_steps・min_lr_ratio・decay_type、polynomial: lr_end=1e-6。"
                 "スケジューラのクラスを指定したときはそのクラスの引数(例: T_max=1000 eta_min=0)。")
     lr_scheduler_type: str = S(
-        "", tab=PARAM, group="Optimizer", advanced=True, label="LR scheduler type (PyTorch class)",
+        "", tab=PARAM, group="Optimizer", advanced=True, suggestions=("", *TORCH_SCHEDULERS),
+        label="LR scheduler type (PyTorch class)",
         label_ja="スケジューラのクラス(PyTorch)",
         help="Optional: one of PyTorch's schedulers by name, e.g. CosineAnnealingLR with "
              "T_max=1000 in LR scheduler extra arguments. It then decides the whole curve: "

@@ -6,8 +6,6 @@ numbers (SD1.x/SD2.x; 9 for SDXL), or a curve name ("sine", "cosine", "linear",
 """
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel
 
 from .fields import PARAM
@@ -78,13 +76,15 @@ class NetworkOptionSettings(BaseModel):
         help_ja="重みがこの値以下のブロックは学習しません(0=重み0のブロックのみ)。")
 
     # ---- LyCORIS --------------------------------------------------------------------------------
-    LyCORIS_preset: Literal[LYCORIS_PRESETS] = S(
-        "full", tab=PARAM, group="LyCORIS", advanced=True, label="LyCORIS Preset",
-        label_ja="LyCORISのプリセット",
+    LyCORIS_preset: str = S(
+        "full", tab=PARAM, group="LyCORIS", advanced=True, suggestions=LYCORIS_PRESETS,
+        label="LyCORIS Preset", label_ja="LyCORISのプリセット",
         help="Which layers a LyCORIS network trains: full (attention, MLP, convolutions), "
-             "full-lin (no 3x3 convolutions), attn-mlp, unet-only, ...",
+             "full-lin (no 3x3 convolutions), attn-mlp, unet-only, ..., or the path of a LyCORIS "
+             "preset .toml file (unet_target_module, unet_target_name, enable_conv, ...).",
         help_ja="LyCORISで学習する層: full(注意・MLP・畳み込み)、full-lin(3x3畳み込みなし)、"
-                "attn-mlp、unet-onlyなど。")
+                "attn-mlp、unet-onlyなど。LyCORISのプリセット.tomlファイルのパスも指定できます"
+                "(unet_target_module、unet_target_name、enable_convなど)。")
     dora_wd: bool = S(
         False, tab=PARAM, group="LyCORIS", advanced=True, label="DoRA Weight Decompose",
         label_ja="DoRA(重み分解)",

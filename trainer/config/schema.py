@@ -35,6 +35,7 @@ class FieldSpec:
     secret: bool = False
     widget: str | None = None  # "path-dir", "path-file", "textarea" or None (derived from type)
     advanced: bool = False      # shown in a collapsed "more" group
+    suggestions: tuple | None = None  # text with usual values offered (any other text allowed)
 
     def describe_allowed(self) -> str:
         def num(x: float) -> str:
@@ -75,13 +76,14 @@ def setting(
     secret: bool = False,
     widget: str | None = None,
     advanced: bool = False,
+    suggestions: tuple | None = None,
 ) -> Any:
     """Declare one setting as a pydantic Field carrying its GUI metadata."""
     assert tab in TABS, tab
     extra = {
         "tab": tab, "group": group, "label": label, "label_ja": label_ja,
         "help_ja": help_ja, "secret": secret, "widget": widget,
-        "advanced": advanced,
+        "advanced": advanced, "suggestions": list(suggestions) if suggestions else None,
     }
     kwargs: dict[str, Any] = {}
     if ge is not None:
@@ -113,4 +115,5 @@ def spec_from_field(name: str, annotation: Any, info: Any) -> FieldSpec:
         help_ja=extra["help_ja"], choices=choices, minimum=lo, maximum=hi,
         exclusive_minimum=exclusive, secret=extra.get("secret", False),
         widget=extra.get("widget"), advanced=extra.get("advanced", False),
+        suggestions=tuple(extra["suggestions"]) if extra.get("suggestions") else None,
     )

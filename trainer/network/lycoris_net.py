@@ -36,8 +36,29 @@ _PRESET_DEFAULTS = {"enable_conv": True, "unet_target_module": [], "unet_target_
                     "exclude_name": []}
 
 
+def read_preset_file(path: str) -> dict:
+    """A LyCORIS preset .toml (the keys lycoris' own presets use), checked by lycoris'
+    preset schema. Raises ValueError naming the file and what is wrong."""
+    from lycoris.config_sdk import PresetConfig, PresetValidationError
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise ValueError(f"cannot read the LyCORIS preset {path} ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"the LyCORIS preset {path} is not valid TOML ({exc})") from None
+    try:
+        return PresetConfig.from_dict(raw).to_dict()
+    except PresetValidationError as exc:
+        raise ValueError(f"the LyCORIS preset {path}: {exc}") from None
+
+
 def lycoris_preset(name: str) -> dict:
-    """lycoris' built-in preset `name`, every key filled in.
+    """lycoris' built-in preset `name` (or a preset .toml file), every key filled in.
 
     "TimestepEmbedding" (listed for other architectures) is dropped when the preset
     already names the time-embedding layers one by one: on a diffusers U-Net both
@@ -45,9 +66,12 @@ def lycoris_preset(name: str) -> dict:
     """
     from lycoris.config import PRESET
 
-    if name not in PRESET:
+    if name.strip().lower().endswith(".toml"):
+        preset = {**_PRESET_DEFAULTS, **read_preset_file(name.strip())}
+    elif name not in PRESET:
         raise ValueError(f"unknown LyCORIS preset {name!r}; choose one of {', '.join(PRESET)}")
-    preset = {**_PRESET_DEFAULTS, **PRESET[name]}
+    else:
+        preset = {**_PRESET_DEFAULTS, **PRESET[name]}
     if any(n.startswith("time_embedding") for n in preset["unet_target_name"]):
         preset["unet_target_module"] = [m for m in preset["unet_target_module"]
                                         if m != "TimestepEmbedding"]
