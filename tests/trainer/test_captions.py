@@ -94,3 +94,42 @@ def test_tag_frequency_counts_each_image_once_per_subset():
              SimpleNamespace(subset="1_person", caption="person", repeats=1)]
     assert tag_frequency(items) == {"50_mychar": {"mychar": 2, "smile": 1, "tree": 1},
                                     "1_person": {"person": 1}}
+
+
+def test_a_keep_tokens_separator_fixes_the_head_and_the_tail_and_disappears():
+    caption = "mychar, red hair ||| smile, outdoors, blue sky, tree ||| best quality"
+    rng = random.Random(5)
+    orders = set()
+    for _ in range(40):
+        tags = process_caption(caption, shuffle=True, keep_tokens=5, keep_tokens_separator="|||",
+                               rng=rng).split(", ")
+        assert tags[:2] == ["mychar", "red hair"] and tags[-1] == "best quality"  # keep_tokens unused
+        assert sorted(tags[2:-1]) == ["blue sky", "outdoors", "smile", "tree"]
+        orders.add(tuple(tags[2:-1]))
+    assert len(orders) > 5
+    # without shuffling the separator still never reaches the text encoder
+    assert process_caption("a, b ||| c", keep_tokens_separator="|||", rng=rng) == "a, b, c"
+    # a caption without the separator keeps keep_tokens
+    tags = process_caption(CAPTION, shuffle=True, keep_tokens=1, keep_tokens_separator="|||",
+                           rng=rng).split(", ")
+    assert tags[0] == "mychar"
+
+
+def test_a_secondary_separator_moves_words_as_one_tag():
+    rng = random.Random(9)
+    for _ in range(20):
+        text = process_caption("mychar, red hair::long hair, smile, tree", shuffle=True, keep_tokens=1,
+                               secondary_separator="::", rng=rng)
+        assert "red hair, long hair" in text and "::" not in text
+    assert process_caption("a::b", secondary_separator="::", rng=rng) == "a, b"
+
+
+def test_separators_come_from_kohya_additional_parameters():
+    from trainer.config import config_from_dict
+
+    cfg, _ = config_from_dict({"pretrained_model_name_or_path": "m", "train_data_dir": "d",
+                               "output_dir": "o", "shuffle_caption": True,
+                               "additional_parameters": '--keep_tokens_separator "|||"'})
+    options = CaptionOptions.from_config(cfg)
+    assert options.keep_tokens_separator == "|||"
+    assert options.apply("x ||| y, z", epoch=1, rng=random.Random(0)).startswith("x, ")

@@ -38,6 +38,21 @@ class AdvancedSettings(BaseModel):
                          label_ja="先頭のタグを固定",
                          help="The first n tags stay in place when shuffling (your trigger word).",
                          help_ja="シャッフル時に先頭n個のタグを固定します(トリガーワード用)。")
+    keep_tokens_separator: str = S(
+        "", tab=ADV, group="Captions", advanced=True, label="Keep tokens separator",
+        label_ja="固定タグの区切り",
+        help="A mark such as ||| in a caption: the tags before it stay in place when shuffling "
+             "(instead of Keep n tokens), and after a second one the last tags too. The mark "
+             "itself is removed. Empty = off.",
+        help_ja="キャプション中の ||| などの区切り。シャッフル時にその前のタグを固定します(「先頭のタグを固定」の"
+                "代わり)。2つ目の区切りの後ろのタグも固定されます。区切り自体は取り除かれます。空欄=なし。")
+    secondary_separator: str = S(
+        "", tab=ADV, group="Captions", advanced=True, label="Secondary separator",
+        label_ja="第2の区切り",
+        help="A mark such as :: that joins words into one tag while shuffling; it becomes a "
+             "comma afterwards (e.g. red hair::long hair moves as one). Empty = off.",
+        help_ja="::などの区切り。シャッフル時はこれでつないだ語を1つのタグとして扱い、その後カンマに"
+                "置き換えます(例: red hair::long hairはまとめて動きます)。空欄=なし。")
     weighted_captions: bool = S(
         False, tab=ADV, group="Captions", advanced=True, label="Weighted captions",
         label_ja="キャプションの重み付け",

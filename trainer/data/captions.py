@@ -6,6 +6,10 @@
 3. shuffle and/or tag dropout: split on ",", the first keep_tokens tags stay in place
    (typically the trigger word), the rest are shuffled and each dropped with
    tag_dropout_rate; re-joined with ", ". Empty tags ("a,,b") are left out.
+   With `keep_tokens_separator` (e.g. "|||") in a caption, the tags before it stay in
+   place instead (and, after a second separator, the tags at the end too); the separator
+   never reaches the text encoder. `secondary_separator` (e.g. "::") joins words that
+   move as one tag and becomes ", " afterwards.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def process_caption(
     dropout_every_n_epochs: int = 0,
     epoch: int = 1,
     rng: random.Random,
+    keep_tokens_separator: str = "",
+    secondary_separator: str = "",
 ) -> str:
     """The caption the text encoder sees this step. `epoch` counts from 1, so with
     dropout_every_n_epochs=3 epochs 3, 6, 9... train with empty captions."""
@@ -43,16 +49,23 @@ def process_caption(
     if dropped:
         return ""
 
-    if not (shuffle or tag_dropout_rate > 0):
-        return caption
-    tags = split_tags(caption)
-    keep = max(0, keep_tokens)
-    fixed, flexible = tags[:keep], tags[keep:]
+    separated = bool(keep_tokens_separator) and keep_tokens_separator in caption
+    if not (shuffle or tag_dropout_rate > 0 or separated):
+        return caption.replace(secondary_separator, ", ") if secondary_separator else caption
+    if separated:
+        head, _, rest = caption.partition(keep_tokens_separator)
+        middle, _, tail = rest.partition(keep_tokens_separator)
+        fixed, flexible, last = split_tags(head), split_tags(middle), split_tags(tail)
+    else:
+        tags = split_tags(caption)
+        keep = max(0, keep_tokens)
+        fixed, flexible, last = tags[:keep], tags[keep:], []
     if shuffle:
         rng.shuffle(flexible)
     if tag_dropout_rate > 0:
         flexible = [tag for tag in flexible if rng.random() >= tag_dropout_rate]
-    return ", ".join(fixed + flexible)
+    text = ", ".join(fixed + flexible + last)
+    return text.replace(secondary_separator, ", ") if secondary_separator else text
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,8 @@ class CaptionOptions:
     tag_dropout_rate: float = 0.0
     dropout_rate: float = 0.0
     dropout_every_n_epochs: int = 0
+    keep_tokens_separator: str = ""
+    secondary_separator: str = ""
 
     @classmethod
     def from_config(cls, cfg: object) -> CaptionOptions:
@@ -81,6 +96,8 @@ class CaptionOptions:
             tag_dropout_rate=float(get("caption_tag_dropout_rate", 0.0)),
             dropout_rate=float(get("caption_dropout_rate", 0.0)),
             dropout_every_n_epochs=int(get("caption_dropout_every_n_epochs", 0)),
+            keep_tokens_separator=str(get("keep_tokens_separator", "")),
+            secondary_separator=str(get("secondary_separator", "")),
         )
 
     def apply(self, caption: str, *, epoch: int, rng: random.Random) -> str:
@@ -89,7 +106,8 @@ class CaptionOptions:
             caption, prefix=self.prefix, suffix=self.suffix, shuffle=self.shuffle,
             keep_tokens=self.keep_tokens, tag_dropout_rate=self.tag_dropout_rate,
             dropout_rate=self.dropout_rate, dropout_every_n_epochs=self.dropout_every_n_epochs,
-            epoch=epoch, rng=rng)
+            epoch=epoch, rng=rng, keep_tokens_separator=self.keep_tokens_separator,
+            secondary_separator=self.secondary_separator)
 
 
 class _Captioned(Protocol):
