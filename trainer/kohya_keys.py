@@ -135,7 +135,7 @@ def _migrate_training_options(values: dict[str, Any], notes: list[str]) -> None:
         notes.append("LoRA_type: 'LoCon' -> 'LyCORIS/LoCon'")
     kohya_native = {"Kohya LoHa": "LyCORIS/LoHa", "Kohya LoKr": "LyCORIS/LoKr",
                     "Kohya DyLoRA": "LyCORIS/DyLoRA"}
-    if values.get("LoRA_type") in kohya_native:
+    if isinstance(values.get("LoRA_type"), str) and values["LoRA_type"] in kohya_native:
         # sd-scripts' own versions of the same methods; lycoris-lora trains them here
         old, values["LoRA_type"] = values["LoRA_type"], kohya_native[values["LoRA_type"]]
         notes.append(f"LoRA_type: {old!r} -> {values['LoRA_type']!r} (the same method, "

@@ -60,7 +60,7 @@ class RunData:
                                   workers=cfg.max_data_loader_n_workers,
                                   persistent=cfg.persistent_data_loader_workers,
                                   rank=self.acc.process_index, world=self.acc.num_processes)
-        captions_fixed = not (cfg.shuffle_caption or cfg.caption_dropout_rate > 0
+        captions_fixed = not (cfg.shuffle_caption or cfg.caption_dropout_rate > 0 or cfg.enable_wildcard
                               or cfg.caption_dropout_every_n_epochs > 0 or cfg.caption_tag_dropout_rate > 0)
         # The checks made sure the explicit setting only comes with a frozen TE and fixed captions.
         cache_text = cfg.cache_text_encoder_outputs or (captions_fixed and not self.train_te)

@@ -133,3 +133,34 @@ def test_separators_come_from_kohya_additional_parameters():
     options = CaptionOptions.from_config(cfg)
     assert options.keep_tokens_separator == "|||"
     assert options.apply("x ||| y, z", epoch=1, rng=random.Random(0)).startswith("x, ")
+
+
+def test_wildcards_pick_a_line_and_a_choice_and_keep_escaped_braces():
+    from trainer.data.captions import pick_wildcards
+
+    rng = random.Random(11)
+    lines = ("mychar, {red|blue} dress", "mychar, smiling {{text}}")
+    seen = {pick_wildcards(lines[0], lines, rng) for _ in range(60)}
+    assert seen == {"mychar, red dress", "mychar, blue dress", "mychar, smiling {text}"}
+    options = CaptionOptions(wildcard=True, prefix="photo,")
+    assert options.apply("a {b|b} c", epoch=1, rng=rng) == "photo, a b c"  # one line: its choices
+    assert CaptionOptions().apply("a {b|c}", epoch=1, rng=rng) == "a {b|c}"  # off: as written
+
+
+def test_a_multi_line_caption_file_trains_every_line_with_wildcards_on(tmp_path):
+    from PIL import Image
+
+    from tests.trainer.test_dataset import Cfg
+    from trainer.data.dataset import TrainDataset
+    from trainer.plan import prepare_data
+
+    (tmp_path / "3_x").mkdir()
+    Image.new("RGB", (128, 128)).save(tmp_path / "3_x" / "a.png")
+    (tmp_path / "3_x" / "a.txt").write_text("first line\n\nsecond line\nthird {one|two}\n", encoding="utf-8")
+    p = prepare_data(Cfg(train_data_dir=str(tmp_path)))
+    assert p.scan.items[0].caption == "first line"
+    off = TrainDataset(p.scan, None, p.choices)
+    assert {off.caption(i, e) for i in range(3) for e in range(1, 5)} == {"first line"}
+    on = TrainDataset(p.scan, None, p.choices, captions=CaptionOptions(wildcard=True), seed=1)
+    seen = {on.caption(i, e) for i in range(3) for e in range(1, 30)}
+    assert seen == {"first line", "second line", "third one", "third two"}

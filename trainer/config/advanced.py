@@ -53,6 +53,13 @@ class AdvancedSettings(BaseModel):
              "comma afterwards (e.g. red hair::long hair moves as one). Empty = off.",
         help_ja="::などの区切り。シャッフル時はこれでつないだ語を1つのタグとして扱い、その後カンマに"
                 "置き換えます(例: red hair::long hairはまとめて動きます)。空欄=なし。")
+    enable_wildcard: bool = S(
+        False, tab=ADV, group="Captions", advanced=True, label="Enable wildcard",
+        label_ja="ワイルドカードを使う",
+        help="Each step takes one line of a multi-line caption file at random, and replaces "
+             "{a|b|c} in it by one of the choices. Off: only the first line is used.",
+        help_ja="複数行のキャプションファイルから毎回ランダムに1行を使い、{a|b|c}をどれか1つに置き換えます。"
+                "オフなら1行目だけを使います。")
     weighted_captions: bool = S(
         False, tab=ADV, group="Captions", advanced=True, label="Weighted captions",
         label_ja="キャプションの重み付け",

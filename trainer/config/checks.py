@@ -59,7 +59,7 @@ def _text_cache_problems(cfg: TrainingConfig) -> list[Problem]:
         problems.append(Problem("cache_text_encoder_outputs", "needs network_train_unet_only: a text "
                                 "encoder that trains changes its outputs, so they cannot be cached"))
     changing = [key for key in ("shuffle_caption", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-                                "caption_tag_dropout_rate") if getattr(cfg, key)]
+                                "caption_tag_dropout_rate", "enable_wildcard") if getattr(cfg, key)]
     if changing:
         problems.append(Problem("cache_text_encoder_outputs", f"cannot be used with {', '.join(changing)}: "
                                 "the caption would change from step to step, but its encoding is cached "

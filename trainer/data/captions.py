@@ -1,5 +1,7 @@
 """Caption processing per training step (pure; the order follows Kohya, ANCHORS.md §2).
 
+0. `enable_wildcard`: one line of a multi-line caption file, picked at random, and each
+   `{a|b|c}` in it replaced by one of its choices (`{{` and `}}` are literal braces).
 1. prefix / suffix, joined with a space (write "mychar," to make the prefix a tag).
 2. whole-caption dropout -> "" (random rate, or every N-th epoch), so the LoRA also
    learns the unconditional case.
@@ -15,7 +17,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +26,18 @@ from typing import Protocol
 def split_tags(caption: str) -> list[str]:
     """The comma-separated tags of a caption, stripped, empty ones left out."""
     return [tag.strip() for tag in caption.split(",") if tag.strip()]
+
+
+_CHOICE = re.compile(r"\{([^{}]*)\}")
+
+
+def pick_wildcards(caption: str, lines: Sequence[str], rng: random.Random) -> str:
+    """enable_wildcard: a random line (of several), then a random choice for each {a|b}."""
+    if len(lines) > 1:
+        caption = rng.choice(list(lines))
+    caption = caption.replace("{{", "\x00").replace("}}", "\x01")  # escaped braces stay
+    caption = _CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), caption)
+    return caption.replace("\x00", "{").replace("\x01", "}")
 
 
 def process_caption(
@@ -81,6 +96,7 @@ class CaptionOptions:
     dropout_every_n_epochs: int = 0
     keep_tokens_separator: str = ""
     secondary_separator: str = ""
+    wildcard: bool = False
 
     @classmethod
     def from_config(cls, cfg: object) -> CaptionOptions:
@@ -98,10 +114,13 @@ class CaptionOptions:
             dropout_every_n_epochs=int(get("caption_dropout_every_n_epochs", 0)),
             keep_tokens_separator=str(get("keep_tokens_separator", "")),
             secondary_separator=str(get("secondary_separator", "")),
+            wildcard=bool(get("enable_wildcard", False)),
         )
 
-    def apply(self, caption: str, *, epoch: int, rng: random.Random) -> str:
-        """process_caption with these settings."""
+    def apply(self, caption: str, *, epoch: int, rng: random.Random, lines: Sequence[str] = ()) -> str:
+        """process_caption with these settings; `lines`: all lines of the caption file."""
+        if self.wildcard:
+            caption = pick_wildcards(caption, lines, rng)
         return process_caption(
             caption, prefix=self.prefix, suffix=self.suffix, shuffle=self.shuffle,
             keep_tokens=self.keep_tokens, tag_dropout_rate=self.tag_dropout_rate,

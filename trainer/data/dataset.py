@@ -253,8 +253,9 @@ class TrainDataset(Dataset):
 
     def caption(self, i: int, epoch: int) -> str:
         """The processed caption of entry i in this epoch (counted from 1)."""
-        return self.captions.apply(self.entries[i].item.caption, epoch=epoch,
-                                   rng=self.rng_for(i, epoch, "caption"))
+        item = self.entries[i].item
+        return self.captions.apply(item.caption, epoch=epoch, rng=self.rng_for(i, epoch, "caption"),
+                                   lines=item.caption_lines)
 
     def flip_for(self, i: int, epoch: int) -> bool:
         """Whether flip_aug mirrors entry i in this epoch."""

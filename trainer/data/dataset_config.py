@@ -48,12 +48,13 @@ RUN_KEYS = {
     "caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs",
     "caption_tag_dropout_rate": "caption_tag_dropout_rate", "alpha_mask": "masked_loss",
     "keep_tokens_separator": "keep_tokens_separator", "secondary_separator": "secondary_separator",
+    "enable_wildcard": "enable_wildcard",
 }
 SUBSET_KEYS = ("image_dir", "num_repeats", "class_tokens", "is_reg", "caption_extension")
 # sd-scripts options with no effect here (named in a note when set)
 IGNORED = ("cache_info", "validation_split", "validation_seed", "network_multiplier",
            "resize_interpolation", "debug_dataset", "custom_attributes", "face_crop_aug_range",
-           "token_warmup_min", "token_warmup_step", "caption_separator", "enable_wildcard")
+           "token_warmup_min", "token_warmup_step", "caption_separator")
 REFUSED = {"metadata_file": "fine-tuning datasets (metadata_file) are not supported; use image "
                             "folders with caption files",
            "conditioning_data_dir": "ControlNet datasets (conditioning_data_dir) are not LoRA datasets "

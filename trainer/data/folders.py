@@ -41,6 +41,8 @@ class ImageItem:
     height: int
     is_reg: bool = False
     has_caption_file: bool = False
+    # every non-empty line of the caption file (enable_wildcard picks one per step)
+    caption_lines: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,9 +73,9 @@ def parse_repeats(folder_name: str) -> tuple[int, str] | None:
     return (repeats, name) if repeats >= 1 else None
 
 
-def read_caption(path: Path) -> str:
-    """The first line of a UTF-8 (or BOM-marked UTF-16) caption file, without BOM, line
-    ending or padding.
+def read_caption_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 (or BOM-marked UTF-16) caption file, without BOM, line endings
+    or padding; the first line as it is, empty ones after it left out.
 
     Raises UnicodeDecodeError for files in another encoding, OSError if unreadable.
     """
@@ -83,7 +85,13 @@ def read_caption(path: Path) -> str:
         text = raw.decode("utf-16")
     else:
         text = raw.decode("utf-8-sig")
-    return text.splitlines()[0].strip() if text else ""
+    lines = [line.strip() for line in text.splitlines()] if text else [""]
+    return lines[:1] + [line for line in lines[1:] if line]
+
+
+def read_caption(path: Path) -> str:
+    """The first line of a caption file (what is trained unless enable_wildcard is on)."""
+    return read_caption_lines(path)[0]
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -125,12 +133,12 @@ def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
             continue
         if animated:
             scan.warnings.append(f"{path} is animated: only its first frame is trained")
-        caption, has_file = _caption_for(path.parent / (path.stem + ext), name, scan)
+        caption, has_file, lines = _caption_for(path.parent / (path.stem + ext), name, scan)
         missing += not has_file
         images += 1
         scan.items.append(ImageItem(path=path, caption=caption, repeats=repeats,
                                     subset=folder.name, width=width, height=height,
-                                    is_reg=is_reg, has_caption_file=has_file))
+                                    is_reg=is_reg, has_caption_file=has_file, caption_lines=lines))
     nested = [p.name for p in sorted(folder.iterdir())
               if p.is_dir() and _visible(p) and _image_files(p)]
     if nested:
@@ -147,26 +155,28 @@ def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
                          "images": images, "missing_captions": missing, "is_reg": is_reg})
 
 
-def _caption_for(caption_path: Path, class_token: str, scan: FolderScan) -> tuple[str, bool]:
-    """(caption, has caption file); problems fall back to the class token, with a warning."""
+def _caption_for(caption_path: Path, class_token: str,
+                 scan: FolderScan) -> tuple[str, bool, tuple[str, ...]]:
+    """(caption, has caption file, all its lines); problems fall back to the class token,
+    with a warning."""
     if not caption_path.is_file():
-        return class_token, False
+        return class_token, False, ()
     try:
-        caption = read_caption(caption_path)
+        lines = read_caption_lines(caption_path)
     except UnicodeDecodeError:
         scan.warnings.append(
             f"{caption_path} is not UTF-8 text; save it as UTF-8. Using the class token "
             f"'{class_token}' as its caption for now")
-        return class_token, True
+        return class_token, True, ()
     except OSError as err:
         scan.warnings.append(f"cannot read {caption_path} ({err}); using the class token "
                              f"'{class_token}'")
-        return class_token, True
-    if not caption:
+        return class_token, True, ()
+    if not lines[0]:
         scan.warnings.append(f"{caption_path} is empty (first line blank); using the class "
                              f"token '{class_token}'")
-        return class_token, True
-    return caption, True
+        return class_token, True, ()
+    return lines[0], True, tuple(lines)
 
 
 def scan_dataset(root: str | Path, caption_extension: str = ".txt",
