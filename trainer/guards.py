@@ -49,24 +49,32 @@ class LossGuard:
         self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss, or -1
         self._bad_value: torch.Tensor | None = None
 
-    def observe(self, loss: torch.Tensor, step: int) -> None:
-        """Note the loss of `step` (counted from 1); raises TrainingError on a CPU."""
+    def observe(self, loss: torch.Tensor, step: int, stop: bool = False) -> bool:
+        """Note the loss of `step` (counted from 1); raises TrainingError on a CPU.
+
+        `stop`: this process was asked to stop (Stop, Ctrl-C, SIGTERM). Returns whether to
+        stop after this step: `stop` itself with one process; with several, whether any of
+        them was asked, so that all stop at the same step (the same exchange as the loss)."""
         loss = loss.detach().float()
-        if self.world > 1:  # a bad loss anywhere stops every process at this step
-            bad = (~torch.isfinite(loss)).any().float()
-            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
-            if bad.item() and torch.isfinite(loss).all():
+        if self.world > 1:  # a bad loss or a stop anywhere: every process, at this step
+            flags = torch.stack([(~torch.isfinite(loss)).any().float(),
+                                 torch.tensor(float(stop), device=loss.device)])
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            bad, any_stop = flags.tolist()  # one read for both
+            stop = bool(any_stop)
+            if bad and torch.isfinite(loss).all():
                 raise TrainingError(self._message(float("nan"), step) + " (on another process)")
         if self.sync_each_step or (self.sync_each_step is None and loss.device.type == "cpu"):
             if not torch.isfinite(loss).all():
                 raise TrainingError(self._message(float(loss.reshape(-1)[0]), step))
-            return
+            return stop
         if self._first_bad is None:
             self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
             self._bad_value = torch.zeros((), dtype=torch.float32, device=loss.device)
         new = ~torch.isfinite(loss).all() & (self._first_bad < 0)
         self._first_bad = torch.where(new, step, self._first_bad)
         self._bad_value = torch.where(new, loss.reshape(-1)[0], self._bad_value)
+        return stop
 
     def check(self) -> None:
         """Raise TrainingError if any loss so far was NaN or inf (waits for the GPU)."""

@@ -3,13 +3,15 @@
 Kohya appends that text to the sd-scripts command line. Here it is split into
 `--key value` / `--key=value` / `--flag` items (no shell, nothing executed); items naming
 a setting of ours become that setting (they come last on Kohya's command line, so they
-win there too), the rest are reported as not used. Imports nothing of ours.
+win there too), the rest are reported as not used. Imports nothing but trainer.kohya_keys.
 """
 from __future__ import annotations
 
 import shlex
 from collections.abc import Container
 from typing import Any
+
+from .kohya_keys import _number
 
 # sd-scripts argument names whose setting has another name here.
 _RENAMED = {"optimizer_type": "optimizer", "resolution": "max_resolution"}
@@ -21,14 +23,9 @@ _MANY_WORDS = frozenset({"optimizer_args", "lr_scheduler_args", "network_args"})
 
 
 def _value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
-    return text
+    return _number(text)
 
 
 def _tokens(text: str) -> list[str]:

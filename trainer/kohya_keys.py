@@ -1,7 +1,8 @@
 """Read a Kohya GUI (kohya_ss) preset as it is: old keys migrated, strings made values.
 
-Imports nothing of ours, so it can be tested and reused on its own. The output is a
-plain dict for `trainer.config.config_from_dict`, plus notes that say what was changed.
+Imports nothing of ours at load time (the schema only where a Kohya value is mapped onto a
+setting's range), so it can be tested on its own. The output is a plain dict for
+`trainer.config.config_from_dict`, plus notes that say what was changed.
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ KOHYA_GUI_KEYS = frozenset({
     "stop_text_encoder_training_pct", "model_list", "save_as_bool", "use_wandb", "use_8bit_adam",
     "num_machines", "multi_gpu", "dynamo_backend", "extra_accelerate_launch_args",
 })
-NEVER = 10000  # save_every_n_epochs: more epochs than any run has
 
 # Kohya keys that need no setting here: what this trainer does instead.
 _HANDLED = {
@@ -104,8 +104,10 @@ def _migrate_kohya_values(values: dict[str, Any], notes: list[str]) -> None:
     save-every of 0, a bucket step of 1, a side not a multiple of 64): each is changed to
     the nearest that works here, with a note. Only for files from the Kohya GUI."""
     if values.get("save_every_n_epochs") == 0:  # Kohya: 0 = no intermediate files
-        values["save_every_n_epochs"] = NEVER
-        notes.append(f"save_every_n_epochs: 0 (Kohya: only the final file) -> {NEVER}, which saves "
+        from .config.specs import FIELDS  # the setting's own maximum: more epochs than any run
+        never = int(FIELDS["save_every_n_epochs"].maximum)
+        values["save_every_n_epochs"] = never
+        notes.append(f"save_every_n_epochs: 0 (Kohya: only the final file) -> {never}, which saves "
                      "only the final file here")
     steps = values.get("bucket_reso_steps")
     if isinstance(steps, int) and not isinstance(steps, bool) and 0 < steps < 8:

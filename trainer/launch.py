@@ -20,6 +20,11 @@ def under_launcher(environ: dict[str, str] | None = None) -> bool:
     return any(key in env for key in _LAUNCHER_ENV)
 
 
+def gpu_id_list(text: str) -> list[str]:
+    """'0, 1' -> ['0', '1'] (the `gpu_ids` setting as written; empty = none chosen)."""
+    return [part.strip() for part in str(text or "").split(",")] if str(text or "").strip() else []
+
+
 def accelerate_command(config_path: str | Path, cfg: Any, python: str = sys.executable,
                        events: bool = True) -> list[str]:
     """`python -m accelerate.commands.launch ... -m trainer --config PATH` for `cfg`.
@@ -31,9 +36,9 @@ def accelerate_command(config_path: str | Path, cfg: Any, python: str = sys.exec
     cmd = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", str(getattr(cfg, "mixed_precision", "no")),
            "--dynamo_backend", "no"]
-    gpu_ids = str(getattr(cfg, "gpu_ids", "") or "").replace(" ", "")
+    gpu_ids = gpu_id_list(getattr(cfg, "gpu_ids", ""))
     if gpu_ids:
-        cmd += ["--gpu_ids", gpu_ids]
+        cmd += ["--gpu_ids", ",".join(gpu_ids)]
     port = int(getattr(cfg, "main_process_port", 0) or 0)
     if port:
         cmd += ["--main_process_port", str(port)]

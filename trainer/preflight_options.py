@@ -52,14 +52,14 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
 
 def _launch_problems(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
     """num_processes / gpu_ids against the GPUs this machine has (before starting any)."""
-    from .launch import under_launcher
+    from .launch import gpu_id_list, under_launcher
 
     if cfg.num_processes <= 1 or not cuda or under_launcher():
         return []
     import torch
 
     count = torch.cuda.device_count()
-    ids = [int(i) for i in cfg.gpu_ids.split(",") if i.strip().isdigit()]
+    ids = [int(i) for i in gpu_id_list(cfg.gpu_ids)]  # digits: the config check made sure
     missing = [i for i in ids if i >= count]
     if missing:
         return [Problem("gpu_ids", f"GPU {', '.join(map(str, missing))} does not exist: this machine "

@@ -267,18 +267,17 @@ class Run(RunData):
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= self.acc.num_processes
 
-    def _stop_requested(self) -> bool:
+    def _stop_requested(self, agreed: bool) -> bool:
         """Stop (the GUI button, Ctrl-C, SIGTERM) after this step. With several processes the
-        request can reach them a step apart: they agree on it, so every one stops and saves at
-        the same step (one left behind would wait for the others forever)."""
+        request can reach them a step apart, so they go by what they agreed on when the loss
+        was checked (LossGuard.observe): all stop and save at the same step (one left behind
+        would wait for the others forever). One process also sees a request that came in
+        during the step."""
         if self.acc.num_processes == 1:
             return self.stop.is_set()
-        flag = torch.tensor(float(self.stop.is_set()), device=self.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        if flag.item():
+        if agreed:
             self.stop.set()
-            return True
-        return False
+        return agreed
 
     def _optimizer_step(self) -> None:
         """Average (several processes), clip, step the optimizer and the LR, clear the grads."""
@@ -310,7 +309,8 @@ class Run(RunData):
                     continue  # every image failed, or trained before the resumed state was saved
                 # forward and backward; the loss is divided so accumulated gradients average
                 loss = self._step_loss(batch, generator)
-                self.guard.observe(loss, step + 1)  # NaN/inf stops the run (no GPU wait)
+                # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
+                agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
                 self.acc.backward(loss / accum)
                 epoch_loss += loss.detach()
                 epoch_batches += 1
@@ -327,7 +327,7 @@ class Run(RunData):
                     last_emit = now
                     self._report(step, total, epoch, loss, epoch_loss / epoch_batches, t0)
                     self.outputs.on_report()
-                if self._stop_requested():
+                if self._stop_requested(agreed_stop):
                     path = self.saver.save(f"{cfg.output_name}-stopped-{step}", epoch, step)
                     self.emit(Event("stopped", {"path": str(path), "step": step,
                                                 "reason": "stopped by the user"}))

@@ -54,6 +54,15 @@ def forward(models, text_encoder=None, unet=None) -> tuple[torch.Tensor, torch.T
     return hidden, unet(x, torch.tensor([500]), hidden).sample
 
 
+def forward_with(models, net) -> tuple[torch.Tensor, torch.Tensor]:
+    """`forward` with the network applied (then removed)."""
+    net.apply_to()
+    try:
+        return forward(models)
+    finally:
+        net.restore()
+
+
 @torch.no_grad()
 def trained_like(net) -> None:
     """Random non-zero weights everywhere, as after some training."""
@@ -104,21 +113,15 @@ def ia3_modules_from_file(path, holder: nn.Module, unet: nn.Module) -> list:
 ])
 def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(models, lora_type,
                                                                               options, tmp_path):
-
     base = forward(models)
     net = network(models, lora_type, **options)
     trained_like(net)
-    net.apply_to()
-    try:
-        ours = forward(models)
-    finally:
-        net.restore()
+    ours = forward_with(models, net)
     assert not torch.allclose(ours[1], base[1])  # the LoRA does change the model
     path = save_lora(tmp_path / "ly.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
     theirs = forward_with_lycoris_loader(models, path, len(net.loras), ia3=lora_type == "LyCORIS/iA3")
     torch.testing.assert_close(theirs[0], ours[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(theirs[1], ours[1], rtol=1e-4, atol=1e-5)
-
 
 
 def forward_with_lycoris_loader(models, path, expected: int, ia3: bool = False):
@@ -141,16 +144,13 @@ def forward_with_lycoris_loader(models, path, expected: int, ia3: bool = False):
         for lora in reversed(loras):
             lora.restore()
 
+
 def test_a_locon_file_loads_in_diffusers_with_the_same_effect(models, tiny_model, tmp_path):
     from diffusers import StableDiffusionPipeline
 
     net = network(models, "LyCORIS/LoCon")
     trained_like(net)
-    net.apply_to()
-    try:
-        ours = forward(models)
-    finally:
-        net.restore()
+    ours = forward_with(models, net)
     path = save_lora(tmp_path / "locon.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
     pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model("sd15")), safety_checker=None,
                                                    requires_safety_checker=False)
@@ -310,7 +310,6 @@ def test_each_new_type_trains_and_its_file_loads_back_with_the_same_effect(model
 @pytest.mark.parametrize("lora_type", ["LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA",
                                        "LyCORIS/Native Fine-Tuning"])
 def test_lycoris_own_loader_reads_the_new_types(models, lora_type, tmp_path):
-
     net = network(models, lora_type)
     net.apply_to()
     try:

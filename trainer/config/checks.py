@@ -91,7 +91,8 @@ def rank_problems(cfg: TrainingConfig) -> list[Problem]:
 
 def launch_problems(cfg: TrainingConfig) -> list[Problem]:
     """gpu_ids: GPU numbers, at least as many as processes."""
-    ids = [part.strip() for part in cfg.gpu_ids.split(",")] if cfg.gpu_ids.strip() else []
+    from ..launch import gpu_id_list
+    ids = gpu_id_list(cfg.gpu_ids)
     if ids and not all(part.isdigit() for part in ids):
         return [Problem("gpu_ids", f"{cfg.gpu_ids!r} must be GPU numbers separated by commas, "
                         "e.g. 0,1")]

@@ -31,6 +31,7 @@ LoRA datasets of this trainer and are refused too. Nothing in the file is execut
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,19 +79,11 @@ class DatasetConfig:
 
 
 def _load_toml(path: Path) -> dict:
+    from ..toml_file import load_toml
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise DatasetError(f"dataset_config: {path} does not exist") from None
-    except OSError as exc:
-        raise DatasetError(f"dataset_config: cannot read {path} ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DatasetError(f"dataset_config: {path} is not valid TOML ({exc})") from None
+        return load_toml(path)
+    except ValueError as exc:
+        raise DatasetError(f"dataset_config: {exc}") from None
 
 
 def _resolution(value: Any, where: str) -> str:
@@ -103,8 +96,20 @@ def _resolution(value: Any, where: str) -> str:
 
 
 def read_dataset_config(path: str | Path) -> DatasetConfig:
-    """The subsets and run-wide settings of a dataset TOML file. Raises DatasetError."""
+    """The subsets and run-wide settings of a dataset TOML file. Raises DatasetError.
+
+    A run, its plan and the GUI's live summary each ask for it; the file is read again
+    only when it changed (its size or modification time)."""
     path = Path(path).expanduser()
+    try:
+        stat = path.stat()
+    except OSError:
+        return _read(path, None)  # _read names the problem
+    return _read(path, (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: Path, version: tuple[int, int] | None) -> DatasetConfig:
     data = _load_toml(path)
     general = data.get("general", {})
     datasets = data.get("datasets", [])

@@ -24,7 +24,6 @@ from diffusers.models.downsampling import Downsample2D
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.upsampling import Upsample2D
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
 
@@ -192,13 +191,7 @@ class LoRANetwork(ModuleSet):
         Raises ValueError naming the missing / unknown keys or the mismatched shapes, which
         usually means a different architecture, rank, conv_dim or trained parts.
         """
-        if isinstance(path_or_state_dict, dict):
-            source, loaded = "state dict", path_or_state_dict
-        else:
-            source, loaded = str(path_or_state_dict), load_file(path_or_state_dict)
-        own = self.state_dict()
-        missing = sorted(set(own) - set(loaded))
-        unknown = sorted(set(loaded) - set(own))
+        source, loaded, own, missing, unknown = self.weights_to_load(path_or_state_dict)
         if missing or unknown:
             raise ValueError(
                 f"LoRA weights in {source} do not fit this network ({self.arch}, rank {self.rank}, "

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from os import PathLike
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ..lycoris_options import ALGOS, OPTION_DEFAULTS, lycoris_kwargs, used_options
@@ -40,17 +39,12 @@ def read_preset_file(path: str) -> dict:
     """A LyCORIS preset .toml (the keys lycoris' own presets use), checked by lycoris'
     preset schema. Raises ValueError naming the file and what is wrong."""
     from lycoris.config_sdk import PresetConfig, PresetValidationError
+
+    from ..toml_file import load_toml
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as exc:
-        raise ValueError(f"cannot read the LyCORIS preset {path} ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"the LyCORIS preset {path} is not valid TOML ({exc})") from None
+        raw = load_toml(path)
+    except ValueError as exc:
+        raise ValueError(f"the LyCORIS preset: {exc}") from None
     try:
         return PresetConfig.from_dict(raw).to_dict()
     except PresetValidationError as exc:
@@ -186,13 +180,7 @@ class LycorisNetwork(ModuleSet):
     @torch.no_grad()
     def load_kohya_weights(self, path_or_state_dict: str | PathLike | dict[str, Tensor]) -> None:
         """Continue from a LyCORIS file of the same algorithm, rank and layers."""
-        if isinstance(path_or_state_dict, dict):
-            source, loaded = "state dict", path_or_state_dict
-        else:
-            source, loaded = str(path_or_state_dict), load_file(path_or_state_dict)
-        own = self.state_dict()
-        missing = sorted(set(own) - set(loaded))
-        unknown = sorted(set(loaded) - set(own))
+        source, loaded, own, missing, unknown = self.weights_to_load(path_or_state_dict)
         wrong = [k for k in set(own) & set(loaded) if loaded[k].numel() != own[k].numel()]
         if missing or unknown or wrong:
             raise ValueError(

@@ -1,7 +1,10 @@
 """What every network of ours does with its modules, whatever their kind (LoRA, LyCORIS)."""
 from __future__ import annotations
 
-from torch import nn
+from os import PathLike
+
+from safetensors.torch import load_file
+from torch import Tensor, nn
 
 
 class ModuleSet(nn.Module):
@@ -31,3 +34,14 @@ class ModuleSet(nn.Module):
         self.multiplier = m
         for lora in self.loras:
             lora.multiplier = m
+
+    def weights_to_load(self, path_or_state_dict: str | PathLike | dict[str, Tensor],
+                        ) -> tuple[str, dict[str, Tensor], dict[str, Tensor], list[str], list[str]]:
+        """(where they come from, the tensors, ours, our keys they lack, their keys we lack)
+        for continuing from a file or state dict (`load_kohya_weights`)."""
+        if isinstance(path_or_state_dict, dict):
+            source, loaded = "state dict", path_or_state_dict
+        else:
+            source, loaded = str(path_or_state_dict), load_file(path_or_state_dict)
+        own = self.state_dict()
+        return source, loaded, own, sorted(set(own) - set(loaded)), sorted(set(loaded) - set(own))
