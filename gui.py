@@ -9,6 +9,7 @@ The page is reachable from this computer only unless --host names another addres
 then only with --auth. No public share link is made unless --share is given (also with
 --auth). GRADIO_SHARE / GRADIO_SERVER_NAME in the environment change none of this.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,22 +27,40 @@ EXIT_USAGE = 2
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="gui.py", description="The LoRA trainer's web page.")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)"
+    )
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--lang", choices=("en", "ja"), default=None,
-                   help="page language (default: the browser's language)")
-    p.add_argument("--auth", default=None, metavar="USER:PASS",
-                   help="require this user name and password (needed for any non-local --host)")
-    p.add_argument("--preset", default=None, metavar="FILE",
-                   help="open with this preset (ours or a Kohya GUI .json) loaded")
-    p.add_argument("--demo", action="store_true",
-                   help="make the demo model and dataset if missing and load the demo preset")
-    p.add_argument("--share", action="store_true",
-                   help="also make a temporary public gradio.live link (requires --auth)")
+    p.add_argument(
+        "--lang", choices=("en", "ja"), default=None, help="page language (default: the browser's language)"
+    )
+    p.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASS",
+        help="require this user name and password (needed for any non-local --host)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        metavar="FILE",
+        help="open with this preset (ours or a Kohya GUI .json) loaded",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="make the demo model and dataset if missing and load the demo preset",
+    )
+    p.add_argument(
+        "--share", action="store_true", help="also make a temporary public gradio.live link (requires --auth)"
+    )
     p.add_argument("--inbrowser", action="store_true", help="open the page in the browser")
-    p.add_argument("--presets-dir", default=None, metavar="DIR",
-                   help="folder of your saved presets (default ~/.lora_gui/presets)")
+    p.add_argument(
+        "--presets-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of your saved presets (default ~/.lora_gui/presets)",
+    )
     return p.parse_args(argv)
 
 
@@ -68,12 +87,13 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
 def exposure_problem(args: argparse.Namespace) -> str | None:
     """Why these flags would open the trainer to others without a password, or None."""
     if not is_loopback(args.host) and not args.auth:
-        return (f"--host {args.host} lets other computers reach the trainer, which can read "
-                "and write files on this one. Add --auth USER:PASS, or leave --host out to "
-                "keep it on this computer (127.0.0.1).")
+        return (
+            f"--host {args.host} lets other computers reach the trainer, which can read "
+            "and write files on this one. Add --auth USER:PASS, or leave --host out to "
+            "keep it on this computer (127.0.0.1)."
+        )
     if args.share and not args.auth:
-        return ("--share makes a public link anyone can open. Add --auth USER:PASS to protect "
-                "it.")
+        return "--share makes a public link anyone can open. Add --auth USER:PASS to protect it."
     return None
 
 
@@ -82,11 +102,20 @@ def ensure_demo(root: Path = ROOT) -> None:
     model, dataset = root / "demo" / "model", root / "demo" / "dataset"
     steps = []
     if not (model / "model_index.json").is_file():
-        steps.append([sys.executable, str(root / "scripts" / "make_tiny_model.py"), "--arch",
-                      "sd15", "--format", "diffusers", "--out", str(model)])
+        steps.append(
+            [
+                sys.executable,
+                str(root / "scripts" / "make_tiny_model.py"),
+                "--arch",
+                "sd15",
+                "--format",
+                "diffusers",
+                "--out",
+                str(model),
+            ]
+        )
     if not dataset.is_dir() or not any(dataset.iterdir()):
-        steps.append([sys.executable, str(root / "scripts" / "make_demo_dataset.py"),
-                      "--out", str(dataset)])
+        steps.append([sys.executable, str(root / "scripts" / "make_demo_dataset.py"), "--out", str(dataset)])
     for cmd in steps:
         print("Making the demo:", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=root)
@@ -95,12 +124,18 @@ def ensure_demo(root: Path = ROOT) -> None:
 def _anchor_paths(values: dict[str, Any], root: Path) -> None:
     """Relative folder/model paths of the demo preset point into `root` (the project)."""
     from trainer.config import FIELDS
+
     if Path.cwd().resolve() == root:
         return
     for name, spec in FIELDS.items():
         value = values.get(name)
-        if spec.widget and spec.widget.startswith("path") and isinstance(value, str) \
-                and value.strip() and not Path(value).is_absolute():
+        if (
+            spec.widget
+            and spec.widget.startswith("path")
+            and isinstance(value, str)
+            and value.strip()
+            and not Path(value).is_absolute()
+        ):
             values[name] = str(root / value)
 
 
@@ -109,8 +144,9 @@ def app_options(args: argparse.Namespace) -> Any:
     from lora_gui.app import AppOptions
     from lora_gui.presets import DEFAULT_USER_DIR, read_preset
 
-    options = AppOptions(lang=args.lang,
-                         user_dir=Path(args.presets_dir) if args.presets_dir else DEFAULT_USER_DIR)
+    options = AppOptions(
+        lang=args.lang, user_dir=Path(args.presets_dir) if args.presets_dir else DEFAULT_USER_DIR
+    )
     if Path.cwd().resolve() != ROOT:
         options.demo_model = str(ROOT / "demo" / "model")
     preset = DEMO_PRESET if args.demo else (Path(args.preset) if args.preset else None)
@@ -127,21 +163,33 @@ def app_options(args: argparse.Namespace) -> Any:
 def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
     """Everything passed to launch(), explicitly, so no environment variable decides."""
     from lora_gui.app import CSS
+
     served = []
     for key in ("output_dir", "logging_dir"):
         value = str(options.values.get(key) or "").strip()
         if value:
             served.append(str(Path(value).resolve()))
-    return {"server_name": args.host, "server_port": args.port, "share": bool(args.share),
-            "auth": parse_auth(args.auth), "inbrowser": bool(args.inbrowser),
-            "allowed_paths": served, "ssr_mode": False, "mcp_server": False,
-            "enable_monitoring": False, "max_file_size": "5mb", "css": CSS, "show_error": False,
-            "footer_links": ["gradio", "settings"]}  # every event is private: no API page
+    return {
+        "server_name": args.host,
+        "server_port": args.port,
+        "share": bool(args.share),
+        "auth": parse_auth(args.auth),
+        "inbrowser": bool(args.inbrowser),
+        "allowed_paths": served,
+        "ssr_mode": False,
+        "mcp_server": False,
+        "enable_monitoring": False,
+        "max_file_size": "5mb",
+        "css": CSS,
+        "show_error": False,
+        "footer_links": ["gradio", "settings"],
+    }  # every event is private: no API page
 
 
 def serve(args: argparse.Namespace, block: bool = True) -> Any:
     """Build the page and start serving it; returns the Blocks (block=False: for tests)."""
     from lora_gui.app import build_app
+
     options = app_options(args)
     demo = build_app(options)
     demo.queue(default_concurrency_limit=4)
@@ -159,8 +207,11 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
 def finish_run(runner: Any) -> None:
     """On Ctrl+C, a running training stops after its step and saves (Ctrl+C again quits)."""
     if runner.running:
-        print("Stopping the training run after the current step so that it saves... "
-              "(press Ctrl+C again to quit at once)", flush=True)
+        print(
+            "Stopping the training run after the current step so that it saves... "
+            "(press Ctrl+C again to quit at once)",
+            flush=True,
+        )
         runner.stop()
         runner.wait()
 
@@ -186,12 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         from lora_gui.presets import PresetError
+
         if isinstance(exc, PresetError):
             print(f"gui.py: cannot load the preset: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, OSError):
-            print(f"gui.py: cannot serve on {args.host}:{args.port} ({exc}). Is another copy "
-                  "running? Try --port 7861.", file=sys.stderr)
+            print(
+                f"gui.py: cannot serve on {args.host}:{args.port} ({exc}). Is another copy "
+                "running? Try --port 7861.",
+                file=sys.stderr,
+            )
             return 1
         raise
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ label and the info text are the schema's, in the page's language. Nothing about 
 (default, range, label, help) is written here: a field added to the schema appears on the
 page with no edit to this file.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,9 @@ from typing import Any
 
 import gradio as gr
 
+from lora_gui.i18n import field_help, field_label, group_name, t
+from lora_gui.values import problem_text
 from trainer.config import FieldSpec
-
-from .i18n import field_help, field_label, group_name, t
-from .values import problem_text
 
 Translation = Callable[[str], dict[str, Any]]
 
@@ -36,8 +36,11 @@ def number_step(spec: FieldSpec) -> float:
 def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.Component:
     """The widget for one schema field, labelled in `lang`, showing `value` (default if None)."""
     shown = spec.default if value is None else value
-    common = {"label": field_label(spec, lang), "info": field_help(spec, lang),
-              "elem_id": f"field-{spec.name}"}
+    common = {
+        "label": field_label(spec, lang),
+        "info": field_help(spec, lang),
+        "elem_id": f"field-{spec.name}",
+    }
     if spec.type is bool:
         return gr.Checkbox(value=bool(shown), **common)
     if spec.choices:
@@ -48,13 +51,18 @@ def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.
         # The range reaches the browser (spinner limits); events that read the form pass
         # preprocess=False, so a value out of range reaches our validation, which names
         # the field next to it, instead of Gradio's anonymous pop-up blocking every button.
-        return gr.Number(value=shown, minimum=spec.minimum, maximum=spec.maximum,
-                         step=number_step(spec), **common)
+        return gr.Number(
+            value=shown, minimum=spec.minimum, maximum=spec.maximum, step=number_step(spec), **common
+        )
     is_path = bool(spec.widget and spec.widget.startswith("path"))
-    return gr.Textbox(value="" if shown is None else str(shown),
-                      type="password" if spec.secret else "text",
-                      lines=4 if spec.widget == "textarea" else 1,
-                      min_width=320 if is_path else 160, scale=2 if is_path else 1, **common)
+    return gr.Textbox(
+        value="" if shown is None else str(shown),
+        type="password" if spec.secret else "text",
+        lines=4 if spec.widget == "textarea" else 1,
+        min_width=320 if is_path else 160,
+        scale=2 if is_path else 1,
+        **common,
+    )
 
 
 @dataclass
@@ -78,8 +86,13 @@ class Form:
                 seen.setdefault(spec.group, None)
         return list(seen)
 
-    def render_tab(self, tab: str, lang: str, values: Mapping[str, Any] | None = None,
-                   after_group: Mapping[str, Callable[[], None]] | None = None) -> None:
+    def render_tab(
+        self,
+        tab: str,
+        lang: str,
+        values: Mapping[str, Any] | None = None,
+        after_group: Mapping[str, Callable[[], None]] | None = None,
+    ) -> None:
         """Render `tab`'s fields group by group inside the current Blocks context.
 
         Advanced fields of a group sit in a closed accordion under it; each group ends
@@ -92,8 +105,7 @@ class Form:
             advanced = [s for s in specs if s.advanced]
             if basic:
                 header = gr.Markdown(f"#### {group_name(group, lang)}")
-                self.translations.append(
-                    (header, lambda lg, g=group: {"value": f"#### {group_name(g, lg)}"}))
+                self.translations.append((header, lambda lg, g=group: {"value": f"#### {group_name(g, lg)}"}))
                 self._render_row(basic, lang, values)
             if advanced:
                 # "More Optimizer settings" under a group; a group of advanced fields only
@@ -106,20 +118,19 @@ class Form:
                     self._render_row(advanced, lang, values)
                 self.translations.append((acc, lambda lg, f=title: {"label": f(lg)}))
             self.group_errors[(tab, group)] = gr.Markdown(
-                "", elem_id=f"errors-{tab}-{group}".replace(" ", "_"),
-                elem_classes=["field-errors"])
+                "", elem_id=f"errors-{tab}-{group}".replace(" ", "_"), elem_classes=["field-errors"]
+            )
             if after_group and group in after_group:
                 after_group[group]()
 
-    def _render_row(self, specs: Sequence[FieldSpec], lang: str,
-                    values: Mapping[str, Any]) -> None:
+    def _render_row(self, specs: Sequence[FieldSpec], lang: str, values: Mapping[str, Any]) -> None:
         with gr.Row(equal_height=False):
             for spec in specs:
                 widget = make_widget(spec, lang, values.get(spec.name))
                 self.widgets[spec.name] = widget
                 self.translations.append(
-                    (widget, lambda lg, s=spec: {"label": field_label(s, lg),
-                                                 "info": field_help(s, lg)}))
+                    (widget, lambda lg, s=spec: {"label": field_label(s, lg), "info": field_help(s, lg)})
+                )
 
     def error_markdowns(self) -> list[gr.Markdown]:
         return list(self.group_errors.values())

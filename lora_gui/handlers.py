@@ -5,6 +5,7 @@ returns text, so tests drive it without a server and `app.py` only wires it to w
 The trainer is reached through an injected api object (`trainer.api` in the app, a fake
 in tests).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -12,14 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_gui.i18n import t
+from lora_gui.panel import sample_items
+from lora_gui.presets import (
+    DEFAULT_USER_DIR,
+    SHIPPED_DIR,
+    LoadedPreset,
+    list_presets,
+    read_preset,
+    save_user_preset,
+)
+from lora_gui.runner import Runner, RunState
+from lora_gui.summary import dataset_summary, model_status
+from lora_gui.values import problems_markdown, validate_form
 from trainer.config import FIELDS, FieldSpec, Problem
-
-from .i18n import t
-from .panel import sample_items
-from .presets import DEFAULT_USER_DIR, SHIPPED_DIR, LoadedPreset, list_presets, read_preset, save_user_preset
-from .runner import Runner, RunState
-from .summary import dataset_summary, model_status
-from .values import problems_markdown, validate_form
 
 MAX_DOWNLOADS = 4  # saved files offered for download at once (newest first to go)
 
@@ -36,10 +43,16 @@ class StartOutcome:
 class Controller:
     """The page's behaviour: checks, presets, start and stop of the one run."""
 
-    def __init__(self, api: Any, runner: Runner | None = None, *,
-                 fields: Mapping[str, FieldSpec] = FIELDS,
-                 user_dir: Path = DEFAULT_USER_DIR, shipped_dir: Path = SHIPPED_DIR,
-                 allow_file: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        api: Any,
+        runner: Runner | None = None,
+        *,
+        fields: Mapping[str, FieldSpec] = FIELDS,
+        user_dir: Path = DEFAULT_USER_DIR,
+        shipped_dir: Path = SHIPPED_DIR,
+        allow_file: Callable[[str], None] | None = None,
+    ):
         self.api = api
         self.runner = runner or Runner(api)
         self.fields = fields
@@ -66,8 +79,10 @@ class Controller:
         arch = getattr(info, "arch", "unknown")
         if info is not None and arch in ("sd1", "sd2", "sdxl"):
             # ModelInfo.v2 / .sdxl say what Kohya's checkboxes should say for this model
-            implied = {"v2": bool(getattr(info, "v2", arch == "sd2")),
-                       "sdxl": bool(getattr(info, "sdxl", arch == "sdxl"))}
+            implied = {
+                "v2": bool(getattr(info, "v2", arch == "sd2")),
+                "sdxl": bool(getattr(info, "sdxl", arch == "sdxl")),
+            }
             if getattr(info, "v_prediction_hint", False):
                 implied["v_parameterization"] = True
         return message, implied
@@ -104,8 +119,7 @@ class Controller:
             except Exception as exc:  # noqa: BLE001 - a message, never a traceback
                 problems = [Problem("preflight", str(exc) or type(exc).__name__)]
         if problems:
-            text = (f"❌ **{t('run.not_started', lang)}**\n\n"
-                    + problems_markdown(problems, lang, self.fields))
+            text = f"❌ **{t('run.not_started', lang)}**\n\n" + problems_markdown(problems, lang, self.fields)
             return StartOutcome(False, text, problems)
         if not self.runner.start(cfg):
             return StartOutcome(False, "⚠️ " + t("run.busy", lang))

@@ -5,6 +5,7 @@ Field labels and help texts are not here: they live once, in the config schema
 the English word beside them, because the guides our users follow say "Foldersタブ" and
 "Start traning".
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,15 +48,22 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.Several GPUs": ("Several GPUs (accelerate)", "複数GPU (accelerate)"),
     # Source Model extras
     "quick_pick": ("Model Quick Pick", "モデルのクイック選択 (Model Quick Pick)"),
-    "quick_pick.info": ("Pick a known model to fill the path, or custom to type your own.",
-                        "よく使うモデルを選ぶとパスが入ります。customなら自分で入力します。"),
+    "quick_pick.info": (
+        "Pick a known model to fill the path, or custom to type your own.",
+        "よく使うモデルを選ぶとパスが入ります。customなら自分で入力します。",
+    ),
     "quick_pick.custom": ("custom", "custom(自分で指定)"),
-    "quick_pick.demo": ("demo: the tiny test model (demo/model)",
-                        "demo: 動作確認用の小さなモデル (demo/model)"),
-    "model.empty": (("Choose the base model: a diffusers folder, a .safetensors file or a "
-                    "Hugging Face id."),
-                    ("ベースモデルを選んでください(diffusers形式のフォルダ、.safetensorsファイル、"
-                    "またはHugging Face ID)。")),
+    "quick_pick.demo": (
+        "demo: the tiny test model (demo/model)",
+        "demo: 動作確認用の小さなモデル (demo/model)",
+    ),
+    "model.empty": (
+        ("Choose the base model: a diffusers folder, a .safetensors file or a Hugging Face id."),
+        (
+            "ベースモデルを選んでください(diffusers形式のフォルダ、.safetensorsファイル、"
+            "またはHugging Face ID)。"
+        ),
+    ),
     "model.found": ("Found: {message}", "検出: {message}"),
     "model.problem": ("Model problem: {message}", "モデルの問題: {message}"),
     # Presets
@@ -68,35 +76,49 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "preset.shipped": ("{name} (shipped)", "{name}(付属)"),
     "preset.user": ("{name} (yours)", "{name}(自分用)"),
     "preset.loaded": ("Loaded **{name}**.", "**{name}** を読み込みました。"),
-    "preset.saved": ("Saved **{path}** (secrets such as tokens are never written).",
-                     "**{path}** に保存しました(トークンなどの秘密情報は保存しません)。"),
+    "preset.saved": (
+        "Saved **{path}** (secrets such as tokens are never written).",
+        "**{path}** に保存しました(トークンなどの秘密情報は保存しません)。",
+    ),
     "preset.none": ("Choose a preset first.", "先にプリセットを選んでください。"),
     "preset.bad_name": ("The preset name {reason}.", "プリセット名が不正です: {reason}"),
     "preset.not_saved": ("Not saved; fix these first:", "保存できません。先に次を直してください:"),
     "preset.notes": ("Notes:", "メモ:"),
-    "preset.unusable": ("{key}: {value!r} cannot be shown here; kept the default",
-                        "{key}: {value!r} は使えないため既定値のままにしました"),
+    "preset.unusable": (
+        "{key}: {value!r} cannot be shown here; kept the default",
+        "{key}: {value!r} は使えないため既定値のままにしました",
+    ),
     # Folders summary
     "summary.title": ("Dataset summary", "データセットの概要"),
-    "summary.choose_folder": ("Choose the image folder to see what will be trained.",
-                              "画像フォルダを選ぶと、学習する内容がここに表示されます。"),
+    "summary.choose_folder": (
+        "Choose the image folder to see what will be trained.",
+        "画像フォルダを選ぶと、学習する内容がここに表示されます。",
+    ),
     "summary.fix_first": ("Fix these before training:", "学習の前に次を直してください:"),
     "summary.folder": ("Folder", "フォルダ"),
     "summary.repeats": ("Repeats", "繰り返し数"),
     "summary.images": ("Images", "画像"),
     "summary.no_caption": ("No caption", "キャプション無し"),
     "summary.reg": ("(regularisation)", "(正則化)"),
-    "summary.totals": (("**{images}** images ({reg} regularisation), **{steps_per_epoch}** steps "
-                       "per epoch x **{epochs}** epoch(s) = **{total_steps}** steps."),
-                       ("画像 **{images}** 枚(正則化 {reg} 枚)、1エポック **{steps_per_epoch}** "
-                       "ステップ × **{epochs}** エポック = 合計 **{total_steps}** ステップ。")),
+    "summary.totals": (
+        (
+            "**{images}** images ({reg} regularisation), **{steps_per_epoch}** steps "
+            "per epoch x **{epochs}** epoch(s) = **{total_steps}** steps."
+        ),
+        (
+            "画像 **{images}** 枚(正則化 {reg} 枚)、1エポック **{steps_per_epoch}** "
+            "ステップ × **{epochs}** エポック = 合計 **{total_steps}** ステップ。"
+        ),
+    ),
     "summary.repeated": ("Images x repeats per epoch: **{n}**", "1エポックの画像×繰り返し数: **{n}**"),
     "summary.buckets": ("Buckets", "バケット"),
     "summary.saves": ("Files that will be saved", "保存されるファイル"),
     "summary.skipped": ("Skipped files", "使わないファイル"),
     "summary.warnings": ("Advice", "アドバイス"),
-    "summary.unavailable": ("The dataset summary is not available: {message}",
-                            "データセットの概要を表示できません: {message}"),
+    "summary.unavailable": (
+        "The dataset summary is not available: {message}",
+        "データセットの概要を表示できません: {message}",
+    ),
     # Run panel
     "run.start": ("Start training", "学習開始 (Start training)"),
     "run.stop": ("Stop", "停止 (Stop)"),
@@ -106,27 +128,34 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "run.files": ("Saved files", "保存されたファイル"),
     "run.samples": ("Sample images", "サンプル画像"),
     "run.sample_caption": ("Step {step}: {prompt}", "ステップ {step}: {prompt}"),
-    "run.idle": ("Ready. Press **Start training** when the settings are done.",
-                 "準備完了。設定ができたら **学習開始** を押してください。"),
-    "run.not_started": ("Training did not start. Fix these first:",
-                        "学習は開始されていません。先に次を直してください:"),
-    "run.busy": ("A training run is already in progress. Wait for it to finish or press Stop.",
-                 "学習中です。終わるまで待つか、停止を押してください。"),
+    "run.idle": (
+        "Ready. Press **Start training** when the settings are done.",
+        "準備完了。設定ができたら **学習開始** を押してください。",
+    ),
+    "run.not_started": (
+        "Training did not start. Fix these first:",
+        "学習は開始されていません。先に次を直してください:",
+    ),
+    "run.busy": (
+        "A training run is already in progress. Wait for it to finish or press Stop.",
+        "学習中です。終わるまで待つか、停止を押してください。",
+    ),
     "run.starting": ("Starting: loading the model...", "開始中: モデルを読み込んでいます..."),
     "run.running": ("Training", "学習中"),
     "run.stopping": ("Stopping after the current step...", "現在のステップの後で停止します..."),
     "run.not_running": ("Nothing is running.", "実行中の学習はありません。"),
     "run.finished": ("Done: {path}", "完了: {path}"),
-    "run.stopped": ("Stopped at step {step}. Saved: {path}",
-                    "ステップ {step} で停止しました。保存先: {path}"),
-    "run.failed": ("Training stopped with an error: {message}",
-                   "エラーで学習が止まりました: {message}"),
+    "run.stopped": (
+        "Stopped at step {step}. Saved: {path}",
+        "ステップ {step} で停止しました。保存先: {path}",
+    ),
+    "run.failed": ("Training stopped with an error: {message}", "エラーで学習が止まりました: {message}"),
     "run.hint": ("What to do: {hint}", "対処法: {hint}"),
     "run.log_file": ("Details are in {path}", "詳細は {path} にあります"),
-    "run.step_line": (("Step **{step} / {total}** ({percent:.0f} %), epoch {epoch} / {epochs}, "
-                      "{speed}, {eta}"),
-                      ("ステップ **{step} / {total}**({percent:.0f} %)、エポック {epoch} / {epochs}、"
-                      "{speed}、{eta}")),
+    "run.step_line": (
+        ("Step **{step} / {total}** ({percent:.0f} %), epoch {epoch} / {epochs}, {speed}, {eta}"),
+        ("ステップ **{step} / {total}**({percent:.0f} %)、エポック {epoch} / {epochs}、{speed}、{eta}"),
+    ),
     "run.eta": ("about {eta} left", "残り約 {eta}"),
     "run.warnings": ("Warnings before the start:", "開始前の注意:"),
 }

@@ -1,13 +1,14 @@
 """The run panel's content from a `RunState`: progress line, loss curve, log, error text,
 sample images."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from .i18n import t
-from .runner import RunState
+from lora_gui.i18n import t
+from lora_gui.runner import RunState
 
 MAX_POINTS = 600  # the loss curve is thinned to this many points per series
 MAX_SAMPLES = 24  # sample images shown at once (Gradio copies each one it serves)
@@ -44,9 +45,19 @@ def progress_markdown(state: RunState, lang: str) -> str:
     if state.step or state.total_steps:
         known = state.active and state.eta_s is not None
         eta = t("run.eta", lang, eta=format_duration(state.eta_s)) if known else ""
-        lines.append(t("run.step_line", lang, step=state.step, total=state.total_steps or "?",
-                       percent=state.percent, epoch=state.epoch, epochs=state.epochs or "?",
-                       speed=format_speed(state.it_per_s), eta=eta).rstrip(", "))
+        lines.append(
+            t(
+                "run.step_line",
+                lang,
+                step=state.step,
+                total=state.total_steps or "?",
+                percent=state.percent,
+                epoch=state.epoch,
+                epochs=state.epochs or "?",
+                speed=format_speed(state.it_per_s),
+                eta=eta,
+            ).rstrip(", ")
+        )
     if state.status == "running" and not state.step:
         lines.append(t("run.starting", lang))
     elif state.status == "running":
@@ -56,8 +67,10 @@ def progress_markdown(state: RunState, lang: str) -> str:
     elif state.status == "finished":
         lines.append("✅ " + t("run.finished", lang, path=state.final_path or (state.saved or ["?"])[-1]))
     elif state.status == "stopped":
-        lines.append("⏹️ " + t("run.stopped", lang, step=state.step,
-                                path=state.final_path or (state.saved or ["-"])[-1]))
+        lines.append(
+            "⏹️ "
+            + t("run.stopped", lang, step=state.step, path=state.final_path or (state.saved or ["-"])[-1])
+        )
     return "  \n".join(lines)
 
 
@@ -105,15 +118,20 @@ def inside(path: str | Path, folder: str | Path) -> bool:
 def sample_items(state: RunState, lang: str, limit: int = MAX_SAMPLES) -> list[tuple[str, str]]:
     """The run's sample images as gallery items (resolved path, caption), newest step first
     and a step's prompts in order; only existing files inside the run's output folder."""
-    ordered = sorted(state.samples, key=lambda x: (int(x.get("step") or 0), -int(x.get("index") or 0)),
-                     reverse=True)
+    ordered = sorted(
+        state.samples, key=lambda x: (int(x.get("step") or 0), -int(x.get("index") or 0)), reverse=True
+    )
     items: list[tuple[str, str]] = []
     for sample in ordered:
         path = Path(str(sample.get("path", "")))
         if not path.is_file() or not inside(path, state.output_dir):
             continue
-        items.append((str(path.resolve()), t("run.sample_caption", lang, step=sample.get("step", 0),
-                                             prompt=sample.get("prompt", ""))))
+        items.append(
+            (
+                str(path.resolve()),
+                t("run.sample_caption", lang, step=sample.get("step", 0), prompt=sample.get("prompt", "")),
+            )
+        )
         if len(items) >= limit:
             break
     return items

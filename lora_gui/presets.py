@@ -6,6 +6,7 @@ migrated by the trainer's own rules, and every key or value that could not be us
 reported, never dropped in silence. Saving goes through `trainer.config.save_preset`,
 which never writes secrets.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer.config import FIELDS, FieldSpec, Problem, TrainingConfig, save_preset
+from lora_gui.i18n import t
+from lora_gui.values import problems_markdown, validate_form
+from trainer.config import FIELDS, FieldSpec, Problem, TrainingConfig
 from trainer.config.checks import output_name_problem
-from trainer.kohya_keys import migrate_kohya
-
-from .i18n import t
-from .values import problems_markdown, validate_form
+from trainer.config.kohya import migrate_kohya
+from trainer.presets import save_preset
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_USER_DIR = Path.home() / ".lora_gui" / "presets"
@@ -46,8 +47,7 @@ class LoadedPreset:
     problems: list[Problem] = field(default_factory=list)
 
 
-def list_presets(user_dir: Path, lang: str, shipped_dir: Path = SHIPPED_DIR
-                 ) -> list[tuple[str, str]]:
+def list_presets(user_dir: Path, lang: str, shipped_dir: Path = SHIPPED_DIR) -> list[tuple[str, str]]:
     """(label, path) of every shipped and user preset, shipped first, by name."""
     out: list[tuple[str, str]] = []
     for folder, key in ((shipped_dir, "preset.shipped"), (user_dir, "preset.user")):
@@ -64,8 +64,7 @@ def _usable(spec: FieldSpec, value: Any) -> bool:
     if spec.type is bool:
         return isinstance(value, bool)
     if spec.type in (int, float):
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if spec.type is str:
         return isinstance(value, str)
     return True
@@ -87,11 +86,13 @@ def preset_values(raw: Any, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedP
             values[key] = value
             loaded.named.append(key)
         else:
-            loaded.notes.append(f"{key}: {value!r} cannot be used ({spec.describe_allowed()}); "
-                                "the default is kept")
+            loaded.notes.append(
+                f"{key}: {value!r} cannot be used ({spec.describe_allowed()}); the default is kept"
+            )
     if unknown:
-        loaded.notes.append(f"{len(unknown)} key(s) not used by this trainer (ignored): "
-                            + ", ".join(unknown))
+        loaded.notes.append(
+            f"{len(unknown)} key(s) not used by this trainer (ignored): " + ", ".join(unknown)
+        )
     _, loaded.problems = validate_form({k: v for k, v in values.items() if k in FIELDS})
     return loaded
 
@@ -122,16 +123,16 @@ def _template_config(values: Mapping[str, Any], problems: list[Problem]) -> Trai
         return None
 
 
-def save_user_preset(values: Mapping[str, Any], name: str, user_dir: Path,
-                     lang: str = "en") -> Path:
+def save_user_preset(values: Mapping[str, Any], name: str, user_dir: Path, lang: str = "en") -> Path:
     """Save the form as `<user_dir>/<name>.json` (no secrets).
 
     Raises PresetError (a bad name) or returns only after the values validated; empty
     model/folder paths are allowed so that a preset can be a template."""
     reason = output_name_problem(name.strip() if name else "")
     if reason or name.strip().lower().endswith(".json"):
-        raise PresetError(t("preset.bad_name", lang,
-                            reason=reason or "must not end in .json; give just the name"))
+        raise PresetError(
+            t("preset.bad_name", lang, reason=reason or "must not end in .json; give just the name")
+        )
     cfg, problems = validate_form(values)
     if cfg is None:
         cfg = _template_config(values, problems)

@@ -7,6 +7,7 @@ and the run panel polls `Runner.snapshot()`. Events land in a lock-protected sta
 the worker and any number of browser tabs can touch it at once. Stop sets the
 `threading.Event` the trainer checks after each step, so the run ends with a saved file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer.config import TrainingConfig, save_preset
-from trainer.events import Event
-from trainer.launch import accelerate_command
+from trainer.api import Event, accelerate_command
+from trainer.config import TrainingConfig
+from trainer.presets import save_preset
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ ACTIVE = ("running", "stopping")
 class TrainerApi(Protocol):
     """The slice of `trainer.api` a run needs (tests pass a fake)."""
 
-    def run_training(self, cfg: TrainingConfig, on_event: Callable[[Event], None],
-                     stop: threading.Event | None = None) -> int: ...
+    def run_training(
+        self, cfg: TrainingConfig, on_event: Callable[[Event], None], stop: threading.Event | None = None
+    ) -> int: ...
 
 
 @dataclass
@@ -72,9 +74,15 @@ class RunState:
 class Runner:
     """Holds one run: its worker, its stop flag and the state its events build."""
 
-    def __init__(self, api: TrainerApi, *, max_logs: int = 300,
-                 popen: Callable[..., Any] = subprocess.Popen, python: str = sys.executable,
-                 interrupt: Callable[[Any], None] | None = None):
+    def __init__(
+        self,
+        api: TrainerApi,
+        *,
+        max_logs: int = 300,
+        popen: Callable[..., Any] = subprocess.Popen,
+        python: str = sys.executable,
+        interrupt: Callable[[Any], None] | None = None,
+    ):
         self._api = api
         self._popen = popen
         self._interrupt = interrupt or interrupt_process
@@ -99,15 +107,17 @@ class Runner:
         with self._lock:
             if self._busy():
                 return False
-            self._state = RunState(status="running", run_id=self._state.run_id + 1,
-                                   version=self._state.version + 1,
-                                   output_dir=str(getattr(cfg, "output_dir", "") or ""))
+            self._state = RunState(
+                status="running",
+                run_id=self._state.run_id + 1,
+                version=self._state.version + 1,
+                output_dir=str(getattr(cfg, "output_dir", "") or ""),
+            )
             self._logs.clear()
             self._stop = threading.Event()
             target = self._run_in_process if num_processes <= 1 else self._run_subprocess
             args = (cfg,) if num_processes <= 1 else (cfg, num_processes)
-            self._thread = threading.Thread(target=target, args=args, daemon=True,
-                                            name="lora-gui-training")
+            self._thread = threading.Thread(target=target, args=args, daemon=True, name="lora-gui-training")
             self._thread.start()
         return True
 
@@ -128,10 +138,16 @@ class Runner:
         """A consistent copy of the state, safe to read while training goes on."""
         with self._lock:
             s = self._state
-            return RunState(**{**s.__dict__, "losses": list(s.losses), "logs": list(self._logs),
-                               "saved": list(s.saved),
-                               "samples": [dict(x) for x in s.samples],
-                               "error": dict(s.error) if s.error else None})
+            return RunState(
+                **{
+                    **s.__dict__,
+                    "losses": list(s.losses),
+                    "logs": list(self._logs),
+                    "saved": list(s.saved),
+                    "samples": [dict(x) for x in s.samples],
+                    "error": dict(s.error) if s.error else None,
+                }
+            )
 
     @property
     def running(self) -> bool:
@@ -172,16 +188,21 @@ class Runner:
             elif kind == "plan":
                 s.total_steps = int(d.get("total_steps") or s.total_steps)
                 s.epochs = int(d.get("epochs") or s.epochs)
-                self._log(f"Plan: {d.get('images', '?')} images, {s.total_steps} steps "
-                          f"in {s.epochs} epoch(s)")
+                self._log(
+                    f"Plan: {d.get('images', '?')} images, {s.total_steps} steps in {s.epochs} epoch(s)"
+                )
             elif kind == "started":
-                self._log(f"Started on {d.get('device', '?')}; output "
-                          f"{Path(str(d.get('output_dir', ''))) / str(d.get('output_name', ''))}")
+                self._log(
+                    f"Started on {d.get('device', '?')}; output "
+                    f"{Path(str(d.get('output_dir', ''))) / str(d.get('output_name', ''))}"
+                )
             elif kind == "epoch":
                 s.epoch = int(d.get("epoch", s.epoch))
                 avg = d.get("avg_loss")
-                self._log(f"Epoch {s.epoch}/{d.get('epochs', s.epochs)} done"
-                          + (f", average loss {float(avg):.4f}" if avg is not None else ""))
+                self._log(
+                    f"Epoch {s.epoch}/{d.get('epochs', s.epochs)} done"
+                    + (f", average loss {float(avg):.4f}" if avg is not None else "")
+                )
             elif kind == "saved":
                 path = str(d.get("path", ""))
                 if path and path not in s.saved:
@@ -189,15 +210,24 @@ class Runner:
                 self._log(f"Saved {path}")
             elif kind == "sample":
                 if d.get("path"):
-                    s.samples.append({"path": str(d["path"]), "prompt": str(d.get("prompt", "")),
-                                      "step": int(d.get("step") or 0), "epoch": d.get("epoch"),
-                                      "index": int(d.get("index") or 0)})
+                    s.samples.append(
+                        {
+                            "path": str(d["path"]),
+                            "prompt": str(d.get("prompt", "")),
+                            "step": int(d.get("step") or 0),
+                            "epoch": d.get("epoch"),
+                            "index": int(d.get("index") or 0),
+                        }
+                    )
                 self._log(f"Sample image {d.get('path', '')}")
             elif kind in ("warning", "log"):
                 self._log(("Warning: " if kind == "warning" else "") + str(d.get("message", "")))
             elif kind == "error":
-                s.error = {"message": str(d.get("message", "")), "hint": str(d.get("hint") or ""),
-                           "log_file": str(d.get("log_file") or "")}
+                s.error = {
+                    "message": str(d.get("message", "")),
+                    "hint": str(d.get("hint") or ""),
+                    "log_file": str(d.get("log_file") or ""),
+                }
                 s.status = "failed"
                 self._log(f"Error: {s.error['message']}")
             elif kind == "finished":
@@ -233,8 +263,9 @@ class Runner:
                     s.error = s.error or {
                         "message": f"{what} ended with exit code {rc} without saying why.",
                         "hint": "Read the log lines below; run the same preset with "
-                                "`python -m trainer --config` to see the full output.",
-                        "log_file": ""}
+                        "`python -m trainer --config` to see the full output.",
+                        "log_file": "",
+                    }
             self._bump()
 
     # ---- the two ways to run -------------------------------------------------------------
@@ -244,10 +275,17 @@ class Runner:
             rc = self._api.run_training(cfg, self.on_event, self._stop)
         except Exception as exc:  # the trainer promises not to raise; never show a traceback
             log.exception("the trainer raised")
-            self.on_event(Event("error", {
-                "message": f"the trainer failed unexpectedly ({type(exc).__name__}: {exc})",
-                "hint": "This is a bug, not your settings. The console shows the details; "
-                        "please report it with your preset.", "log_file": ""}))
+            self.on_event(
+                Event(
+                    "error",
+                    {
+                        "message": f"the trainer failed unexpectedly ({type(exc).__name__}: {exc})",
+                        "hint": "This is a bug, not your settings. The console shows the details; "
+                        "please report it with your preset.",
+                        "log_file": "",
+                    },
+                )
+            )
             rc = 1
         finally:
             self._end(rc, "Training")
@@ -262,9 +300,15 @@ class Runner:
             token = getattr(cfg, "huggingface_token", "")
             if token:
                 env["HF_TOKEN"] = token
-            kwargs: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
-                                      "text": True, "encoding": "utf-8", "errors": "replace",
-                                      "bufsize": 1, "env": env}
+            kwargs: dict[str, Any] = {
+                "stdout": subprocess.PIPE,
+                "stderr": subprocess.STDOUT,
+                "text": True,
+                "encoding": "utf-8",
+                "errors": "replace",
+                "bufsize": 1,
+                "env": env,
+            }
             if os.name == "nt":
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
             else:
@@ -280,9 +324,16 @@ class Runner:
                 self._follow_line(line.rstrip("\r\n"))
             rc = proc.wait()
         except OSError as exc:
-            self.on_event(Event("error", {"message": f"could not start accelerate ({exc})",
-                                          "hint": "Check that accelerate is installed in this "
-                                                  "environment.", "log_file": ""}))
+            self.on_event(
+                Event(
+                    "error",
+                    {
+                        "message": f"could not start accelerate ({exc})",
+                        "hint": "Check that accelerate is installed in this environment.",
+                        "log_file": "",
+                    },
+                )
+            )
             rc = 1
         finally:
             with self._lock:

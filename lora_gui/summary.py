@@ -5,6 +5,7 @@ types: folders with repeats, images, missing captions, skipped files and why, bu
 steps, the files that will be saved and the plan's advice. The model check is
 `api.detect_model`. Neither loads a model, so both stay instant.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -12,10 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lora_gui.i18n import t
+from lora_gui.values import problems_markdown, validate_form
 from trainer.config import FIELDS, FieldSpec, TrainingConfig
-
-from .i18n import t
-from .values import problems_markdown, validate_form
 
 MAX_LISTED = 20  # skipped files and warnings listed one by one before "... and N more"
 
@@ -47,21 +47,36 @@ def _save_name(entry: Any) -> str:
 def plan_markdown(plan: Any, lang: str) -> str:
     """A plan (Plan or its to_json() dict) as the Folders tab's summary."""
     p = _as_dict(plan)
-    lines = [t("summary.totals", lang, images=p.get("images", 0), reg=p.get("reg_images", 0),
-               steps_per_epoch=p.get("steps_per_epoch", 0), epochs=p.get("epochs", 0),
-               total_steps=p.get("total_steps", 0)), ""]
+    lines = [
+        t(
+            "summary.totals",
+            lang,
+            images=p.get("images", 0),
+            reg=p.get("reg_images", 0),
+            steps_per_epoch=p.get("steps_per_epoch", 0),
+            epochs=p.get("epochs", 0),
+            total_steps=p.get("total_steps", 0),
+        ),
+        "",
+    ]
     if p.get("image_repeats"):
         lines += [t("summary.repeated", lang, n=p["image_repeats"]), ""]
     subsets = p.get("subsets") or []
     if subsets:
-        lines += [(f"| {t('summary.folder', lang)} | {t('summary.repeats', lang)} | "
-                  f"{t('summary.images', lang)} | {t('summary.no_caption', lang)} |"),
-                  "|---|---:|---:|---:|"]
+        lines += [
+            (
+                f"| {t('summary.folder', lang)} | {t('summary.repeats', lang)} | "
+                f"{t('summary.images', lang)} | {t('summary.no_caption', lang)} |"
+            ),
+            "|---|---:|---:|---:|",
+        ]
         for sub in subsets:
             reg = f" {t('summary.reg', lang)}" if sub.get("is_reg") or sub.get("reg") else ""
             folder = str(sub.get("folder", "")).replace("\\", "/").rsplit("/", 1)[-1]
-            lines.append(f"| {code(folder)}{reg} | {sub.get('repeats', '')} | "
-                         f"{sub.get('images', '')} | {sub.get('missing_captions', 0)} |")
+            lines.append(
+                f"| {code(folder)}{reg} | {sub.get('repeats', '')} | "
+                f"{sub.get('images', '')} | {sub.get('missing_captions', 0)} |"
+            )
         lines.append("")
     buckets = p.get("buckets") or []
     if buckets:
@@ -73,8 +88,12 @@ def plan_markdown(plan: Any, lang: str) -> str:
     skipped = p.get("skipped") or []
     if skipped:
         lines.append(f"**{t('summary.skipped', lang)}** ({len(skipped)}):")
-        lines += _listed([f"{code(s.get('path', ''))}: {s.get('reason', '')}"
-                          if isinstance(s, Mapping) else str(s) for s in skipped])
+        lines += _listed(
+            [
+                f"{code(s.get('path', ''))}: {s.get('reason', '')}" if isinstance(s, Mapping) else str(s)
+                for s in skipped
+            ]
+        )
         lines.append("")
     warnings = [str(w) for w in p.get("warnings") or []]
     if warnings:
@@ -92,8 +111,9 @@ def _planning_config(values: Mapping[str, Any]) -> TrainingConfig | None:
         return None
 
 
-def dataset_summary(values: Mapping[str, Any], api: Any, lang: str,
-                    fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+def dataset_summary(
+    values: Mapping[str, Any], api: Any, lang: str, fields: Mapping[str, FieldSpec] = FIELDS
+) -> str:
     """The Folders tab's live summary for the current values.
 
     Problems come first (they block Start); the plan follows whenever the image folder is

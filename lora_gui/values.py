@@ -3,14 +3,14 @@
 No Gradio here, so presets, summaries and handlers can be used (and tested) without a
 page. An emptied number field arrives as None and is reported as empty, never guessed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lora_gui.i18n import field_label
 from trainer.config import FIELDS, ConfigError, FieldSpec, Problem, TrainingConfig, validate_values
-
-from .i18n import field_label
 
 
 def widget_value(spec: FieldSpec, value: Any) -> Any:
@@ -20,8 +20,9 @@ def widget_value(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
-def form_values(names: Sequence[str], raw: Sequence[Any],
-                fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+def form_values(
+    names: Sequence[str], raw: Sequence[Any], fields: Mapping[str, FieldSpec] = FIELDS
+) -> dict[str, Any]:
     """Widget values (in `names` order) -> a dict for `validate_values`.
 
     An emptied Number arrives as None; it becomes "" so validation says 'is empty'."""
@@ -34,8 +35,9 @@ def form_values(names: Sequence[str], raw: Sequence[Any],
     return out
 
 
-def config_values(cfg: TrainingConfig, names: Sequence[str],
-                  fields: Mapping[str, FieldSpec] = FIELDS) -> list[Any]:
+def config_values(
+    cfg: TrainingConfig, names: Sequence[str], fields: Mapping[str, FieldSpec] = FIELDS
+) -> list[Any]:
     """A config -> widget values in `names` order (the round trip of `form_values`)."""
     dumped = cfg.model_dump()
     return [widget_value(fields[n], dumped.get(n, fields[n].default)) for n in names]
@@ -58,7 +60,6 @@ def problem_text(problem: Any, lang: str, fields: Mapping[str, FieldSpec] = FIEL
     return f"**{name}**: {message}" if name else str(message)
 
 
-def problems_markdown(problems: Sequence[Any], lang: str,
-                      fields: Mapping[str, FieldSpec] = FIELDS) -> str:
+def problems_markdown(problems: Sequence[Any], lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:
     """Every problem as a bulleted Markdown list naming the fields' labels."""
     return "\n".join(f"- {problem_text(p, lang, fields)}" for p in problems)

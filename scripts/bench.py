@@ -15,6 +15,7 @@ only, bf16 on a GPU, and gradient checkpointing for SDXL. `--first-step` also ti
 demo from `python -m trainer` to its first step. `--json` writes
 {"ours": {...}, "reference": {...}, "ratio": ours / reference seconds per step, ...}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,36 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=10, help="measured steps per side")
     p.add_argument("--warmup", type=int, default=2, help="unmeasured steps per side first")
     p.add_argument("--rank", type=int, help="LoRA rank (tiny: the demo's 8, else 16)")
-    p.add_argument("--precision", choices=["no", "fp16", "bf16"],
-                   help="mixed precision (default: bf16 on cuda, the demo's 'no' on cpu)")
-    p.add_argument("--train-text-encoder", action=argparse.BooleanOptionalAction,
-                   help="also train text-encoder LoRA (tiny: yes as in the demo, else no)")
-    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
-                   help="default: on for sdxl, off otherwise")
+    p.add_argument(
+        "--precision",
+        choices=["no", "fp16", "bf16"],
+        help="mixed precision (default: bf16 on cuda, the demo's 'no' on cpu)",
+    )
+    p.add_argument(
+        "--train-text-encoder",
+        action=argparse.BooleanOptionalAction,
+        help="also train text-encoder LoRA (tiny: yes as in the demo, else no)",
+    )
+    p.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        help="default: on for sdxl, off otherwise",
+    )
     p.add_argument("--threads", type=int, help="CPU threads per side (default: the demo's 2)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="any other setting of ours, e.g. --set torch_compile=true (the reference "
-                        "reads only the shared ones: rank, precision, batch, ...)")
-    p.add_argument("--same-env", action="store_true",
-                   help="give the reference our CPU-thread defaults too (trainer/cpu_threads.py), "
-                        "to compare the training steps alone")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="any other setting of ours, e.g. --set torch_compile=true (the reference "
+        "reads only the shared ones: rank, precision, batch, ...)",
+    )
+    p.add_argument(
+        "--same-env",
+        action="store_true",
+        help="give the reference our CPU-thread defaults too (trainer/run/cpu_threads.py), "
+        "to compare the training steps alone",
+    )
     p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
     p.add_argument("--json", type=Path, help="write the results here")
     return p.parse_args(argv)
@@ -69,19 +87,29 @@ def settings_for(args: argparse.Namespace, data_dir: Path, out_dir: Path) -> tup
     resolution = args.resolution or (128 if tiny else 1024 if args.arch == "sdxl" else 512)
     rank = args.rank or (demo["network_dim"] if tiny else 16)
     preset = {k: v for k, v in demo.items() if k not in ("training_comment", "pretrained_model_name_or_path")}
-    preset.update({
-        "pretrained_model_name_or_path": f"random-{args.arch}",  # in memory; never loaded from disk
-        "train_data_dir": str(data_dir), "output_dir": str(out_dir), "logging_dir": "",
-        "train_batch_size": args.batch or (demo["train_batch_size"] if tiny else 1),
-        "max_resolution": f"{resolution},{resolution}", "enable_bucket": False,
-        "network_dim": rank, "network_alpha": demo["network_alpha"] if tiny and not args.rank else rank,
-        "mixed_precision": args.precision or ("bf16" if args.device == "cuda" else demo["mixed_precision"]),
-        "network_train_unet_only": not (tiny if args.train_text_encoder is None else args.train_text_encoder),
-        "gradient_checkpointing": (args.arch == "sdxl" if args.gradient_checkpointing is None
-                                   else args.gradient_checkpointing),
-        "num_cpu_threads_per_process": args.threads or demo["num_cpu_threads_per_process"],
-        "sdxl": args.arch in ("sdxl", "tiny-sdxl"),
-    })
+    preset.update(
+        {
+            "pretrained_model_name_or_path": f"random-{args.arch}",  # in memory; never loaded from disk
+            "train_data_dir": str(data_dir),
+            "output_dir": str(out_dir),
+            "logging_dir": "",
+            "train_batch_size": args.batch or (demo["train_batch_size"] if tiny else 1),
+            "max_resolution": f"{resolution},{resolution}",
+            "enable_bucket": False,
+            "network_dim": rank,
+            "network_alpha": demo["network_alpha"] if tiny and not args.rank else rank,
+            "mixed_precision": args.precision
+            or ("bf16" if args.device == "cuda" else demo["mixed_precision"]),
+            "network_train_unet_only": not (
+                tiny if args.train_text_encoder is None else args.train_text_encoder
+            ),
+            "gradient_checkpointing": (
+                args.arch == "sdxl" if args.gradient_checkpointing is None else args.gradient_checkpointing
+            ),
+            "num_cpu_threads_per_process": args.threads or demo["num_cpu_threads_per_process"],
+            "sdxl": args.arch in ("sdxl", "tiny-sdxl"),
+        }
+    )
     for item in args.set:
         key, _, value = item.partition("=")
         preset[key] = json.loads(value)
@@ -105,7 +133,7 @@ def write_dataset(root: Path, images: int, resolution: int) -> Path:
 
 def side_env() -> dict[str, str]:
     """A side's environment: this one without OMP_WAIT_POLICY, so that ours chooses its own
-    (trainer/cpu_threads.py) and the reference runs with libgomp's stock one."""
+    (trainer/run/cpu_threads.py) and the reference runs with libgomp's stock one."""
     return {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
 
 
@@ -115,21 +143,38 @@ class Worker:
     def __init__(self, side: str, args: argparse.Namespace, preset: dict, resolution: int, log: Path):
         self.side, self.log_path = side, log
         self.log = log.open("w", encoding="utf-8")
-        command = [sys.executable, str(ROOT / "scripts" / "bench_worker.py"), "--side", side,
-                   "--arch", args.arch, "--device", args.device, "--resolution", str(resolution),
-                   "--preset", json.dumps(preset)]
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_worker.py"),
+            "--side",
+            side,
+            "--arch",
+            args.arch,
+            "--device",
+            args.device,
+            "--resolution",
+            str(resolution),
+            "--preset",
+            json.dumps(preset),
+        ]
         if side == "reference" and args.same_env:
             command.append("--same-env")
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, cwd=ROOT,
-                                     env=side_env())
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=ROOT,
+            env=side_env(),
+        )
         self.ready = self._read()
 
     def _read(self) -> dict:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("@@bench "):
-                return json.loads(line[len("@@bench "):])
+                return json.loads(line[len("@@bench ") :])
             self.log.write(line)
         self.log.flush()
         tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
@@ -174,11 +219,16 @@ def measure(args: argparse.Namespace, preset: dict, resolution: int, tmp: Path) 
 
 def _summary(times: list[float], batch: int, ready: dict, memory: dict) -> dict:
     median = statistics.median(times)
-    return {"sec_per_step": round(median, 5), "images_per_sec": round(batch / median, 3),
-            "peak_mem_gib": memory["peak_mem_gib"], "setup_peak_mem_gib": memory["setup_peak_mem_gib"],
-            "peak_kind": memory["peak_kind"], "setup_s": ready["setup_s"],
-            "step_times": [round(t, 5) for t in times],
-            **{k: ready[k] for k in ("lora_layers", "trainable_params", "latent_cache", "text_cache")}}
+    return {
+        "sec_per_step": round(median, 5),
+        "images_per_sec": round(batch / median, 3),
+        "peak_mem_gib": memory["peak_mem_gib"],
+        "setup_peak_mem_gib": memory["setup_peak_mem_gib"],
+        "peak_kind": memory["peak_kind"],
+        "setup_s": ready["setup_s"],
+        "step_times": [round(t, 5) for t in times],
+        **{k: ready[k] for k in ("lora_layers", "trainable_params", "latent_cache", "text_cache")},
+    }
 
 
 def time_to_first_step(tmp: Path) -> tuple[float, float]:
@@ -186,22 +236,40 @@ def time_to_first_step(tmp: Path) -> tuple[float, float]:
     event, CPU seconds of that whole one-step run): the CPU time does not grow when other
     work shares the machine, so it tells a slow start from a busy machine."""
     model, data = tmp / "demo_model", tmp / "demo_dataset"
-    makers = (("make_tiny_model.py", ["--arch", "sd15", "--format", "diffusers", "--out", str(model)]),
-              ("make_demo_dataset.py", ["--out", str(data)]))
+    makers = (
+        ("make_tiny_model.py", ["--arch", "sd15", "--format", "diffusers", "--out", str(model)]),
+        ("make_demo_dataset.py", ["--out", str(data)]),
+    )
     for script, extra in makers:
-        subprocess.run([sys.executable, str(ROOT / "scripts" / script), *extra], check=True,
-                       capture_output=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / script), *extra],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
     preset = json.loads((ROOT / "presets" / "demo.json").read_text(encoding="utf-8"))
-    preset.update({"pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
-                   "output_dir": str(tmp / "demo_out"), "logging_dir": "", "max_train_steps": 1})
+    preset.update(
+        {
+            "pretrained_model_name_or_path": str(model),
+            "train_data_dir": str(data),
+            "output_dir": str(tmp / "demo_out"),
+            "logging_dir": "",
+            "max_train_steps": 1,
+        }
+    )
     path = tmp / "demo_first_step.json"
     path.write_text(json.dumps(preset), encoding="utf-8")
     import resource  # Unix only, like the rest of this timing
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(path), "--events", "jsonl"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "--config", str(path), "--events", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
     first = None
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -225,6 +293,7 @@ def machine(device: str) -> dict:
     info["cores"] = os.cpu_count()
     if device == "cuda":
         import torch
+
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
@@ -253,28 +322,43 @@ def run(args: argparse.Namespace) -> dict:
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         tmp = Path(name)
-        data = write_dataset(tmp / "data", images=max(4, args.batch or 1), resolution=args.resolution or
-                             (128 if args.arch.startswith("tiny") else 1024 if args.arch == "sdxl" else 512))
+        data = write_dataset(
+            tmp / "data",
+            images=max(4, args.batch or 1),
+            resolution=args.resolution
+            or (128 if args.arch.startswith("tiny") else 1024 if args.arch == "sdxl" else 512),
+        )
         preset, resolution = settings_for(args, data, tmp / "out")
         results = measure(args, preset, resolution, tmp)
-        report = {**results, "ratio": round(results["ours"]["sec_per_step"]
-                                            / results["reference"]["sec_per_step"], 3),
-                  "memory_ratio": round(results["ours"]["peak_mem_gib"]
-                                        / max(results["reference"]["peak_mem_gib"], 1e-9), 3)}
+        report = {
+            **results,
+            "ratio": round(results["ours"]["sec_per_step"] / results["reference"]["sec_per_step"], 3),
+            "memory_ratio": round(
+                results["ours"]["peak_mem_gib"] / max(results["reference"]["peak_mem_gib"], 1e-9), 3
+            ),
+        }
         report["machine"] = {**machine(args.device), "load_avg_1min": [load_before, _load()]}
         for side in ("ours", "reference"):
             _flops(report[side], args, resolution, report["machine"].get("gpu", ""))
         if args.first_step:
             wall, cpu = time_to_first_step(tmp)
             report["demo_time_to_first_step_s"], report["demo_one_step_run_cpu_s"] = wall, cpu
-    report["settings"] = {"arch": args.arch, "device": args.device, "resolution": resolution,
-                          "batch": preset["train_batch_size"], "rank": preset["network_dim"],
-                          "alpha": preset["network_alpha"], "precision": preset["mixed_precision"],
-                          "train_text_encoder": not preset["network_train_unet_only"],
-                          "gradient_checkpointing": preset["gradient_checkpointing"],
-                          "threads": preset["num_cpu_threads_per_process"],
-                          "steps": args.steps, "warmup": args.warmup, "extra": args.set,
-                          "same_env": args.same_env}
+    report["settings"] = {
+        "arch": args.arch,
+        "device": args.device,
+        "resolution": resolution,
+        "batch": preset["train_batch_size"],
+        "rank": preset["network_dim"],
+        "alpha": preset["network_alpha"],
+        "precision": preset["mixed_precision"],
+        "train_text_encoder": not preset["network_train_unet_only"],
+        "gradient_checkpointing": preset["gradient_checkpointing"],
+        "threads": preset["num_cpu_threads_per_process"],
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "extra": args.set,
+        "same_env": args.same_env,
+    }
     report["command"] = "python scripts/bench.py " + " ".join(sys.argv[1:])
     report["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     return report
@@ -282,17 +366,25 @@ def run(args: argparse.Namespace) -> dict:
 
 def _print(report: dict) -> None:
     s = report["settings"]
-    print(f"{s['arch']} on {s['device']}, batch {s['batch']}, {s['resolution']} px, rank {s['rank']}, "
-          f"precision {s['precision']}, {s['steps']} steps after {s['warmup']} warm-up")
+    print(
+        f"{s['arch']} on {s['device']}, batch {s['batch']}, {s['resolution']} px, rank {s['rank']}, "
+        f"precision {s['precision']}, {s['steps']} steps after {s['warmup']} warm-up"
+    )
     for side in ("ours", "reference"):
         r = report[side]
-        print(f"  {side:9} {r['sec_per_step']:.4f} s/step  {r['images_per_sec']:.2f} img/s  "
-              f"peak {r['peak_mem_gib']:.3f} GiB  setup {r['setup_s']} s")
-    print(f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory); "
-          f"load average {report['machine']['load_avg_1min']}")
+        print(
+            f"  {side:9} {r['sec_per_step']:.4f} s/step  {r['images_per_sec']:.2f} img/s  "
+            f"peak {r['peak_mem_gib']:.3f} GiB  setup {r['setup_s']} s"
+        )
+    print(
+        f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory); "
+        f"load average {report['machine']['load_avg_1min']}"
+    )
     if "demo_time_to_first_step_s" in report:
-        print(f"  demo time to first step: {report['demo_time_to_first_step_s']} s "
-              f"(the one-step run used {report['demo_one_step_run_cpu_s']} CPU s)")
+        print(
+            f"  demo time to first step: {report['demo_time_to_first_step_s']} s "
+            f"(the one-step run used {report['demo_one_step_run_cpu_s']} CPU s)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

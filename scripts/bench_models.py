@@ -7,6 +7,7 @@ weights: the compute per step is the real one, and nothing is downloaded. `tiny`
 so the two sides of a benchmark (ours and the reference, each in its own process) train
 the same model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,9 @@ def loader_arch(arch: str) -> str:
     return "sdxl" if arch in ("sdxl", "tiny-sdxl") else "sd1"
 
 
-def build_models(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                 seed: int = 0) -> SDModels:
+def build_models(
+    arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> SDModels:
     """Frozen, eval-mode models of `arch` on `device`, weights in `dtype`.
 
     Full-size models are initialised directly on the device (fast on a GPU), in fp32 so
@@ -41,10 +43,17 @@ def build_models(arch: str, *, device: str = "cpu", dtype: torch.dtype = torch.f
         module.to(device=device)
         if dtype != torch.float32:
             module.to(dtype=dtype)
-    return SDModels(arch=loader_arch(arch), v_parameterization=False, tokenizers=tokenizers,
-                    text_encoders=text_encoders, vae=vae, unet=unet,
-                    noise_scheduler=training_scheduler(False),
-                    latent_scale=float(vae.config.scaling_factor), source=f"random {arch}")
+    return SDModels(
+        arch=loader_arch(arch),
+        v_parameterization=False,
+        tokenizers=tokenizers,
+        text_encoders=text_encoders,
+        vae=vae,
+        unet=unet,
+        noise_scheduler=training_scheduler(False),
+        latent_scale=float(vae.config.scaling_factor),
+        source=f"random {arch}",
+    )
 
 
 def _tiny(arch: str, seed: int) -> tuple[list, list, torch.nn.Module, torch.nn.Module]:
@@ -52,8 +61,12 @@ def _tiny(arch: str, seed: int) -> tuple[list, list, torch.nn.Module, torch.nn.M
 
     pipe = build_tiny_pipeline(arch, seed=seed)
     if arch == "sdxl":
-        return ([pipe.tokenizer, pipe.tokenizer_2], [pipe.text_encoder, pipe.text_encoder_2],
-                pipe.vae, pipe.unet)
+        return (
+            [pipe.tokenizer, pipe.tokenizer_2],
+            [pipe.text_encoder, pipe.text_encoder_2],
+            pipe.vae,
+            pipe.unet,
+        )
     return [pipe.tokenizer], [pipe.text_encoder], pipe.vae, pipe.unet
 
 
@@ -74,6 +87,8 @@ def _full(name: str, device: str, seed: int) -> tuple[list, list, torch.nn.Modul
             text_encoders.append(cls(config))
         vae = AutoencoderKL.from_config(shipped_config(name, "vae"))
         unet = UNet2DConditionModel.from_config(shipped_config(name, "unet"))
-    tokenizers = [build_clip_tokenizer(shipped_config(name, c.replace("text_encoder", "tokenizer"))
-                                       ["pad_token"]) for c in components]
+    tokenizers = [
+        build_clip_tokenizer(shipped_config(name, c.replace("text_encoder", "tokenizer"))["pad_token"])
+        for c in components
+    ]
     return tokenizers, text_encoders, vae, unet

@@ -11,7 +11,7 @@ Commands on stdin: `step N` (run N steps, answer their times), `done` (answer th
 peaks and exit). Answers are single stdout lines starting with `@@bench ` and a JSON
 object; everything else on stdout / stderr is the libraries' chatter.
 
-- ours: trainer.train.Run built from the preset with these in-memory models
+- ours: trainer.run.train.Run built from the preset with these in-memory models
   (`Run.prepare(models)`), stepped as its loop steps it (`_step_loss`, backward,
   `_optimizer_step`), with its caches, loader and settings.
 - reference: the recipe of diffusers' train_text_to_image_lora / train_dreambooth_lora:
@@ -20,6 +20,7 @@ object; everything else on stdout / stderr is the libraries' chatter.
   step (no caches). Its images are decoded and tokenised once up front, which only
   flatters it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Each side starts the way its users start it: ours like `python -m trainer` (the trainer
-# package loads before torch and sets its CPU-thread defaults, trainer/cpu_threads.py), the
+# package loads before torch and sets its CPU-thread defaults, trainer/run/cpu_threads.py), the
 # reference like a plain diffusers script (torch first, libgomp's stock settings), unless
 # --same-env gives it our defaults too.
-_SIDE = sys.argv[sys.argv.index("--side") + 1:][:1] if "--side" in sys.argv else []
+_SIDE = sys.argv[sys.argv.index("--side") + 1 :][:1] if "--side" in sys.argv else []
 if _SIDE == ["ours"] or "--same-env" in sys.argv:
     import trainer  # noqa: F401
 
@@ -47,7 +48,7 @@ from bench_models import build_models
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def _answer(payload: dict) -> None:
@@ -80,6 +81,7 @@ def _peak(device: torch.device) -> float:
     rss = _rss_peak_bytes()
     if rss is None:
         import resource
+
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return rss / GIB
 
@@ -87,8 +89,8 @@ def _peak(device: torch.device) -> float:
 # ---- ours -----------------------------------------------------------------------------------
 def make_ours(cfg, models) -> tuple[Callable[[], torch.Tensor], dict]:
     """Our trainer's Run, prepared with `models`; returns (one step, facts)."""
-    from trainer.plan import build_plan, prepare_data
-    from trainer.train import Run
+    from trainer.plan.training_plan import build_plan, prepare_data
+    from trainer.run.train import Run
 
     prepared = prepare_data(cfg)
     plan = build_plan(cfg, prepared)
@@ -104,9 +106,12 @@ def make_ours(cfg, models) -> tuple[Callable[[], torch.Tensor], dict]:
         run._optimizer_step()
         return loss
 
-    facts = {"lora_layers": len(run.network.loras),
-             "trainable_params": sum(p.numel() for p in run.params),
-             "latent_cache": run.latent_cache is not None, "text_cache": run.text_cache is not None}
+    facts = {
+        "lora_layers": len(run.network.loras),
+        "trainable_params": sum(p.numel() for p in run.params),
+        "latent_cache": run.latent_cache is not None,
+        "text_cache": run.text_cache is not None,
+    }
     return step, facts
 
 
@@ -134,8 +139,9 @@ def _load_pixels(data_dir: Path, resolution: int) -> tuple[torch.Tensor, list[st
     return torch.stack(images), captions
 
 
-def make_reference(cfg, models, device: torch.device,
-                   resolution: int) -> tuple[Callable[[], torch.Tensor], dict]:
+def make_reference(
+    cfg, models, device: torch.device, resolution: int
+) -> tuple[Callable[[], torch.Tensor], dict]:
     """The diffusers + peft LoRA recipe on the same models and settings; (one step, facts)."""
     import torch.nn.functional as F
     from diffusers.training_utils import cast_training_params
@@ -156,8 +162,9 @@ def make_reference(cfg, models, device: torch.device,
         unet.enable_gradient_checkpointing()
     lora = {"r": cfg.network_dim, "lora_alpha": cfg.network_alpha, "init_lora_weights": "gaussian"}
     unet.add_adapter(LoraConfig(target_modules=UNET_TARGETS, **lora))
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad],
-               "lr": cfg.unet_lr or cfg.learning_rate}]
+    groups = [
+        {"params": [p for p in unet.parameters() if p.requires_grad], "lr": cfg.unet_lr or cfg.learning_rate}
+    ]
     if train_te:
         for te in tes:
             # what transformers' add_adapter does (it asks for a newer peft than diffusers)
@@ -165,8 +172,12 @@ def make_reference(cfg, models, device: torch.device,
             te.train()
             if cfg.gradient_checkpointing:  # as diffusers' dreambooth LoRA scripts do
                 te.gradient_checkpointing_enable()
-        groups.append({"params": [p for te in tes for p in te.parameters() if p.requires_grad],
-                       "lr": cfg.text_encoder_lr or cfg.learning_rate})
+        groups.append(
+            {
+                "params": [p for te in tes for p in te.parameters() if p.requires_grad],
+                "lr": cfg.text_encoder_lr or cfg.learning_rate,
+            }
+        )
     unet.train()
     trained = [unet, *tes] if train_te else [unet]
     cast_training_params(trained, dtype=torch.float32)  # LoRA weights in fp32
@@ -182,8 +193,16 @@ def make_reference(cfg, models, device: torch.device,
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
     def encode_text(chosen: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids = [tok(chosen, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                   return_tensors="pt").input_ids.to(device) for tok in tokenizers]
+        ids = [
+            tok(
+                chosen,
+                padding="max_length",
+                max_length=tok.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids.to(device)
+            for tok in tokenizers
+        ]
         with torch.set_grad_enabled(train_te), autocast():
             if not sdxl:
                 return tes[0](ids[0], return_dict=False)[0], None
@@ -203,8 +222,11 @@ def make_reference(cfg, models, device: torch.device,
         hidden, pooled = encode_text([captions[i] for i in index])
         extra = {}
         if sdxl:
-            time_ids = torch.tensor([[resolution, resolution, 0, 0, resolution, resolution]] * batch,
-                                    device=device, dtype=hidden.dtype)
+            time_ids = torch.tensor(
+                [[resolution, resolution, 0, 0, resolution, resolution]] * batch,
+                device=device,
+                dtype=hidden.dtype,
+            )
             extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
         with autocast():
             pred = unet(noisy.to(unet.dtype), timesteps, hidden.to(unet.dtype), return_dict=False, **extra)[0]
@@ -219,11 +241,17 @@ def make_reference(cfg, models, device: torch.device,
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 
-    facts = {"lora_layers": sum(1 for m in unet.modules() if hasattr(m, "lora_A") and len(m.lora_A))
-             + (sum(1 for te in tes for m in te.modules() if hasattr(m, "lora_A") and len(m.lora_A))
-                if train_te else 0),
-             "trainable_params": sum(p.numel() for p in params),
-             "latent_cache": False, "text_cache": False}
+    facts = {
+        "lora_layers": sum(1 for m in unet.modules() if hasattr(m, "lora_A") and len(m.lora_A))
+        + (
+            sum(1 for te in tes for m in te.modules() if hasattr(m, "lora_A") and len(m.lora_A))
+            if train_te
+            else 0
+        ),
+        "trainable_params": sum(p.numel() for p in params),
+        "latent_cache": False,
+        "text_cache": False,
+    }
     return step, facts
 
 
@@ -249,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = device.type == "cuda"
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32)
     t0 = time.perf_counter()
-    models = build_models(args.arch, device=args.device, dtype=dtype if on_gpu else torch.float32,
-                          seed=cfg.seed)
+    models = build_models(
+        args.arch, device=args.device, dtype=dtype if on_gpu else torch.float32, seed=cfg.seed
+    )
     if args.side == "ours":
         step, facts = make_ours(cfg, models)
     else:
@@ -273,9 +302,17 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.perf_counter() - start)
             _answer({"times": times, "loss": float(loss)})
         elif command[:1] == ["done"]:
-            _answer({"peak_mem_gib": round(_peak(device), 3), "setup_peak_mem_gib": round(setup_peak, 3),
-                     "peak_kind": ("cuda max_memory_allocated" if on_gpu else
-                                   "process peak RSS (VmHWM)" + ("" if reset else ", whole process"))})
+            _answer(
+                {
+                    "peak_mem_gib": round(_peak(device), 3),
+                    "setup_peak_mem_gib": round(setup_peak, 3),
+                    "peak_kind": (
+                        "cuda max_memory_allocated"
+                        if on_gpu
+                        else "process peak RSS (VmHWM)" + ("" if reset else ", whole process")
+                    ),
+                }
+            )
             return 0
     return 1
 

@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=ARCHS, required=True, help="model architecture")
     parser.add_argument("--format", choices=FORMATS, default="diffusers", help="output layout")
     parser.add_argument(
-        "--out", type=Path, required=True,
+        "--out",
+        type=Path,
+        required=True,
         help="folder to write (diffusers); the .safetensors file, or a folder to put it in (single-file)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
@@ -51,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     if args.format == "single-file":
         if out.exists() and not (out.is_dir() or (out.is_file() and out.suffix == ".safetensors")):
-            print(f"{out} exists and is not a folder or a .safetensors file; choose another --out", file=sys.stderr)
+            print(
+                f"{out} exists and is not a folder or a .safetensors file; choose another --out",
+                file=sys.stderr,
+            )
             return 2
     elif out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / "model_index.json").exists())

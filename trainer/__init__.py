@@ -1,9 +1,18 @@
 """The training engine: config, data, models, LoRA network, loop, saving, CLI.
 
+Layers, each importing only those below it (tests/test_layout.py keeps it so):
+    __main__, api, presets, launch, cli_progress    the doors: CLI, GUI, files of presets
+    run/                                            one training run: loop, step, saves, state
+    sampling/                                       sample prompts and preview images
+    plan/  data/  models/  network/  optim/  text/  the parts a run is made of
+    events, files, transfer                         leaves anyone may use
+    config/                                         the one schema; imports nothing else
+
 Importing the package first sets how idle CPU threads wait, before anything imports torch
 (libgomp reads it once, at load): they sleep instead of spinning when the CPU is already
-busy with other work (trainer/cpu_threads.py; a value set in the environment is kept).
+busy with other work (trainer/run/cpu_threads.py; a value set in the environment is kept).
 """
-from .cpu_threads import apply_cpu_thread_defaults
+
+from trainer.run.cpu_threads import apply_cpu_thread_defaults
 
 apply_cpu_thread_defaults()

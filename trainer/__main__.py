@@ -5,6 +5,7 @@ Trains headless from a preset (ours or a Kohya GUI file). Works the same under
 with save_state, the training state are saved), 2 config or dataset problem, 1 training
 failure, 130 aborted by a second Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,8 @@ import signal
 import sys
 import threading
 
-from .config import ConfigError, load_preset
+from trainer.config import ConfigError
+from trainer.presets import load_preset
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,8 +24,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the plan; load no model")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     p.add_argument("--events", choices=["jsonl"], help="write every event as a JSON line on stdout")
-    p.add_argument("--resume", metavar="STATE_DIR", default=None,
-                   help="continue from a <name>-state folder (overrides the preset's 'resume')")
+    p.add_argument(
+        "--resume",
+        metavar="STATE_DIR",
+        default=None,
+        help="continue from a <name>-state folder (overrides the preset's 'resume')",
+    )
     return p.parse_args(argv)
 
 
@@ -31,7 +37,8 @@ def _launch(args: argparse.Namespace, cfg) -> int:
     """num_processes > 1 outside a launcher: run this same command under accelerate launch."""
     import subprocess
 
-    from .launch import accelerate_command
+    from trainer.launch import accelerate_command
+
     cmd = accelerate_command(args.config, cfg, sys.executable, events=args.events == "jsonl")
     if args.resume is not None:
         cmd += ["--resume", args.resume]
@@ -58,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None:
         cfg.resume = args.resume
     if cfg.num_processes > 1 and not args.dry_run:
-        from .launch import under_launcher
+        from trainer.launch import under_launcher
+
         if not under_launcher():
             return _launch(args, cfg)
     if args.dry_run:
-        from .data.folders import DatasetError
-        from .plan import build_plan
+        from trainer.data.folders import DatasetError
+        from trainer.plan.training_plan import build_plan
+
         try:
             plan = build_plan(cfg)
         except DatasetError as exc:
@@ -76,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.to_text())
         return 0
 
-    from .cli_progress import ConsoleReporter, JsonLinesReporter
-    from .events import Event
-    from .train import train_with_events
+    from trainer.cli_progress import ConsoleReporter, JsonLinesReporter
+    from trainer.events import Event
+    from trainer.run.train import train_with_events
 
     reporter = JsonLinesReporter() if args.events == "jsonl" else ConsoleReporter()
     for w in warnings:
@@ -89,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nStopping after the current step (Ctrl-C again to abort without saving)...",
-              file=sys.stderr)
+        print("\nStopping after the current step (Ctrl-C again to abort without saving)...", file=sys.stderr)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)

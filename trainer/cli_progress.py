@@ -1,9 +1,10 @@
 """The CLI's views of a run's events: a progress bar for people, JSON lines for programs."""
+
 from __future__ import annotations
 
 import sys
 
-from .events import Event
+from trainer.events import Event
 
 
 class JsonLinesReporter:
@@ -34,20 +35,26 @@ class ConsoleReporter:
 
         d = event.data
         if event.kind == "plan":
-            self._write(f"{d['images']} images, {d['steps_per_epoch']} steps per epoch, "
-                        f"{d['epochs']} epoch(s), {d['total_steps']} steps in all")
+            self._write(
+                f"{d['images']} images, {d['steps_per_epoch']} steps per epoch, "
+                f"{d['epochs']} epoch(s), {d['total_steps']} steps in all"
+            )
             self.bar = tqdm(total=d["total_steps"], unit="step", dynamic_ncols=True)
         elif event.kind == "step" and self.bar is not None:
             self.bar.update(d["step"] - self.bar.n)
-            self.bar.set_postfix(epoch=f"{d['epoch']}/{d['epochs']}", loss=f"{d['avg_loss']:.4f}",
-                                 lr=f"{d['lr']:.2e}")
+            self.bar.set_postfix(
+                epoch=f"{d['epoch']}/{d['epochs']}", loss=f"{d['avg_loss']:.4f}", lr=f"{d['lr']:.2e}"
+            )
         elif event.kind in ("warning", "log"):
             self._write(("warning: " if event.kind == "warning" else "") + d["message"])
         elif event.kind == "saved":
             self._write(f"saved {d['path']}")
         elif event.kind == "error":
-            self._write(f"error: {d['message']}" + (f"\n{d['hint']}" if d.get("hint") else "")
-                        + (f"\n(details: {d['log_file']})" if d.get("log_file") else ""))
+            self._write(
+                f"error: {d['message']}"
+                + (f"\n{d['hint']}" if d.get("hint") else "")
+                + (f"\n(details: {d['log_file']})" if d.get("log_file") else "")
+            )
         elif event.kind in ("finished", "stopped"):
             self.close()
             self._write(f"{event.kind}: {d['path']}")

@@ -3,6 +3,7 @@
 The trainer calls `on_event(Event)`; the CLI turns events into a progress bar or JSON
 lines (`--events jsonl`), the GUI into its run panel. Nobody parses a console.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventKind = Literal["started", "plan", "step", "epoch", "sample", "saved", "warning",
-                    "log", "error", "finished", "stopped"]
+EventKind = Literal[
+    "started", "plan", "step", "epoch", "sample", "saved", "warning", "log", "error", "finished", "stopped"
+]
 
 
 @dataclass
@@ -37,8 +39,9 @@ class Event:
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "time": self.time, **self.data},
-                          ensure_ascii=False, default=str)
+        return json.dumps(
+            {"kind": self.kind, "time": self.time, **self.data}, ensure_ascii=False, default=str
+        )
 
     @staticmethod
     def from_json(line: str) -> Event:

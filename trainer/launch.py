@@ -3,12 +3,15 @@
 The GUI's Start and `python -m trainer` both use it when `num_processes` > 1, so a user
 never types the launcher command. Imports neither torch nor accelerate (the GUI imports it).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from trainer.config.checks import gpu_id_list
 
 # Set by `accelerate launch` / torchrun in each process it starts.
 _LAUNCHER_ENV = ("LOCAL_RANK", "WORLD_SIZE", "ACCELERATE_DYNAMO_BACKEND")
@@ -20,22 +23,29 @@ def under_launcher(environ: dict[str, str] | None = None) -> bool:
     return any(key in env for key in _LAUNCHER_ENV)
 
 
-def gpu_id_list(text: str) -> list[str]:
-    """'0, 1' -> ['0', '1'] (the `gpu_ids` setting as written; empty = none chosen)."""
-    return [part.strip() for part in str(text or "").split(",")] if str(text or "").strip() else []
-
-
-def accelerate_command(config_path: str | Path, cfg: Any, python: str = sys.executable,
-                       events: bool = True) -> list[str]:
+def accelerate_command(
+    config_path: str | Path, cfg: Any, python: str = sys.executable, events: bool = True
+) -> list[str]:
     """`python -m accelerate.commands.launch ... -m trainer --config PATH` for `cfg`.
 
     --multi_gpu is explicit, so that a user's default accelerate config cannot turn the run
     into one process (without CUDA the processes train on the CPU over gloo).
     """
     n = int(getattr(cfg, "num_processes", 1) or 1)
-    cmd = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
-           "--num_machines", "1", "--mixed_precision", str(getattr(cfg, "mixed_precision", "no")),
-           "--dynamo_backend", "no"]
+    cmd = [
+        python,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(n),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        str(getattr(cfg, "mixed_precision", "no")),
+        "--dynamo_backend",
+        "no",
+    ]
     gpu_ids = gpu_id_list(getattr(cfg, "gpu_ids", ""))
     if gpu_ids:
         cmd += ["--gpu_ids", ",".join(gpu_ids)]

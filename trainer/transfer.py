@@ -8,13 +8,15 @@ queueing the kernels of a U-Net forward takes about as long as running them. Fro
 the host goes on at once. PyTorch's pinned-memory pool keeps the buffer alive until the
 copy has run, and reuses it afterwards, so this allocates nothing per step once warm.
 """
+
 from __future__ import annotations
 
 import torch
 
 
-def to_device(tensor: torch.Tensor, device: torch.device | str,
-              dtype: torch.dtype | None = None) -> torch.Tensor:
+def to_device(
+    tensor: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """`tensor` on `device` (and in `dtype`), without a host wait when `device` is a GPU."""
     device = torch.device(device)
     if device.type != "cuda" or tensor.device.type != "cpu":

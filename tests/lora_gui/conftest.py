@@ -1,4 +1,5 @@
 """Shared fixtures of the GUI tests (the `browser` marker is declared in pyproject.toml)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """A fake trainer api for GUI tests: no model, no torch, events on demand."""
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,13 @@ from trainer.events import Event
 from trainer.models.detect import ModelInfo
 
 
-def FakeInfo(arch: str, v_prediction_hint: bool = False, format: str = "diffusers",
-             message: str = "", summary: str = "") -> ModelInfo:
+def FakeInfo(
+    arch: str,
+    v_prediction_hint: bool = False,
+    format: str = "diffusers",
+    message: str = "",
+    summary: str = "",
+) -> ModelInfo:
     """The trainer's own ModelInfo (no torch in it), so the fakes follow its fields."""
     return ModelInfo(arch, v_prediction_hint, format, message, summary=summary)
 
@@ -26,9 +32,14 @@ def filled_values(tmp: Path, **overrides: Any) -> dict[str, Any]:
     values = {name: spec.default for name, spec in FIELDS.items()}
     (tmp / "model").mkdir(exist_ok=True)
     (tmp / "train").mkdir(exist_ok=True)
-    values.update(pretrained_model_name_or_path=str(tmp / "model"),
-                  train_data_dir=str(tmp / "train"), output_dir=str(tmp / "out"),
-                  output_name="mylora", mixed_precision="no", optimizer="AdamW")
+    values.update(
+        pretrained_model_name_or_path=str(tmp / "model"),
+        train_data_dir=str(tmp / "train"),
+        output_dir=str(tmp / "out"),
+        output_name="mylora",
+        mixed_precision="no",
+        optimizer="AdamW",
+    )
     values.update(overrides)
     return values
 
@@ -49,23 +60,32 @@ class FakeApi:
     def make_plan(self, cfg):
         if not Path(cfg.train_data_dir).is_dir():
             raise ValueError(f"the image folder {cfg.train_data_dir} does not exist")
-        return {"images": 4, "reg_images": 0, "steps_per_epoch": 40, "epochs": cfg.epoch,
-                "total_steps": 40 * cfg.epoch,
-                "buckets": [{"resolution": [512, 512], "count": 3},
-                            {"resolution": [576, 448], "count": 1}],
-                "saves": [f"{cfg.output_name}.safetensors"],
-                "skipped": [{"path": "10_x/notes.pdf", "reason": "not an image"}],
-                "warnings": ["images x repeats is 40: the guide suggests 5,000-10,000 for a style"],
-                "subsets": [{"folder": "10_mychar", "repeats": 10, "name": "mychar", "images": 4,
-                             "missing_captions": 1}]}
+        return {
+            "images": 4,
+            "reg_images": 0,
+            "steps_per_epoch": 40,
+            "epochs": cfg.epoch,
+            "total_steps": 40 * cfg.epoch,
+            "buckets": [{"resolution": [512, 512], "count": 3}, {"resolution": [576, 448], "count": 1}],
+            "saves": [f"{cfg.output_name}.safetensors"],
+            "skipped": [{"path": "10_x/notes.pdf", "reason": "not an image"}],
+            "warnings": ["images x repeats is 40: the guide suggests 5,000-10,000 for a style"],
+            "subsets": [
+                {"folder": "10_mychar", "repeats": 10, "name": "mychar", "images": 4, "missing_captions": 1}
+            ],
+        }
 
     def preflight(self, cfg):
         return list(self.preflight_problems), ["a fake warning"]
 
     def detect_model(self, path):
         if "sdxl" in path:
-            return FakeInfo("sdxl", format="single-file", message=f"SDXL single-file checkpoint {path}",
-                            summary="SDXL (single file, 13.4 MB)")
+            return FakeInfo(
+                "sdxl",
+                format="single-file",
+                message=f"SDXL single-file checkpoint {path}",
+                summary="SDXL (single file, 13.4 MB)",
+            )
         if "v2" in path:
             return FakeInfo("sd2", v_prediction_hint=True, message=f"SD 2.x folder {path}")
         if Path(path).exists():
@@ -77,29 +97,52 @@ class FakeApi:
         if self.raise_exc is not None:
             raise self.raise_exc
         out = Path(cfg.output_dir)
-        on_event(Event("started", {"output_dir": str(out), "output_name": cfg.output_name,
-                                   "device": "cpu"}))
+        on_event(Event("started", {"output_dir": str(out), "output_name": cfg.output_name, "device": "cpu"}))
         on_event(Event("plan", {"images": 4, "total_steps": self.steps, "epochs": 1}))
         if self.fail_with:
-            on_event(Event("error", {"message": self.fail_with, "hint": "lower the batch size",
-                                     "log_file": str(out / "log.txt")}))
+            on_event(
+                Event(
+                    "error",
+                    {
+                        "message": self.fail_with,
+                        "hint": "lower the batch size",
+                        "log_file": str(out / "log.txt"),
+                    },
+                )
+            )
             return 1
         for step in range(1, self.steps + 1):
-            on_event(Event("step", {"step": step, "total_steps": self.steps, "epoch": 1,
-                                    "epochs": 1, "loss": 0.5 / step, "avg_loss": 0.4,
-                                    "lr": 1e-4, "it_per_s": 2.0, "eta_s": self.steps - step}))
+            on_event(
+                Event(
+                    "step",
+                    {
+                        "step": step,
+                        "total_steps": self.steps,
+                        "epoch": 1,
+                        "epochs": 1,
+                        "loss": 0.5 / step,
+                        "avg_loss": 0.4,
+                        "lr": 1e-4,
+                        "it_per_s": 2.0,
+                        "eta_s": self.steps - step,
+                    },
+                )
+            )
             for index, prompt in enumerate(self.sample_prompts):
                 sample = write_png(out / "sample" / f"{cfg.output_name}_{step:06d}_{index:02d}.png")
-                on_event(Event("sample", {"path": str(sample), "prompt": prompt, "step": step,
-                                          "epoch": None, "index": index}))
+                on_event(
+                    Event(
+                        "sample",
+                        {"path": str(sample), "prompt": prompt, "step": step, "epoch": None, "index": index},
+                    )
+                )
             if step == 1 and self.gate is not None:
                 self.gate.wait(10)
             if stop is not None and stop.is_set():
                 path = out / f"{cfg.output_name}.safetensors"
                 out.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(b"lora")
-                on_event(Event("saved", {"path": str(path), "epoch": 1, "step": step,
-                                         "final": True}))
+                on_event(Event("saved", {"path": str(path), "epoch": 1, "step": step, "final": True}))
                 on_event(Event("stopped", {"path": str(path), "step": step, "reason": "Stop"}))
                 return 0
         for event in self.extra_events:

@@ -1,4 +1,5 @@
 """The page is derived from the schema: one widget per field, values round-trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,15 +23,18 @@ def page():
 
 
 def field_components(demo: gr.Blocks) -> Counter:
-    return Counter(b.elem_id[len("field-"):] for b in demo.blocks.values()
-                   if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-"))
+    return Counter(
+        b.elem_id[len("field-") :]
+        for b in demo.blocks.values()
+        if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")
+    )
 
 
 def field_ids_under(block) -> set[str]:
     out = set()
     for child in getattr(block, "children", []):
         if isinstance(getattr(child, "elem_id", None), str) and child.elem_id.startswith("field-"):
-            out.add(child.elem_id[len("field-"):])
+            out.add(child.elem_id[len("field-") :])
         out |= field_ids_under(child)
     return out
 
@@ -42,8 +46,11 @@ def test_every_schema_field_has_exactly_one_widget(page):
 
 
 def test_widgets_follow_the_schema(page):
-    widgets = {b.elem_id[6:]: b for b in page.blocks.values()
-               if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")}
+    widgets = {
+        b.elem_id[6:]: b
+        for b in page.blocks.values()
+        if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")
+    }
     for name, spec in FIELDS.items():
         w = widgets[name]
         assert w.label == spec.label and w.info == spec.help, name
@@ -65,8 +72,9 @@ def test_widgets_follow_the_schema(page):
 
 
 def test_advanced_fields_sit_in_a_closed_accordion(page):
-    accordions = [b for b in page.blocks.values() if isinstance(b, gr.Accordion)
-                  and b.label != "Configuration file"]
+    accordions = [
+        b for b in page.blocks.values() if isinstance(b, gr.Accordion) and b.label != "Configuration file"
+    ]
     in_accordions = set()
     for acc in accordions:
         assert acc.open is False
@@ -85,8 +93,11 @@ def test_japanese_labels_come_from_the_schema():
 def test_every_event_reading_the_form_takes_raw_values(page):
     """A number out of range must reach our validation (which names the field), not fail
     in Gradio's Number.preprocess before any handler runs."""
-    field_ids = {b._id for b in page.blocks.values()
-                 if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")}
+    field_ids = {
+        b._id
+        for b in page.blocks.values()
+        if isinstance(getattr(b, "elem_id", None), str) and b.elem_id.startswith("field-")
+    }
     readers = [fn for fn in page.fns.values() if field_ids & {b._id for b in fn.inputs}]
     assert len(readers) >= 5
     assert all(fn.preprocess is False for fn in readers)
@@ -108,8 +119,14 @@ def test_an_emptied_number_is_reported_as_empty(values):
 
 
 def test_loading_a_preset_fills_every_field_it_names_and_defaults_the_rest():
-    raw = {"network_dim": 64, "network_alpha": 32.0, "flip_aug": True, "optimizer": "AdamW",
-           "max_resolution": "768,768", "output_name": "x"}
+    raw = {
+        "network_dim": 64,
+        "network_alpha": 32.0,
+        "flip_aug": True,
+        "optimizer": "AdamW",
+        "max_resolution": "768,768",
+        "output_name": "x",
+    }
     loaded = preset_values(raw)
     assert sorted(loaded.named) == sorted(raw)
     for name, spec in FIELDS.items():
@@ -118,9 +135,15 @@ def test_loading_a_preset_fills_every_field_it_names_and_defaults_the_rest():
 
 def test_a_field_added_to_the_schema_appears_without_a_gui_edit():
     base = FIELDS["noise_offset"]
-    extra = dataclasses.replace(base, name="brand_new_knob", label="Brand new knob",
-                                label_ja="新しいつまみ", group="Experiments", tab="Samples",
-                                help="A setting the GUI has never heard of.")
+    extra = dataclasses.replace(
+        base,
+        name="brand_new_knob",
+        label="Brand new knob",
+        label_ja="新しいつまみ",
+        group="Experiments",
+        tab="Samples",
+        help="A setting the GUI has never heard of.",
+    )
     secret = dataclasses.replace(FIELDS["huggingface_token"], name="api_key", advanced=False)
     fields = {**FIELDS, "brand_new_knob": extra, "api_key": secret}
     demo = build_app(AppOptions(lang="en"), api=FakeApi(), fields=fields)
@@ -146,6 +169,7 @@ def test_form_groups_problems_under_their_group():
         for tab in ("Parameters",):
             form.render_tab(tab, "en")
     from trainer.config import Problem
+
     boxes = form.error_texts([Problem("learning_rate", "5 is not allowed")], "en")
     texts = dict(zip(form.group_errors, boxes, strict=True))
     assert texts[("Parameters", "Optimizer")] == "⚠️ **Learning rate**: 5 is not allowed  "

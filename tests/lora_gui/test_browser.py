@@ -3,6 +3,7 @@
 The server runs in a scratch folder holding demo/model and demo/dataset, so the shipped
 demo preset (relative paths) trains there and nothing is written into the project.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ expect.set_options(timeout=30_000)  # a busy 2-core CI machine answers slowly
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = Path("/tmp/gui.png")
 LAST_PAGE = Path("/tmp/gui_last_test.png")
 
@@ -61,9 +68,13 @@ def server(tmp_path_factory, tiny_model, demo_dataset):
     log = work / "server.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "gui.py"), "--port", str(port),
-                                 "--presets-dir", str(work / "user")],
-                                cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "gui.py"), "--port", str(port), "--presets-dir", str(work / "user")],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # the model is built while the server imports gradio
         shutil.copytree(tiny_model("sd15"), work / "demo" / "model")
@@ -121,7 +132,8 @@ def load_preset(pg, name: str) -> None:
     pg.locator("#preset-load").click()
     expect(text_of(pg, "preset-message")).to_contain_text(f"Loaded {name}")
     expect(pg.locator("#field-pretrained_model_name_or_path").get_by_role("textbox")).to_have_value(
-        "demo/model")
+        "demo/model"
+    )
 
 
 def test_an_invalid_learning_rate_is_shown_next_to_the_field_and_nothing_starts(page, server):
@@ -185,13 +197,28 @@ def test_the_demo_trains_to_100_percent_and_offers_the_file(page, server):
 
 def test_a_kohya_gui_preset_dropped_on_the_page_fills_the_form_and_says_what_changed(page, server):
     kohya = server[1] / "kohya_lokr.json"
-    kohya.write_text(json.dumps({
-        "LoRA_type": "Kohya LoKr", "network_dim": 100000, "factor": 8, "optimizer": "Prodigy",
-        "optimizer_args": '"d_coef=1.0" "decouple=True"', "learning_rate": "1", "unet_lr": "1",
-        "text_encoder_lr": "1", "min_timestep": 100, "max_timestep": 900, "mixed_precision": "no",
-        "additional_parameters": "--log_prefix=mine --max_grad_norm=0.5", "model_list": "custom",
-        "sdxl_no_half_vae": True, "use_wandb": False,
-    }), encoding="utf-8")
+    kohya.write_text(
+        json.dumps(
+            {
+                "LoRA_type": "Kohya LoKr",
+                "network_dim": 100000,
+                "factor": 8,
+                "optimizer": "Prodigy",
+                "optimizer_args": '"d_coef=1.0" "decouple=True"',
+                "learning_rate": "1",
+                "unet_lr": "1",
+                "text_encoder_lr": "1",
+                "min_timestep": 100,
+                "max_timestep": 900,
+                "mixed_precision": "no",
+                "additional_parameters": "--log_prefix=mine --max_grad_norm=0.5",
+                "model_list": "custom",
+                "sdxl_no_half_vae": True,
+                "use_wandb": False,
+            }
+        ),
+        encoding="utf-8",
+    )
     page.locator("#preset-upload input[type='file']").set_input_files(str(kohya))
     message = text_of(page, "preset-message")
     expect(message).to_contain_text("'Kohya LoKr' -> 'LyCORIS/LoKr'", timeout=60_000)

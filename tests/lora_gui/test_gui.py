@@ -1,4 +1,5 @@
 """gui.py's flags: loopback by default, no exposure without a password, presets at start."""
+
 from __future__ import annotations
 
 import socket
@@ -20,23 +21,43 @@ def free_port() -> int:
 
 
 def test_another_host_without_auth_exits_2_with_a_message():
-    result = subprocess.run([sys.executable, str(ROOT / "gui.py"), "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "gui.py"), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert "--auth" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["--host", "192.168.1.5"], ["--share"],
-                                  ["--host", "0.0.0.0", "--auth", "nopassword"],
-                                  ["--host", "0.0.0.0", "--auth", ":x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--host", "192.168.1.5"],
+        ["--share"],
+        ["--host", "0.0.0.0", "--auth", "nopassword"],
+        ["--host", "0.0.0.0", "--auth", ":x"],
+    ],
+)
 def test_exposure_without_a_real_password_is_refused(argv, capsys):
     assert gui.main(argv) == 2
     assert "--auth" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                           ("127.0.0.2", True), ("0.0.0.0", False),
-                                           ("example.com", False), ("10.0.0.1", False)])
+@pytest.mark.parametrize(
+    "host,loopback",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("example.com", False),
+        ("10.0.0.1", False),
+    ],
+)
 def test_is_loopback(host, loopback):
     assert gui.is_loopback(host) is loopback
 
@@ -48,8 +69,7 @@ def test_launch_arguments_are_explicit_whatever_the_environment(monkeypatch, tmp
     options = gui.app_options(args)
     kw = gui.launch_kwargs(args, options)
     assert kw["share"] is False and kw["server_name"] == "127.0.0.1" and kw["auth"] is None
-    assert kw["allowed_paths"] == [str(Path("demo/output").resolve()),
-                                   str(Path("demo/logs").resolve())]
+    assert kw["allowed_paths"] == [str(Path("demo/output").resolve()), str(Path("demo/logs").resolve())]
     args = gui.parse_args(["--host", "0.0.0.0", "--auth", "me:pa:ss", "--share"])
     kw = gui.launch_kwargs(args, gui.app_options(args))
     assert kw["auth"] == ("me", "pa:ss") and kw["share"] is True and kw["allowed_paths"] == []
@@ -83,11 +103,19 @@ def test_demo_builds_what_is_missing_with_argument_lists(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(gui.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
     gui.ensure_demo(tmp_path)
-    assert [c[0][1] for c in calls] == [str(tmp_path / "scripts" / "make_tiny_model.py"),
-                                       str(tmp_path / "scripts" / "make_demo_dataset.py")]
+    assert [c[0][1] for c in calls] == [
+        str(tmp_path / "scripts" / "make_tiny_model.py"),
+        str(tmp_path / "scripts" / "make_demo_dataset.py"),
+    ]
     assert all(isinstance(cmd, list) and "shell" not in kw for cmd, kw in calls)
-    assert calls[0][0][2:] == ["--arch", "sd15", "--format", "diffusers", "--out",
-                               str(tmp_path / "demo" / "model")]
+    assert calls[0][0][2:] == [
+        "--arch",
+        "sd15",
+        "--format",
+        "diffusers",
+        "--out",
+        str(tmp_path / "demo" / "model"),
+    ]
 
 
 def test_demo_preset_points_into_the_project(monkeypatch, tmp_path):
@@ -99,11 +127,14 @@ def test_demo_preset_points_into_the_project(monkeypatch, tmp_path):
 
 
 def test_the_app_starts_without_torch_or_the_training_modules():
-    code = ("import sys; from lora_gui.app import build_app; build_app(); "
-            "heavy = [m for m in ('torch', 'diffusers', 'trainer.train', 'trainer.models') "
-            "if m in sys.modules]; print(heavy)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT, check=False)
+    code = (
+        "import sys; from lora_gui.app import build_app; build_app(); "
+        "heavy = [m for m in ('torch', 'diffusers', 'trainer.run.train', 'trainer.models') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

@@ -1,4 +1,5 @@
 """What the buttons do, without a server: start, stop, refusals, messages."""
+
 from __future__ import annotations
 
 import threading
@@ -123,8 +124,16 @@ def test_model_check_sets_the_family_and_keeps_v_param_unless_the_model_says_so(
 
 def test_summary_shows_folders_buckets_steps_skipped_files_and_advice(ctl, values):
     text = ctl.summary(values, "en")
-    for expected in ("`10_mychar`", "| 10 | 4 | 1 |", "512x512: 3", "576x448: 1", "**40** steps",
-                     "`mylora.safetensors`", "`10_x/notes.pdf`: not an image", "5,000-10,000"):
+    for expected in (
+        "`10_mychar`",
+        "| 10 | 4 | 1 |",
+        "512x512: 3",
+        "576x448: 1",
+        "**40** steps",
+        "`mylora.safetensors`",
+        "`10_x/notes.pdf`: not an image",
+        "5,000-10,000",
+    ):
         assert expected in text, expected
 
 
@@ -157,11 +166,24 @@ def test_only_the_newest_saved_files_are_offered_and_only_those_are_served(api, 
 
 def test_sample_images_are_listed_newest_first_with_step_and_prompt(tmp_path, values):
     outside = write_png(tmp_path / "elsewhere" / "secret.png")
-    api = FakeApi(sample_prompts=["a cat", "a dog"], extra_events=[
-        Event("sample", {"path": str(outside), "prompt": "outside", "step": 3, "epoch": None,
-                         "index": 5}),
-        Event("sample", {"path": str(tmp_path / "out" / "sample" / "gone.png"), "prompt": "gone",
-                         "step": 3, "epoch": None, "index": 6})])
+    api = FakeApi(
+        sample_prompts=["a cat", "a dog"],
+        extra_events=[
+            Event(
+                "sample", {"path": str(outside), "prompt": "outside", "step": 3, "epoch": None, "index": 5}
+            ),
+            Event(
+                "sample",
+                {
+                    "path": str(tmp_path / "out" / "sample" / "gone.png"),
+                    "prompt": "gone",
+                    "step": 3,
+                    "epoch": None,
+                    "index": 6,
+                },
+            ),
+        ],
+    )
     allowed: list[str] = []
     ctl = Controller(api, user_dir=tmp_path / "user", allow_file=allowed.append)
     assert ctl.start(values, "en").started and ctl.runner.wait(5)
@@ -169,8 +191,13 @@ def test_sample_images_are_listed_newest_first_with_step_and_prompt(tmp_path, va
     assert len(s.samples) == 8 and "Sample image" in "\n".join(s.logs)
     items = ctl.samples(s, "en")
     assert [caption for _, caption in items] == [
-        "Step 3: a cat", "Step 3: a dog", "Step 2: a cat", "Step 2: a dog",
-        "Step 1: a cat", "Step 1: a dog"]
+        "Step 3: a cat",
+        "Step 3: a dog",
+        "Step 2: a cat",
+        "Step 2: a dog",
+        "Step 1: a cat",
+        "Step 1: a dog",
+    ]
     out = (tmp_path / "out").resolve()
     assert all(Path(p).is_file() and Path(p).is_relative_to(out) for p, _ in items)
     assert Path(items[0][0]).name == "mylora_000003_00.png"
@@ -197,20 +224,25 @@ def test_the_run_panel_gallery_shows_the_samples_and_serves_only_them(tmp_path, 
     data = page.gallery.postprocess(gallery)
     assert [item.caption for item in data.root] == ["Step 3: a cat", "Step 2: a cat", "Step 1: a cat"]
     newest = Path(gallery[0][0])
-    assert is_allowed_file(newest, blocked_paths=[], allowed_paths=demo.allowed_paths,
-                           created_paths=[])[0]
-    assert not is_allowed_file(newest.parent / "other.png", blocked_paths=[],
-                               allowed_paths=demo.allowed_paths, created_paths=[])[0]
+    assert is_allowed_file(newest, blocked_paths=[], allowed_paths=demo.allowed_paths, created_paths=[])[0]
+    assert not is_allowed_file(
+        newest.parent / "other.png", blocked_paths=[], allowed_paths=demo.allowed_paths, created_paths=[]
+    )[0]
     # unchanged samples are not sent again; a language switch re-captions them
     assert page._panel("en", seen)[5] == gr.skip()
     assert page._panel("ja", seen)[5][0][1] == "ステップ 3: a cat"
 
 
-@pytest.mark.parametrize("arch,label,implied", [
-    ("sdxl", "SDXL (single file,", {"v2": False, "sdxl": True}),
-    ("sd15", "SD 1.x (single file,", {"v2": False, "sdxl": False})])
+@pytest.mark.parametrize(
+    "arch,label,implied",
+    [
+        ("sdxl", "SDXL (single file,", {"v2": False, "sdxl": True}),
+        ("sd15", "SD 1.x (single file,", {"v2": False, "sdxl": False}),
+    ],
+)
 def test_a_real_single_file_model_shows_its_summary_and_sets_the_family(
-        tmp_path, tiny_single_file, arch, label, implied):
+    tmp_path, tiny_single_file, arch, label, implied
+):
     import trainer.api
 
     path = tiny_single_file(arch)

@@ -1,4 +1,5 @@
 """Both languages for every GUI string, and the browser's choice."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,18 @@ from lora_gui import i18n
 from trainer.config import FIELDS, TABS
 
 
-@pytest.mark.parametrize("header,lang", [
-    ("ja-JP,ja;q=0.9,en-US;q=0.8", "ja"), ("en-US,en;q=0.9,ja;q=0.8", "en"),
-    ("fr-FR,ja;q=0.5", "ja"), ("de", "en"), ("", "en"), (None, "en"), ("en;q=0.1,ja;q=0.9", "ja"),
-])
+@pytest.mark.parametrize(
+    "header,lang",
+    [
+        ("ja-JP,ja;q=0.9,en-US;q=0.8", "ja"),
+        ("en-US,en;q=0.9,ja;q=0.8", "en"),
+        ("fr-FR,ja;q=0.5", "ja"),
+        ("de", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("en;q=0.1,ja;q=0.9", "ja"),
+    ],
+)
 def test_pick_language_from_accept_language(header, lang):
     assert i18n.pick_language(header) == lang
 

@@ -1,4 +1,5 @@
 """Presets in the GUI: shipped ones load, Kohya files import, saves hold no secrets."""
+
 from __future__ import annotations
 
 import json
@@ -54,9 +55,18 @@ def test_list_presets_shows_shipped_then_yours(tmp_path):
 
 
 def test_a_kohya_gui_preset_imports_with_notes_on_what_changed_and_what_was_unused(tmp_path):
-    kohya = {"use_8bit_adam": True, "xformers": True, "learning_rate": "0.0002", "epoch": "4",
-             "network_dim": 16, "LoRA_type": "Standard", "gui_theme_from_elsewhere": "dark",
-             "another_unknown_key": 0, "seed": "", "optimizer": "NotAnOptimizer"}
+    kohya = {
+        "use_8bit_adam": True,
+        "xformers": True,
+        "learning_rate": "0.0002",
+        "epoch": "4",
+        "network_dim": 16,
+        "LoRA_type": "Standard",
+        "gui_theme_from_elsewhere": "dark",
+        "another_unknown_key": 0,
+        "seed": "",
+        "optimizer": "NotAnOptimizer",
+    }
     path = tmp_path / "kohya.json"
     path.write_text(json.dumps(kohya), encoding="utf-8")
     loaded = read_preset(path)

@@ -1,4 +1,5 @@
 """The runner: events fold into a snapshot; several processes run under accelerate."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,44 @@ class FakeProc:
 
 def child_lines(out: Path) -> list[str]:
     path = str(out / "mylora.safetensors")
-    events = [Event("started", {"output_dir": str(out), "output_name": "mylora", "device": "cuda"}),
-              Event("step", {"step": 1, "total_steps": 2, "epoch": 1, "epochs": 1, "loss": 0.2,
-                             "avg_loss": 0.2, "lr": 1e-4, "it_per_s": 3.0, "eta_s": 1}),
-              Event("step", {"step": 2, "total_steps": 2, "epoch": 1, "epochs": 1, "loss": 0.1,
-                             "avg_loss": 0.15, "lr": 1e-4, "it_per_s": 3.0, "eta_s": 0}),
-              Event("saved", {"path": path, "epoch": 1, "step": 2, "final": True}),
-              Event("finished", {"path": path, "steps": 2, "seconds": 1.0})]
-    return (["The following values were not passed to `accelerate launch`...\n"]
-            + [e.to_json() + "\n" for e in events] + ["{not json\n"])
+    events = [
+        Event("started", {"output_dir": str(out), "output_name": "mylora", "device": "cuda"}),
+        Event(
+            "step",
+            {
+                "step": 1,
+                "total_steps": 2,
+                "epoch": 1,
+                "epochs": 1,
+                "loss": 0.2,
+                "avg_loss": 0.2,
+                "lr": 1e-4,
+                "it_per_s": 3.0,
+                "eta_s": 1,
+            },
+        ),
+        Event(
+            "step",
+            {
+                "step": 2,
+                "total_steps": 2,
+                "epoch": 1,
+                "epochs": 1,
+                "loss": 0.1,
+                "avg_loss": 0.15,
+                "lr": 1e-4,
+                "it_per_s": 3.0,
+                "eta_s": 0,
+            },
+        ),
+        Event("saved", {"path": path, "epoch": 1, "step": 2, "final": True}),
+        Event("finished", {"path": path, "steps": 2, "seconds": 1.0}),
+    ]
+    return (
+        ["The following values were not passed to `accelerate launch`...\n"]
+        + [e.to_json() + "\n" for e in events]
+        + ["{not json\n"]
+    )
 
 
 def test_several_processes_run_accelerate_with_an_argument_list(values, tmp_path):
@@ -55,10 +85,17 @@ def test_several_processes_run_accelerate_with_an_argument_list(values, tmp_path
     assert runner.wait(5)
     cmd = seen["cmd"]
     assert isinstance(cmd, list) and "shell" not in seen["kwargs"]
-    assert cmd == accelerate_command(cmd[cmd.index("--config") + 1], cfg.model_copy(
-        update={"num_processes": 2}))
-    assert cmd[:6] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                       "--num_processes", "2"]
+    assert cmd == accelerate_command(
+        cmd[cmd.index("--config") + 1], cfg.model_copy(update={"num_processes": 2})
+    )
+    assert cmd[:6] == [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+    ]
     assert cmd[cmd.index("--events") + 1] == "jsonl" and "-m" in cmd[4:]
     assert "huggingface_token" not in seen["config"] or not seen["config"]["huggingface_token"]
     assert seen["kwargs"]["env"]["HF_TOKEN"] == "hf_secret"
@@ -118,8 +155,7 @@ def test_snapshot_is_a_copy(values):
 
 
 def test_progress_line_and_formats():
-    s = RunState(status="running", step=50, total_steps=200, epoch=2, epochs=4, it_per_s=0.5,
-                 eta_s=3725)
+    s = RunState(status="running", step=50, total_steps=200, epoch=2, epochs=4, it_per_s=0.5, eta_s=3725)
     text = progress_markdown(s, "en")
     assert "**50 / 200** (25 %)" in text and "epoch 2 / 4" in text
     assert "2.00 s/it" in text and "about 1h 02m 05s left" in text

@@ -11,8 +11,12 @@ import pytest
 @pytest.fixture(scope="module")
 def report(script, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    assert script("bench").main(["--arch", "tiny", "--steps", "2", "--warmup", "0", "--threads", "1",
-                                 "--json", str(out)]) == 0
+    assert (
+        script("bench").main(
+            ["--arch", "tiny", "--steps", "2", "--warmup", "0", "--threads", "1", "--json", str(out)]
+        )
+        == 0
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -23,7 +27,8 @@ def test_smoke_run_reports_both_sides_and_their_ratio(report) -> None:
         assert r["images_per_sec"] == pytest.approx(2 / r["sec_per_step"], rel=1e-2)  # demo batch 2
         assert r["peak_mem_gib"] > 0.05  # torch alone is more than 50 MB
     assert report["ratio"] == pytest.approx(
-        report["ours"]["sec_per_step"] / report["reference"]["sec_per_step"], rel=1e-2)
+        report["ours"]["sec_per_step"] / report["reference"]["sec_per_step"], rel=1e-2
+    )
     assert report["settings"]["batch"] == 2 and report["settings"]["resolution"] == 128
     assert report["machine"]["cores"] >= 1 and report["command"].startswith("python scripts/bench.py")
 
@@ -45,8 +50,9 @@ def test_arch_defaults_follow_the_issue_targets(script, tmp_path: Path) -> None:
     assert sd15["network_train_unet_only"] and not sd15["gradient_checkpointing"]
     sdxl, res = bench.settings_for(bench._args(["--arch", "sdxl", "--device", "cuda"]), tmp_path, tmp_path)
     assert res == 1024 and sdxl["gradient_checkpointing"] and sdxl["sdxl"]
-    tiny, res = bench.settings_for(bench._args(["--set", "torch_compile=true", "--batch", "4"]),
-                                   tmp_path, tmp_path)
+    tiny, res = bench.settings_for(
+        bench._args(["--set", "torch_compile=true", "--batch", "4"]), tmp_path, tmp_path
+    )
     assert res == 128 and tiny["train_batch_size"] == 4 and tiny["torch_compile"] is True
     assert tiny["mixed_precision"] == "no" and not tiny["network_train_unet_only"]
 

@@ -15,8 +15,11 @@ CHECK = ROOT / "scripts" / "gpu_check.sh"
 
 
 def _bench_lines() -> list[list[str]]:
-    return [shlex.split(line) for line in CHECK.read_text(encoding="utf-8").splitlines()
-            if line.startswith("bench ")]
+    return [
+        shlex.split(line)
+        for line in CHECK.read_text(encoding="utf-8").splitlines()
+        if line.startswith("bench ")
+    ]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -1,6 +1,7 @@
 """Bad input, before anything loads: a corpus of broken images, captions and folders made
 here, and the device / output checks. Each case is skipped or reported by name, never a
 crash (ANCHORS.md section 8: what Kohya users lose runs to)."""
+
 from __future__ import annotations
 
 import codecs
@@ -15,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from trainer.caption_length import check_captions, long_caption_warning
 from trainer.config import FIELDS, ConfigError, config_from_dict
 from trainer.data.dataset import TrainDataset
 from trainer.data.folders import DatasetError, scan_dataset
 from trainer.data.images import load_rgb
-from trainer.plan import prepare_data
-from trainer.preflight import run_preflight
+from trainer.plan.training_plan import prepare_data
+from trainer.run.preflight import run_preflight
+from trainer.text.length import check_captions, long_caption_warning
 
 
 def _png(path: Path, img: Image.Image, **kw) -> Path:
@@ -52,8 +53,12 @@ def corpus(tmp_path_factory) -> Path:
     Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(d / "cmyk.jpg")
     grey = np.full((64, 64), 32768, dtype=np.uint16)
     _png(d / "grey16.png", Image.fromarray(grey, mode="I;16"))
-    _png(d / "anim.png", Image.new("RGB", (64, 64), "blue"), save_all=True,
-         append_images=[Image.new("RGB", (64, 64), "yellow")])
+    _png(
+        d / "anim.png",
+        Image.new("RGB", (64, 64), "blue"),
+        save_all=True,
+        append_images=[Image.new("RGB", (64, 64), "yellow")],
+    )
     full = (d / "good.png").read_bytes()
     (d / "truncated.png").write_bytes(full[: len(full) // 2])
     (d / "zero.jpg").write_bytes(b"")
@@ -89,8 +94,16 @@ def test_broken_files_are_skipped_with_a_reason_naming_each(scanned):
     assert "not an image" in skipped["page.jpg"]
     assert "symlink pointing outside" in skipped["link.png"]
     kept = sorted(item.path.name for item in scanned.items)
-    assert kept == ["anim.png", "cmyk.jpg", "good.png", "grey16.png", "la.png", "palette.png",
-                    "rgba.png", "rotated.jpg"]
+    assert kept == [
+        "anim.png",
+        "cmyk.jpg",
+        "good.png",
+        "grey16.png",
+        "la.png",
+        "palette.png",
+        "rgba.png",
+        "rotated.jpg",
+    ]
 
 
 def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
@@ -138,14 +151,21 @@ def test_bad_folder_names_are_named_with_the_reason(scanned):
     assert "skipped folder 'abc_letters'" in text and "'10_abc_letters'" in text
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.mkdir(), "is empty"),
-    (lambda root: (root.mkdir(), Image.new("RGB", (8, 8)).save(root / "a.png")),
-     "images must be inside <repeats>_<name> sub-folders"),
-    (lambda root: (root.mkdir(), (root / "0_x").mkdir(), (root / "abc_y").mkdir()),
-     "no <repeats>_<name> sub-folders"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.mkdir(), "is empty"),
+        (
+            lambda root: (root.mkdir(), Image.new("RGB", (8, 8)).save(root / "a.png")),
+            "images must be inside <repeats>_<name> sub-folders",
+        ),
+        (
+            lambda root: (root.mkdir(), (root / "0_x").mkdir(), (root / "abc_y").mkdir()),
+            "no <repeats>_<name> sub-folders",
+        ),
+    ],
+)
 def test_unusable_folders_explain_the_expected_layout(tmp_path, make, expected):
     root = tmp_path / "train"
     make(root)
@@ -161,9 +181,15 @@ def test_a_file_deleted_during_training_is_skipped_not_a_crash(tmp_path):
     d.mkdir(parents=True)
     for i in range(2):
         _png(d / f"{i}.png", Image.new("RGB", (64, 64)))
-    cfg, _ = config_from_dict({"pretrained_model_name_or_path": "m", "train_data_dir": str(d.parent),
-                               "output_dir": str(tmp_path / "o"), "max_resolution": "64,64",
-                               "min_bucket_reso": 64})
+    cfg, _ = config_from_dict(
+        {
+            "pretrained_model_name_or_path": "m",
+            "train_data_dir": str(d.parent),
+            "output_dir": str(tmp_path / "o"),
+            "max_resolution": "64,64",
+            "min_bucket_reso": 64,
+        }
+    )
     p = prepare_data(cfg)
     warnings: list[str] = []
     ds = TrainDataset(p.scan, None, p.choices, on_warning=warnings.append)
@@ -194,9 +220,13 @@ def test_captions_longer_than_the_token_limit_are_named(tiny_model, scanned):
 def base(tmp_path, tiny_model) -> dict:
     d = tmp_path / "train" / "1_x"
     d.mkdir(parents=True)
-    return {"pretrained_model_name_or_path": str(tiny_model("sd15")),
-            "train_data_dir": str(d.parent), "output_dir": str(tmp_path / "new" / "out"),
-            "mixed_precision": "no", "optimizer": "AdamW"}
+    return {
+        "pretrained_model_name_or_path": str(tiny_model("sd15")),
+        "train_data_dir": str(d.parent),
+        "output_dir": str(tmp_path / "new" / "out"),
+        "mixed_precision": "no",
+        "optimizer": "AdamW",
+    }
 
 
 def preflight(values: dict) -> tuple[dict[str, str], list[str]]:
@@ -213,15 +243,18 @@ def test_a_sound_config_passes_and_a_missing_output_folder_is_fine(base):
 def test_precision_and_packages_this_machine_lacks(base, monkeypatch):
     import importlib.util
 
-    import trainer.preflight as pf
+    import trainer.run.preflight as pf
 
     monkeypatch.setattr(pf, "_cuda", lambda: (False, False))
     assert "needs an NVIDIA GPU" in preflight({**base, "mixed_precision": "fp16"})[0]["mixed_precision"]
     monkeypatch.setattr(pf, "_cuda", lambda: (True, False))
     assert "no bf16 support" in preflight({**base, "mixed_precision": "bf16"})[0]["mixed_precision"]
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("xformers", "bitsandbytes") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("xformers", "bitsandbytes") else real(name, *a),
+    )
     problems, _ = preflight({**base, "xformers": "xformers", "optimizer": "AdamW8bit"})
     assert "xformers is not installed" in problems["xformers"]
     assert "bitsandbytes" in problems["optimizer"]
@@ -257,14 +290,32 @@ def assert_named_without_traceback(exc, key: str) -> None:
     assert not any(leak in text for leak in _LEAKS), text
 
 
-@pytest.mark.parametrize("key, value", [
-    ("learning_rate", 0), ("learning_rate", -1e-4), ("learning_rate", float("nan")),
-    ("learning_rate", "nan"), ("learning_rate", "1e-4 "), ("learning_rate", "fast"),
-    ("train_batch_size", 0), ("epoch", 0), ("save_every_n_epochs", 0), ("network_dim", 0),
-    ("network_dim", -4), ("network_alpha", 0), ("network_alpha", -1), ("max_resolution", "500,500"),
-    ("max_resolution", "32,32"), ("max_resolution", "big"), ("seed", -5), ("seed", 2**32),
-    ("train_batch_size", 2.5), ("epoch", True), ("mixed_precision", "fp8"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("learning_rate", 0),
+        ("learning_rate", -1e-4),
+        ("learning_rate", float("nan")),
+        ("learning_rate", "nan"),
+        ("learning_rate", "1e-4 "),
+        ("learning_rate", "fast"),
+        ("train_batch_size", 0),
+        ("epoch", 0),
+        ("save_every_n_epochs", 0),
+        ("network_dim", 0),
+        ("network_dim", -4),
+        ("network_alpha", 0),
+        ("network_alpha", -1),
+        ("max_resolution", "500,500"),
+        ("max_resolution", "32,32"),
+        ("max_resolution", "big"),
+        ("seed", -5),
+        ("seed", 2**32),
+        ("train_batch_size", 2.5),
+        ("epoch", True),
+        ("mixed_precision", "fp8"),
+    ],
+)
 def test_the_issue_list_of_bad_numbers_is_refused_by_key(key, value):
     with pytest.raises(ConfigError) as info:
         config_from_dict({**REQUIRED, key: value})
@@ -272,15 +323,22 @@ def test_the_issue_list_of_bad_numbers_is_refused_by_key(key, value):
 
 
 def test_alpha_above_rank_is_a_warning_not_an_error(tmp_path):
-    from trainer.plan import build_plan
+    from trainer.plan.training_plan import build_plan
 
     d = tmp_path / "1_x"
     d.mkdir()
     _png(d / "a.png", Image.new("RGB", (64, 64)))
-    cfg, _ = config_from_dict({**REQUIRED, "train_data_dir": str(tmp_path), "network_dim": 4,
-                               "network_alpha": 16, "max_resolution": "64,64", "min_bucket_reso": 64})
-    assert any("network_alpha (16) is larger than network_dim (4)" in w
-               for w in build_plan(cfg).warnings)
+    cfg, _ = config_from_dict(
+        {
+            **REQUIRED,
+            "train_data_dir": str(tmp_path),
+            "network_dim": 4,
+            "network_alpha": 16,
+            "max_resolution": "64,64",
+            "min_bucket_reso": 64,
+        }
+    )
+    assert any("network_alpha (16) is larger than network_dim (4)" in w for w in build_plan(cfg).warnings)
 
 
 def test_cli_lists_every_bad_setting_and_exits_2_without_a_traceback(tmp_path, capsys):
@@ -289,21 +347,39 @@ def test_cli_lists_every_bad_setting_and_exits_2_without_a_traceback(tmp_path, c
     from trainer.__main__ import main
 
     preset = tmp_path / "p.json"
-    preset.write_text(json.dumps({**REQUIRED, "learning_rate": "1e-4 ", "train_batch_size": 0,
-                                  "max_resolution": "500,500", "output_name": "a/b"}))
+    preset.write_text(
+        json.dumps(
+            {
+                **REQUIRED,
+                "learning_rate": "1e-4 ",
+                "train_batch_size": 0,
+                "max_resolution": "500,500",
+                "output_name": "a/b",
+            }
+        )
+    )
     assert main(["--config", str(preset)]) == 2
     err = capsys.readouterr().err
     for key in ("learning_rate", "train_batch_size", "max_resolution", "output_name"):
         assert key in err
     assert not any(leak in err for leak in _LEAKS)
 
-_padded_numbers = st.builds(lambda x, pad: f"{pad[0]}{x}{pad[1]}",
-                            st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True)),
-                            st.sampled_from([("", ""), (" ", ""), ("", " "), ("", "\n")]))
-_any_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**40, 2**40),
-                       st.text(max_size=12), _padded_numbers, st.booleans(), st.none(),
-                       st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),
-                                                                            st.integers(), max_size=1))
+
+_padded_numbers = st.builds(
+    lambda x, pad: f"{pad[0]}{x}{pad[1]}",
+    st.one_of(st.integers(-(10**6), 10**6), st.floats(allow_nan=True)),
+    st.sampled_from([("", ""), (" ", ""), ("", " "), ("", "\n")]),
+)
+_any_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**40), 2**40),
+    st.text(max_size=12),
+    _padded_numbers,
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
 
 
 @settings(max_examples=300, deadline=None)

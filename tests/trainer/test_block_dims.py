@@ -1,15 +1,16 @@
 """Ranks per U-Net block (block_dims ...), ranks from a LoRA file (dim_from_weights), and
 Kohya presets carrying these keys and the LyCORIS options."""
+
 import json
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from trainer.block_dims import block_index, parse_block_values
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
+from trainer.config.rules.blocks import block_index, parse_block_values
 from trainer.network.build import build_network, kohya_network_args
-from trainer.save import save_lora
+from trainer.network.lora_file import save_lora
 
 REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 # IN00-IN11 off, MID 3, OUT00-OUT11 2,2,2,4,4,4,6,6,6,8,8,8 (the tiny U-Net uses OUT00-OUT08).
@@ -20,36 +21,50 @@ ALPHAS = ",".join(["1"] * 12 + ["1.5"] + ["1"] * 6 + ["3"] * 6)
 @pytest.fixture(scope="module")
 def models(tiny_model):
     from trainer.models import load_models
-    return load_models(str(tiny_model("sd15")), v2=False, v_parameterization=False, sdxl=False,
-                       dtype=torch.float32, vae_path=None)
+
+    return load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    )
 
 
 def build(models, **settings):
     cfg = TrainingConfig(**{"network_dim": 4, "network_alpha": 2, **settings})
-    return build_network(cfg, models.unet, models.text_encoders, arch=models.arch, train_unet=True,
-                         train_text_encoder=True)
+    return build_network(
+        cfg, models.unet, models.text_encoders, arch=models.arch, train_unet=True, train_text_encoder=True
+    )
 
 
 def file_ranks(path) -> dict[str, tuple[int, float]]:
     """{module: (rank, alpha)} as read back from the saved .safetensors."""
     with safe_open(str(path), "pt") as f:
         keys = list(f.keys())
-        return {k.split(".")[0]: (f.get_tensor(k).shape[0], float(f.get_tensor(k.split(".")[0] + ".alpha")))
-                for k in keys if k.endswith(".lora_down.weight")}
+        return {
+            k.split(".")[0]: (f.get_tensor(k).shape[0], float(f.get_tensor(k.split(".")[0] + ".alpha")))
+            for k in keys
+            if k.endswith(".lora_down.weight")
+        }
 
 
-@pytest.mark.parametrize("name,arch,index", [
-    ("lora_unet_down_blocks_0_attentions_0_proj_in", "sd1", 1),          # IN01
-    ("lora_unet_down_blocks_0_downsamplers_0_conv", "sd1", 3),           # IN03
-    ("lora_unet_mid_block_attentions_0_proj_in", "sd1", 12),             # MID
-    ("lora_unet_up_blocks_0_resnets_0_conv1", "sd1", 13),                # OUT00
-    ("lora_unet_up_blocks_3_attentions_2_proj_out", "sd1", 24),          # OUT11
-    ("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", "sdxl", 5),  # IN04
-    ("lora_unet_middle_block_0_in_layers_2", "sdxl", 10),
-    ("lora_unet_middle_block_2_out_layers_3", "sdxl", 12),
-    ("lora_unet_output_blocks_8_1_proj_out", "sdxl", 21),                # OUT08
-    ("lora_te_text_model_encoder_layers_0_mlp_fc1", "sd1", None),
-])
+@pytest.mark.parametrize(
+    "name,arch,index",
+    [
+        ("lora_unet_down_blocks_0_attentions_0_proj_in", "sd1", 1),  # IN01
+        ("lora_unet_down_blocks_0_downsamplers_0_conv", "sd1", 3),  # IN03
+        ("lora_unet_mid_block_attentions_0_proj_in", "sd1", 12),  # MID
+        ("lora_unet_up_blocks_0_resnets_0_conv1", "sd1", 13),  # OUT00
+        ("lora_unet_up_blocks_3_attentions_2_proj_out", "sd1", 24),  # OUT11
+        ("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", "sdxl", 5),  # IN04
+        ("lora_unet_middle_block_0_in_layers_2", "sdxl", 10),
+        ("lora_unet_middle_block_2_out_layers_3", "sdxl", 12),
+        ("lora_unet_output_blocks_8_1_proj_out", "sdxl", 21),  # OUT08
+        ("lora_te_text_model_encoder_layers_0_mlp_fc1", "sd1", None),
+    ],
+)
 def test_each_module_has_its_place_in_kohyas_block_list(name, arch, index):
     assert block_index(name, arch) == index
 
@@ -82,15 +97,20 @@ def test_zero_blocks_get_no_module_and_the_file_has_each_blocks_rank_and_alpha(m
         else:
             i = block_index(name, "sd1")
             assert (rank, alpha) == (dims[i], alphas[i]), name
-    assert {r for n, (r, _) in ranks.items() if n.startswith("lora_unet_")} == {3, 4, 6}  # OUT00-OUT02 have no attention
+    assert {r for n, (r, _) in ranks.items() if n.startswith("lora_unet_")} == {
+        3,
+        4,
+        6,
+    }  # OUT00-OUT02 have no attention
 
 
 def test_conv_block_dims_give_standard_lora_convolutions_and_zero_lr_blocks_go(models):
     conv = ",".join(["1"] * 12 + ["2"] + ["3"] * 12)
     net = build(models, block_dims=",".join(["4"] * 25), conv_block_dims=conv)
     conv1 = {m.lora_name: m for m in net.unet_loras if m.lora_name.endswith("_conv1")}
-    assert conv1 and all(m.rank == (2 if "mid_block" in n else 1 if "down_" in n else 3)
-                         for n, m in conv1.items())
+    assert conv1 and all(
+        m.rank == (2 if "mid_block" in n else 1 if "down_" in n else 3) for n, m in conv1.items()
+    )
     assert all(float(m.alpha) == 1.0 for m in conv1.values())  # Standard: conv alpha 1, as Kohya
     plain = build(models)
     assert not any(m.lora_name.endswith("_conv1") for m in plain.unet_loras)
@@ -101,8 +121,9 @@ def test_conv_block_dims_give_standard_lora_convolutions_and_zero_lr_blocks_go(m
 
 
 def test_dim_from_weights_takes_every_modules_rank_and_alpha_from_the_file(models, tmp_path):
-    source = build(models, LoRA_type="Kohya LoCon", conv_dim=2, conv_alpha=1, block_dims=DIMS,
-                   block_alphas=ALPHAS)
+    source = build(
+        models, LoRA_type="Kohya LoCon", conv_dim=2, conv_alpha=1, block_dims=DIMS, block_alphas=ALPHAS
+    )
     with torch.no_grad():
         for p in source.parameters():
             p.add_(0.01)
@@ -131,16 +152,36 @@ def test_bad_block_settings_and_dim_from_weights_are_named():
 
 
 def test_a_kohya_preset_with_these_keys_loads_with_its_values():
-    raw = {**REQUIRED, "LoRA_type": "Standard", "block_dims": DIMS, "block_alphas": ALPHAS,
-           "conv_block_dims": "", "conv_block_alphas": "", "dim_from_weights": False, "use_cp": True,
-           "train_on_input": True, "rank_dropout_scale": False, "bypass_mode": False, "constrain": 0.0,
-           "rescaled": False, "unit": 1}
+    raw = {
+        **REQUIRED,
+        "LoRA_type": "Standard",
+        "block_dims": DIMS,
+        "block_alphas": ALPHAS,
+        "conv_block_dims": "",
+        "conv_block_alphas": "",
+        "dim_from_weights": False,
+        "use_cp": True,
+        "train_on_input": True,
+        "rank_dropout_scale": False,
+        "bypass_mode": False,
+        "constrain": 0.0,
+        "rescaled": False,
+        "unit": 1,
+    }
     cfg, warnings = config_from_dict(raw)
     assert (cfg.block_dims, cfg.block_alphas, cfg.use_cp, cfg.train_on_input) == (DIMS, ALPHAS, True, True)
     assert not any("not used by this trainer" in w for w in warnings), warnings
     assert any("use_cp only apply to the LyCORIS" in w for w in warnings)  # Standard ignores it
-    cfg, warnings = config_from_dict({**raw, "LoRA_type": "LyCORIS/Diag-OFT", "block_dims": "",
-                                      "block_alphas": "", "use_cp": False, "constrain": 0.001})
+    cfg, warnings = config_from_dict(
+        {
+            **raw,
+            "LoRA_type": "LyCORIS/Diag-OFT",
+            "block_dims": "",
+            "block_alphas": "",
+            "use_cp": False,
+            "constrain": 0.001,
+        }
+    )
     assert cfg.constrain == 0.001 and not any("not used" in w for w in warnings), warnings
 
 
@@ -157,12 +198,17 @@ def test_a_short_run_with_block_dims_saves_those_ranks(tiny_model, tmp_path):
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=1, train_batch_size=1,
-                          block_dims=DIMS, block_alphas=ALPHAS)
+    preset = write_preset(
+        tmp_path, tiny_model("sd15"), data, epoch=1, train_batch_size=1, block_dims=DIMS, block_alphas=ALPHAS
+    )
     assert main(["--config", str(preset)]) == 0
     path = tmp_path / "out" / "toy.safetensors"
     ranks = file_ranks(path)
-    assert {r for n, (r, _) in ranks.items() if n.startswith("lora_unet_")} == {3, 4, 6}  # OUT00-OUT02 have no attention
+    assert {r for n, (r, _) in ranks.items() if n.startswith("lora_unet_")} == {
+        3,
+        4,
+        6,
+    }  # OUT00-OUT02 have no attention
     assert not any("down_blocks" in n for n in ranks)
     with safe_open(str(path), "pt") as f:
         args = json.loads(f.metadata()["ss_network_args"])

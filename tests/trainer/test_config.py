@@ -1,4 +1,5 @@
 """The one schema: defaults, validation that lists every problem, presets and Kohya files."""
+
 import json
 
 import pytest
@@ -11,14 +12,12 @@ from trainer.config import (
     ConfigError,
     TrainingConfig,
     config_from_dict,
-    load_preset,
     preset_dict,
-    save_preset,
     validate_values,
 )
+from trainer.presets import load_preset, save_preset
 
-REQUIRED = {"pretrained_model_name_or_path": "demo/model", "train_data_dir": "data",
-            "output_dir": "out"}
+REQUIRED = {"pretrained_model_name_or_path": "demo/model", "train_data_dir": "data", "output_dir": "out"}
 
 
 def test_every_field_is_declared_once_with_help_in_both_languages_and_a_tab():
@@ -42,12 +41,28 @@ def test_kohya_defaults_and_the_max_train_steps_trap():
 
 def test_validation_lists_every_problem_at_once_naming_key_value_and_allowed():
     with pytest.raises(ConfigError) as info:
-        validate_values({**REQUIRED, "learning_rate": "1e-4 ", "train_batch_size": 0,
-                         "seed": -1, "output_name": "a/b", "optimizer": "Foo",
-                         "max_resolution": "500,512", "network_dim": 0})
+        validate_values(
+            {
+                **REQUIRED,
+                "learning_rate": "1e-4 ",
+                "train_batch_size": 0,
+                "seed": -1,
+                "output_name": "a/b",
+                "optimizer": "Foo",
+                "max_resolution": "500,512",
+                "network_dim": 0,
+            }
+        )
     by_key = info.value.by_key()
-    assert set(by_key) >= {"learning_rate", "train_batch_size", "seed", "output_name",
-                           "optimizer", "max_resolution", "network_dim"}
+    assert set(by_key) >= {
+        "learning_rate",
+        "train_batch_size",
+        "seed",
+        "output_name",
+        "optimizer",
+        "max_resolution",
+        "network_dim",
+    }
     assert "'1e-4'" in by_key["learning_rate"][0]
     assert "0" in by_key["train_batch_size"][0] and ">= 1" in by_key["train_batch_size"][0]
     assert "'AdamW'" in by_key["optimizer"][0]
@@ -69,14 +84,32 @@ def test_bad_output_names(name):
 
 def test_kohya_gui_preset_loads_with_migrations_and_unknown_keys_listed(tmp_path):
     kohya = {
-        "LoRA_type": "Standard", "pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5",
-        "train_data_dir": "C:/lora/img", "output_dir": "C:/lora/model", "output_name": "mycar",
-        "learning_rate": "0.0001", "lr_warmup": "10", "epoch": "10", "save_every_n_epochs": "3",
-        "train_batch_size": 2, "max_resolution": "768,768", "network_dim": 128,
-        "network_alpha": 64, "use_8bit_adam": True, "xformers": True, "seed": "",
-        "max_train_steps": "1600", "mixed_precision": "bf16", "cache_latents": True,
-        "model_list": "custom", "use_wandb": True, "rank_dropout_scale": False, "save_model_as": "safetensors",
-        "clip_skip": "2", "shuffle_caption": True, "keep_tokens": "1",
+        "LoRA_type": "Standard",
+        "pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5",
+        "train_data_dir": "C:/lora/img",
+        "output_dir": "C:/lora/model",
+        "output_name": "mycar",
+        "learning_rate": "0.0001",
+        "lr_warmup": "10",
+        "epoch": "10",
+        "save_every_n_epochs": "3",
+        "train_batch_size": 2,
+        "max_resolution": "768,768",
+        "network_dim": 128,
+        "network_alpha": 64,
+        "use_8bit_adam": True,
+        "xformers": True,
+        "seed": "",
+        "max_train_steps": "1600",
+        "mixed_precision": "bf16",
+        "cache_latents": True,
+        "model_list": "custom",
+        "use_wandb": True,
+        "rank_dropout_scale": False,
+        "save_model_as": "safetensors",
+        "clip_skip": "2",
+        "shuffle_caption": True,
+        "keep_tokens": "1",
     }
     path = tmp_path / "kohya.json"
     path.write_text(json.dumps(kohya), encoding="utf-8")
@@ -105,6 +138,7 @@ def test_preset_round_trip_never_writes_secrets(tmp_path):
 
 def test_shipped_presets_load(tmp_path):
     from pathlib import Path
+
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("presets").glob("*.json")):
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw.update({k: raw.get(k) or v for k, v in REQUIRED.items()})
@@ -126,9 +160,16 @@ _numeric = [n for n, s in FIELDS.items() if s.type in (int, float)]
 
 
 @settings(max_examples=150, deadline=None)
-@given(key=st.sampled_from(_numeric),
-       value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12),
-                       st.text(max_size=8), st.booleans(), st.none()))
+@given(
+    key=st.sampled_from(_numeric),
+    value=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(10**12), 10**12),
+        st.text(max_size=8),
+        st.booleans(),
+        st.none(),
+    ),
+)
 def test_any_rejected_value_gets_a_message_naming_its_key(key, value):
     try:
         validate_values({**REQUIRED, key: value})

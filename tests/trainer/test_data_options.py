@@ -4,6 +4,7 @@ Each dataset is built from a validated config the way the trainer builds it (Koh
 names, CaptionOptions.from_config, BatchLoader), so a setting that is declared but not
 wired would fail here.
 """
+
 import json
 import threading
 
@@ -15,7 +16,7 @@ from trainer.config import config_from_dict
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset, collate
 from trainer.data.loader import BatchLoader
-from trainer.plan import build_plan, prepare_data
+from trainer.plan.training_plan import build_plan, prepare_data
 
 TAGS = "toy, red, square, white, small, plain"
 
@@ -24,10 +25,19 @@ def make_config(tmp_path, reg=False, **over):
     data = make_toy_dataset(tmp_path / "data", n=2)
     for txt in (data / "1_toy").glob("*.txt"):
         txt.write_text(TAGS, encoding="utf-8")
-    values = {"pretrained_model_name_or_path": "unused", "train_data_dir": str(data),
-              "output_dir": str(tmp_path / "out"), "max_resolution": "64,64",
-              "min_bucket_reso": 64, "max_bucket_reso": 128, "bucket_no_upscale": False,
-              "mixed_precision": "no", "train_batch_size": 2, "seed": 3, **over}
+    values = {
+        "pretrained_model_name_or_path": "unused",
+        "train_data_dir": str(data),
+        "output_dir": str(tmp_path / "out"),
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "bucket_no_upscale": False,
+        "mixed_precision": "no",
+        "train_batch_size": 2,
+        "seed": 3,
+        **over,
+    }
     if reg:
         folder = tmp_path / "reg" / "1_toy"
         folder.mkdir(parents=True)
@@ -39,10 +49,18 @@ def make_config(tmp_path, reg=False, **over):
 
 def make_loader(cfg, workers=0, persistent=False, warnings=None):
     p = prepare_data(cfg)
-    ds = TrainDataset(p.scan, p.reg_scan, p.choices, p.reg_choices, flip_aug=cfg.flip_aug,
-                      random_crop=cfg.random_crop, color_aug=cfg.color_aug,
-                      captions=CaptionOptions.from_config(cfg), seed=cfg.seed,
-                      on_warning=(warnings.append if warnings is not None else None))
+    ds = TrainDataset(
+        p.scan,
+        p.reg_scan,
+        p.choices,
+        p.reg_choices,
+        flip_aug=cfg.flip_aug,
+        random_crop=cfg.random_crop,
+        color_aug=cfg.color_aug,
+        captions=CaptionOptions.from_config(cfg),
+        seed=cfg.seed,
+        on_warning=(warnings.append if warnings is not None else None),
+    )
     batcher = BucketBatcher(ds.bucket_entries(), cfg.train_batch_size, cfg.seed)
     return ds, BatchLoader(ds, batcher, with_images=True, workers=workers, persistent=persistent)
 
@@ -146,24 +164,31 @@ def test_color_aug_and_random_crop_turn_the_latent_cache_off_with_a_notice(tmp_p
 
 def test_color_aug_setting_is_in_the_schema_and_loads_from_a_kohya_preset(tmp_path):
     from trainer.config import FIELDS
+
     spec = FIELDS["color_aug"]
     assert (spec.tab, spec.group, spec.type, spec.default) == ("Advanced", "Data", bool, False)
     assert spec.help and spec.help_ja and spec.label_ja
-    cfg, _ = make_config(tmp_path, color_aug=True, max_data_loader_n_workers="2",
-                         persistent_data_loader_workers=True)
+    cfg, _ = make_config(
+        tmp_path, color_aug=True, max_data_loader_n_workers="2", persistent_data_loader_workers=True
+    )
     assert cfg.color_aug and cfg.max_data_loader_n_workers == 2 and cfg.persistent_data_loader_workers
 
 
 # ---- data loader workers --------------------------------------------------------------------
 def _batches(loader, epochs):
-    return [(b["indices"], b["captions"], b["flipped"], b["images"])
-            for e in epochs for b in loader.epoch(e)]
+    return [(b["indices"], b["captions"], b["flipped"], b["images"]) for e in epochs for b in loader.epoch(e)]
 
 
 @pytest.mark.parametrize("persistent", [False, True])
 def test_workers_give_the_same_batches_as_the_main_process(tmp_path, persistent):
-    cfg, _ = make_config(tmp_path, flip_aug=True, color_aug=True, shuffle_caption=True,
-                         caption_dropout_rate=0.3, train_batch_size=1)
+    cfg, _ = make_config(
+        tmp_path,
+        flip_aug=True,
+        color_aug=True,
+        shuffle_caption=True,
+        caption_dropout_rate=0.3,
+        train_batch_size=1,
+    )
     _, main_loader = make_loader(cfg)
     _, worker_loader = make_loader(cfg, workers=2, persistent=persistent)
     expected, got = _batches(main_loader, [1, 2, 3]), _batches(worker_loader, [1, 2, 3])
@@ -187,21 +212,31 @@ def test_a_broken_image_in_a_worker_is_reported_by_the_main_process_once(tmp_pat
 def test_reg_images_loss_is_weighted_by_prior_loss_weight(tmp_path, tiny_model):
     """A reg image identical to a training image (same picture, caption, noise) adds its
     loss times prior_loss_weight."""
-    from trainer.train import Run
+    from trainer.run.train import Run
 
-    cfg, _ = make_config(tmp_path, reg=True, pretrained_model_name_or_path=str(tiny_model("sd15")),
-                         prior_loss_weight=0.25, cache_latents=False, optimizer="AdamW",
-                         train_batch_size=1)
+    cfg, _ = make_config(
+        tmp_path,
+        reg=True,
+        pretrained_model_name_or_path=str(tiny_model("sd15")),
+        prior_loss_weight=0.25,
+        cache_latents=False,
+        optimizer="AdamW",
+        train_batch_size=1,
+    )
     prepared = prepare_data(cfg)
     run = Run(cfg, build_plan(cfg, prepared), prepared, lambda event: None, threading.Event())
     run.prepare()
     entries = run.dataset.entries
     train_i = next(i for i, e in enumerate(entries) if not e.is_reg)
-    reg_i = next(i for i, e in enumerate(entries) if e.is_reg and e.item.path.name == entries[train_i].item.path.name)
+    reg_i = next(
+        i for i, e in enumerate(entries) if e.is_reg and e.item.path.name == entries[train_i].item.path.name
+    )
 
     def loss_of(i):
         torch.manual_seed(0)  # the VAE's latent sample
-        return float(run._step_loss(collate([run.dataset.sample(i, 1)]), torch.Generator().manual_seed(1)).detach())
+        return float(
+            run._step_loss(collate([run.dataset.sample(i, 1)]), torch.Generator().manual_seed(1)).detach()
+        )
 
     train_loss = loss_of(train_i)
     assert train_loss > 0
@@ -214,9 +249,18 @@ def test_a_run_with_workers_and_color_aug_trains_without_a_latent_cache(tiny_mod
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=2, epoch=1,
-                          color_aug=True, flip_aug=True, cache_latents=True,
-                          max_data_loader_n_workers=1, persistent_data_loader_workers=True)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=2,
+        epoch=1,
+        color_aug=True,
+        flip_aug=True,
+        cache_latents=True,
+        max_data_loader_n_workers=1,
+        persistent_data_loader_workers=True,
+    )
     assert main(["--config", str(preset), "--events", "jsonl"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     messages = [e.get("message", "") for e in events]

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, EpochBatchSampler, TrainDataset, collate
 from trainer.data.images import load_rgb
-from trainer.plan import prepare_data
+from trainer.plan.training_plan import prepare_data
 
 
 @dataclass
@@ -28,8 +28,11 @@ class Cfg:
     bucket_no_upscale: bool = False
 
 
-ENTRIES = [(i, (512, 512)) for i in range(7)] + [(i, (640, 384)) for i in range(7, 12)] + \
-          [(i, (256, 832)) for i in range(12, 13)]
+ENTRIES = (
+    [(i, (512, 512)) for i in range(7)]
+    + [(i, (640, 384)) for i in range(7, 12)]
+    + [(i, (256, 832)) for i in range(12, 13)]
+)
 
 
 def batches_bucket(batch):
@@ -103,8 +106,7 @@ def test_crop_top_left_is_centred_and_mirrored_on_flip(tmp_path):
     (tmp_path / "1_x").mkdir()
     Image.new("RGB", (300, 256), (9, 9, 9)).save(tmp_path / "1_x" / "a.png")
     # 300x256 is under 320x320's area: it keeps its size, the bucket is cut to 256x256.
-    p = prepare_data(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320",
-                         bucket_no_upscale=True))
+    p = prepare_data(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320", bucket_no_upscale=True))
     ds = TrainDataset(p.scan, None, p.choices)
     assert ds.entries[0].choice.bucket == (256, 256)
     assert ds.load_image(0, flip=False)["crop_top_left"] == (0, 22)
@@ -124,6 +126,7 @@ def test_transparent_png_is_composited_on_white(tmp_path):
 
 def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     import numpy as np
+
     arr = np.full((16, 16), 32768, dtype=np.uint16)
     Image.fromarray(arr).save(tmp_path / "g16.png")
     rgb = load_rgb(tmp_path / "g16.png")
@@ -145,8 +148,14 @@ def test_broken_image_during_training_is_skipped_with_a_warning(prepared):
 
 
 def test_dataloader_batches_share_a_bucket(prepared):
-    ds = TrainDataset(prepared.scan, None, prepared.choices,
-                      captions=CaptionOptions(shuffle=True, keep_tokens=1), flip_aug=True, seed=3)
+    ds = TrainDataset(
+        prepared.scan,
+        None,
+        prepared.choices,
+        captions=CaptionOptions(shuffle=True, keep_tokens=1),
+        flip_aug=True,
+        seed=3,
+    )
     sampler = EpochBatchSampler(BucketBatcher(ds.bucket_entries(), 2, seed=3))
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate)
     seen = []

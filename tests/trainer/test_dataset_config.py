@@ -1,4 +1,5 @@
 """dataset_config: sd-scripts' dataset TOML in place of the image folder."""
+
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from tests.trainer.test_train_e2e import write_preset
 from trainer.config import config_from_dict
 from trainer.data.dataset_config import read_dataset_config, resolve_dataset_config
 from trainer.data.folders import DatasetError
-from trainer.plan import build_plan
+from trainer.plan.training_plan import build_plan
 
 BASE = {"pretrained_model_name_or_path": "m", "output_dir": "o", "mixed_precision": "no"}
 
@@ -34,7 +35,9 @@ def toml(tmp_path):
     folder(tmp_path / "char", 2, "mychar, smile")
     folder(tmp_path / "outfit", 1, "mychar, coat", ext=".caption")
     folder(tmp_path / "reg", 3)  # no captions: the class token is the caption
-    return write_toml(tmp_path, """
+    return write_toml(
+        tmp_path,
+        """
 [general]
 shuffle_caption = true
 keep_tokens = 1
@@ -59,7 +62,8 @@ max_bucket_reso = 128
   image_dir = 'reg'
   is_reg = true
   class_tokens = 'woman'
-""")
+""",
+    )
 
 
 def test_subsets_repeats_reg_and_run_settings_reach_the_plan(toml):
@@ -75,7 +79,7 @@ def test_subsets_repeats_reg_and_run_settings_reach_the_plan(toml):
 
 
 def test_captions_come_from_each_subsets_extension_or_class_token(toml):
-    from trainer.plan import prepare_data
+    from trainer.plan.training_plan import prepare_data
 
     cfg, _ = resolve_dataset_config(config_from_dict({**BASE, "dataset_config": str(toml)})[0])
     prepared = prepare_data(cfg)
@@ -84,16 +88,27 @@ def test_captions_come_from_each_subsets_extension_or_class_token(toml):
     assert {item.caption for item in prepared.reg_scan.items} == {"woman"}
 
 
-@pytest.mark.parametrize("text, words", [
-    (("[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nkeep_tokens=1\n"
-     "[[datasets.subsets]]\nimage_dir='b'\nkeep_tokens=2"), "keep_tokens is 1 in dataset 1 subset 1"),
-    ("[[datasets]]\n[[datasets.subsets]]\nmetadata_file='m.json'", "fine-tuning datasets"),
-    ("[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nnum_repeat=3", "'num_repeat' is not a dataset option"),
-    ("[[datasets]]\n[[datasets.subsets]]\nnum_repeats=3", "image_dir is missing"),
-    ("[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nnum_repeats=0", "num_repeats = 0"),
-    ("[general\n", "is not valid TOML"),
-    ("[general]\nshuffle_caption=true", "has no [[datasets]]"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            (
+                "[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nkeep_tokens=1\n"
+                "[[datasets.subsets]]\nimage_dir='b'\nkeep_tokens=2"
+            ),
+            "keep_tokens is 1 in dataset 1 subset 1",
+        ),
+        ("[[datasets]]\n[[datasets.subsets]]\nmetadata_file='m.json'", "fine-tuning datasets"),
+        (
+            "[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nnum_repeat=3",
+            "'num_repeat' is not a dataset option",
+        ),
+        ("[[datasets]]\n[[datasets.subsets]]\nnum_repeats=3", "image_dir is missing"),
+        ("[[datasets]]\n[[datasets.subsets]]\nimage_dir='a'\nnum_repeats=0", "num_repeats = 0"),
+        ("[general\n", "is not valid TOML"),
+        ("[general]\nshuffle_caption=true", "has no [[datasets]]"),
+    ],
+)
 def test_a_file_that_cannot_be_used_is_named_with_the_reason(tmp_path, text, words):
     with pytest.raises(DatasetError) as info:
         read_dataset_config(write_toml(tmp_path, text))
@@ -111,8 +126,15 @@ def test_a_value_the_settings_refuse_is_named(tmp_path):
 def test_a_run_trains_from_a_dataset_config_without_an_image_folder(tiny_model, tmp_path, toml):
     from trainer.__main__ import main
 
-    preset = write_preset(tmp_path, tiny_model("sd15"), Path(""), train_data_dir="",
-                          dataset_config=str(toml), max_train_steps=2, epoch=1)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        Path(""),
+        train_data_dir="",
+        dataset_config=str(toml),
+        max_train_steps=2,
+        epoch=1,
+    )
     assert json.loads(preset.read_text())["train_data_dir"] == ""
     assert main(["--config", str(preset)]) == 0
     assert (tmp_path / "out" / "toy.safetensors").is_file()

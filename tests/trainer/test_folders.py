@@ -6,12 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from trainer.data.folders import (
-    DatasetError,
-    parse_repeats,
-    reg_repeat_counts,
-    scan_dataset,
-)
+from trainer.data.folders import DatasetError, parse_repeats, reg_repeat_counts, scan_dataset
 
 
 def make_image(path: Path, size=(64, 48), color=(200, 30, 30), **save_args) -> Path:
@@ -20,18 +15,21 @@ def make_image(path: Path, size=(64, 48), color=(200, 30, 30), **save_args) -> P
     return path
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("50_mycar", (50, "mycar")),
-    ("50_my car", (50, "my car")),
-    ("1_a_b", (1, "a_b")),
-    ("007_bond", (7, "bond")),
-    ("3_", (3, "")),
-    ("0_x", None),
-    ("abc_x", None),
-    ("x", None),
-    ("-1_x", None),
-    ("1.5_x", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("50_mycar", (50, "mycar")),
+        ("50_my car", (50, "my car")),
+        ("1_a_b", (1, "a_b")),
+        ("007_bond", (7, "bond")),
+        ("3_", (3, "")),
+        ("0_x", None),
+        ("abc_x", None),
+        ("x", None),
+        ("-1_x", None),
+        ("1.5_x", None),
+    ],
+)
 def test_parse_repeats(name, expected):
     assert parse_repeats(name) == expected
 
@@ -54,8 +52,14 @@ def test_scan_reads_repeats_sizes_and_captions(tmp_path):
     assert by_name["a.png"].has_caption_file
     assert by_name["d.bmp"].repeats == 2 and by_name["d.bmp"].subset == "2_style"
     assert by_name["a.png"].repeats == 10 and not by_name["a.png"].is_reg
-    assert scan.subsets[0] == {"folder": "10_mychar", "repeats": 10, "name": "mychar",
-                               "images": 3, "missing_captions": 1, "is_reg": False}
+    assert scan.subsets[0] == {
+        "folder": "10_mychar",
+        "repeats": 10,
+        "name": "mychar",
+        "images": 3,
+        "missing_captions": 1,
+        "is_reg": False,
+    }
     assert any("1 of 3 images have no caption file" in w for w in scan.warnings)
     assert scan.skipped == []
 
@@ -184,6 +188,7 @@ def test_reg_round_robin_matches_the_train_count():
     class R:
         def __init__(self, repeats):
             self.repeats = repeats
+
     assert reg_repeat_counts([R(1)] * 3, 7) == [3, 2, 2]
     assert reg_repeat_counts([R(1)] * 5, 3) == [1, 1, 1, 0, 0]
     assert sum(reg_repeat_counts([R(2)] * 4, 20)) == 20

@@ -23,15 +23,26 @@ pytestmark = pytest.mark.gpu
 
 def _prepared_run(tmp: Path, model: Path, **over):
     from trainer.config import config_from_dict
-    from trainer.plan import build_plan, prepare_data
-    from trainer.train import Run
+    from trainer.plan.training_plan import build_plan, prepare_data
+    from trainer.run.train import Run
 
     preset = {
-        "pretrained_model_name_or_path": str(model), "train_data_dir": str(make_toy_dataset(tmp / "data")),
-        "output_dir": str(tmp / "out"), "output_name": "gpu", "mixed_precision": "bf16",
-        "optimizer": "AdamW", "learning_rate": 1e-3, "train_batch_size": 2, "max_train_steps": 8,
-        "max_resolution": "64,64", "min_bucket_reso": 64, "max_bucket_reso": 128,
-        "network_dim": 4, "network_alpha": 4, "seed": 3, "cache_latents": True,
+        "pretrained_model_name_or_path": str(model),
+        "train_data_dir": str(make_toy_dataset(tmp / "data")),
+        "output_dir": str(tmp / "out"),
+        "output_name": "gpu",
+        "mixed_precision": "bf16",
+        "optimizer": "AdamW",
+        "learning_rate": 1e-3,
+        "train_batch_size": 2,
+        "max_train_steps": 8,
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "network_dim": 4,
+        "network_alpha": 4,
+        "seed": 3,
+        "cache_latents": True,
         "network_train_unet_only": True,
     }
     preset.update(over)
@@ -64,8 +75,9 @@ def _train(run, steps: int) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("precision,dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
 def test_half_precision_step_trains_fp32_lora_on_half_weights(tmp_path, tiny_model, precision, dtype) -> None:
-    run = _prepared_run(tmp_path, tiny_model("sd15"), mixed_precision=precision,
-                        network_train_unet_only=False)  # the text encoder's LoRA too
+    run = _prepared_run(
+        tmp_path, tiny_model("sd15"), mixed_precision=precision, network_train_unet_only=False
+    )  # the text encoder's LoRA too
     assert run.device.type == "cuda" and run.models.unet.dtype == dtype
     before = {k: v.clone() for k, v in run.network.state_dict().items()}
     losses = _train(run, 3)
@@ -102,8 +114,15 @@ def test_adamw8bit_trains(tmp_path, tiny_model) -> None:
     assert all(torch.isfinite(loss).all() for loss in _train(run, 3))
 
 
-@pytest.mark.parametrize("name", ["PagedAdamW32bit", "PagedLion8bit", "bitsandbytes.optim.AdEMAMix8bit",
-                                  "bitsandbytes.optim.PagedAdEMAMix8bit"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PagedAdamW32bit",
+        "PagedLion8bit",
+        "bitsandbytes.optim.AdEMAMix8bit",
+        "bitsandbytes.optim.PagedAdEMAMix8bit",
+    ],
+)
 def test_other_bitsandbytes_optimizers_train(tmp_path, tiny_model, name) -> None:
     pytest.importorskip("bitsandbytes")
     run = _prepared_run(tmp_path, tiny_model("sd15"), optimizer=name)

@@ -1,5 +1,6 @@
 """What a Kohya GUI user brings along: its other key spellings, "Additional parameters",
 several GPUs (accelerate launch settings) and the pruning of old training states."""
+
 import json
 import sys
 from pathlib import Path
@@ -9,14 +10,19 @@ import pytest
 import torch
 
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
-from trainer.checkpoints import IntermediateSaves, prune_epoch_states, prune_step_states
 from trainer.config import FIELDS, config_from_dict
+from trainer.config.kohya import parse_additional_parameters
 from trainer.config.validate import ConfigError
-from trainer.kohya_args import parse_additional_parameters
 from trainer.launch import accelerate_command, under_launcher
+from trainer.plan.saves import IntermediateSaves, prune_epoch_states, prune_step_states
 
-BASE = {"pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5", "train_data_dir": "C:/img",
-        "output_dir": "C:/out", "output_name": "mine", "mixed_precision": "no"}
+BASE = {
+    "pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5",
+    "train_data_dir": "C:/img",
+    "output_dir": "C:/out",
+    "output_name": "mine",
+    "mixed_precision": "no",
+}
 
 
 def load(**preset):
@@ -25,10 +31,18 @@ def load(**preset):
 
 # ---- key spellings ---------------------------------------------------------------------------
 def test_older_and_sdxl_specific_kohya_keys_become_ours():
-    cfg, warnings = load(lora_network_weights="C:/loras/start.safetensors", sdxl=True,
-                         sdxl_cache_text_encoder_outputs=True, network_train_unet_only=True,
-                         sdxl_no_half_vae=True, dynamo_backend="inductor", multi_gpu=True,
-                         num_machines=1, highvram=True, log_with="tensorboard")
+    cfg, warnings = load(
+        lora_network_weights="C:/loras/start.safetensors",
+        sdxl=True,
+        sdxl_cache_text_encoder_outputs=True,
+        network_train_unet_only=True,
+        sdxl_no_half_vae=True,
+        dynamo_backend="inductor",
+        multi_gpu=True,
+        num_machines=1,
+        highvram=True,
+        log_with="tensorboard",
+    )
     assert cfg.network_weights == "C:/loras/start.safetensors"
     older, _ = load(conv_dims="", conv_alphas="")  # older names of the conv block lists, empty
     assert older.conv_block_dims == ""
@@ -40,12 +54,17 @@ def test_older_and_sdxl_specific_kohya_keys_become_ours():
 
 
 def test_off_switches_we_lack_are_not_reported_but_set_ones_are():
-    _, warnings = load(use_wandb=False, weighted_captions=False, no_token_padding=False,
-                       model_list="", some_new_kohya_switch=True, some_new_kohya_number=0)
+    _, warnings = load(
+        use_wandb=False,
+        weighted_captions=False,
+        no_token_padding=False,
+        model_list="",
+        some_new_kohya_switch=True,
+        some_new_kohya_number=0,
+    )
     unused = next(w for w in warnings if "not used" in w)
     assert "some_new_kohya_switch" in unused and "some_new_kohya_number" in unused
-    assert not any(k in unused for k in ("use_wandb", "weighted_captions", "no_token_padding",
-                                         "model_list"))
+    assert not any(k in unused for k in ("use_wandb", "weighted_captions", "no_token_padding", "model_list"))
 
 
 def test_dynamo_backend_no_leaves_compile_off():
@@ -55,9 +74,13 @@ def test_dynamo_backend_no_leaves_compile_off():
 
 # ---- additional parameters -----------------------------------------------------------------
 def test_additional_parameters_naming_our_settings_become_them_the_rest_are_named():
-    cfg, warnings = load(max_grad_norm=1.0, additional_parameters=(
-        '--max_grad_norm=0.5 --sdpa --log_prefix run1 --optimizer_type Lion '
-        '--optimizer_args weight_decay=0.1 betas=0.9,0.99 --cache_latents'))
+    cfg, warnings = load(
+        max_grad_norm=1.0,
+        additional_parameters=(
+            "--max_grad_norm=0.5 --sdpa --log_prefix run1 --optimizer_type Lion "
+            "--optimizer_args weight_decay=0.1 betas=0.9,0.99 --cache_latents"
+        ),
+    )
     assert cfg.max_grad_norm == 0.5  # last on Kohya's command line: it wins
     assert (cfg.xformers, cfg.optimizer, cfg.cache_latents) == ("sdpa", "Lion", True)
     assert cfg.optimizer_args == "weight_decay=0.1 betas=0.9,0.99"
@@ -67,8 +90,7 @@ def test_additional_parameters_naming_our_settings_become_them_the_rest_are_name
 
 
 def test_additional_parameters_keep_windows_paths_and_are_never_run():
-    found, notes = parse_additional_parameters(r'--vae "C:\models\my vae.safetensors"; rm -rf /',
-                                               set(FIELDS))
+    found, notes = parse_additional_parameters(r'--vae "C:\models\my vae.safetensors"; rm -rf /', set(FIELDS))
     assert found == {"vae": r"C:\models\my vae.safetensors;"}
     assert notes[-1] == "additional_parameters: not used by this trainer (ignored): rm, -rf, /"
     found, notes = parse_additional_parameters('--vae "unclosed', set(FIELDS))
@@ -89,8 +111,17 @@ def test_kohya_accelerate_settings_load_and_build_the_launch_arguments():
     cfg, _ = load(num_processes="2", gpu_ids="0, 1", main_process_port="29600", multi_gpu=True)
     assert (cfg.num_processes, cfg.main_process_port) == (2, 29600)
     cmd = accelerate_command("run.json", cfg, python="py")
-    assert cmd[:9] == ["py", "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                       "--num_machines", "1", "--mixed_precision"]
+    assert cmd[:9] == [
+        "py",
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+    ]
     assert cmd[cmd.index("--gpu_ids") + 1] == "0,1"
     assert cmd[cmd.index("--main_process_port") + 1] == "29600"
     assert cmd[-5:] == ["trainer", "--config", "run.json", "--events", "jsonl"]
@@ -113,7 +144,7 @@ def test_inside_a_launcher_the_trainer_does_not_launch_again():
 
 
 def test_the_plan_counts_the_steps_each_process_shares(tiny_model, tmp_path):
-    from trainer.plan import build_plan
+    from trainer.plan.training_plan import build_plan
 
     data = make_toy_dataset(tmp_path / "data", n=4)
     preset = write_preset(tmp_path, tiny_model("sd15"), data, train_batch_size=1, epoch=1)
@@ -161,8 +192,7 @@ def test_old_state_folders_are_pruned_but_never_a_folder_that_is_not_a_state(tmp
     make_state(tmp_path, "toy-state")  # the final state
     removed = prune_epoch_states(tmp_path, "toy", current_epoch=3, keep=1)
     assert sorted(p.name for p in removed) == ["toy-000001-state", "toy-000002-state"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy-000000-state", "toy-000003-state",
-                                                         "toy-state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy-000000-state", "toy-000003-state", "toy-state"]
     for s in (100, 200, 300):
         make_state(tmp_path, f"toy-step{s:08d}-state")
     prune_step_states(tmp_path, "toy", current_step=300, window=150)
@@ -177,16 +207,24 @@ def test_states_follow_the_file_pruning_unless_their_own_number_is_set(tmp_path)
             make_state(tmp_path, f"{name}-state")
             return tmp_path / f"{name}.safetensors"
 
-    settings = SimpleNamespace(output_dir=str(tmp_path), output_name="toy", save_every_n_epochs=1,
-                               save_last_n_epochs=1, save_last_n_epochs_state=2,
-                               save_every_n_steps=0, save_last_n_steps=0)
+    settings = SimpleNamespace(
+        output_dir=str(tmp_path),
+        output_name="toy",
+        save_every_n_epochs=1,
+        save_last_n_epochs=1,
+        save_last_n_epochs_state=2,
+        save_every_n_steps=0,
+        save_last_n_steps=0,
+    )
     logs = []
-    saves = IntermediateSaves(settings, Saver(), total_steps=10, epochs=5, is_main=True,
-                              on_log=logs.append)
+    saves = IntermediateSaves(settings, Saver(), total_steps=10, epochs=5, is_main=True, on_log=logs.append)
     for epoch in (1, 2, 3):
         saves.after_epoch(epoch, epoch)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "toy-000002-state", "toy-000003-state", "toy-000003.safetensors"]
+        "toy-000002-state",
+        "toy-000003-state",
+        "toy-000003.safetensors",
+    ]
     assert any("training state toy-000001-state" in line for line in logs)
 
 
@@ -194,23 +232,46 @@ def test_a_run_with_save_state_keeps_only_the_newest_state(tiny_model, tmp_path)
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=3, epoch=1,
-                          save_every_n_epochs=1, save_last_n_epochs=1, save_state=True)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=3,
+        epoch=1,
+        save_every_n_epochs=1,
+        save_last_n_epochs=1,
+        save_state=True,
+    )
     assert main(["--config", str(preset)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "toy-000002-state", "toy-000002.safetensors", "toy-state", "toy.safetensors"]
+        "toy-000002-state",
+        "toy-000002.safetensors",
+        "toy-state",
+        "toy.safetensors",
+    ]
 
 
 # ---- values Kohya's own shipped presets hold -----------------------------------------------------
 def test_values_from_kohyas_shipped_presets_load_with_a_note_for_each_change():
     cfg, warnings = load(
-        additional_parameters="", log_with="",  # keys only the Kohya GUI writes
-        LoRA_type="LyCORIS/LoKr", network_dim=100000, conv_dim=100000, factor=8,
-        optimizer="Prodigy", learning_rate=1,
+        additional_parameters="",
+        log_with="",  # keys only the Kohya GUI writes
+        LoRA_type="LyCORIS/LoKr",
+        network_dim=100000,
+        conv_dim=100000,
+        factor=8,
+        optimizer="Prodigy",
+        learning_rate=1,
         optimizer_args='"d0=1e-5" "d_coef=1.0" "weight_decay=0.4" "decouple=True"',
-        bucket_reso_steps=1, enable_bucket=False, max_resolution="512,650", save_every_n_epochs=0,
-        noise_offset_type="Multires", multires_noise_iterations=6, noise_offset=0,
-        adaptive_noise_scale=0.005)
+        bucket_reso_steps=1,
+        enable_bucket=False,
+        max_resolution="512,650",
+        save_every_n_epochs=0,
+        noise_offset_type="Multires",
+        multires_noise_iterations=6,
+        noise_offset=0,
+        adaptive_noise_scale=0.005,
+    )
     assert cfg.optimizer_args == "d0=1e-5 d_coef=1.0 weight_decay=0.4 decouple=True"
     assert (cfg.bucket_reso_steps, cfg.max_resolution, cfg.save_every_n_epochs) == (8, "512,640", 10000)
     assert cfg.network_dim == 100000  # LoKr: a full matrix
@@ -239,8 +300,9 @@ def test_kohyas_save_every_0_writes_only_the_final_file(tiny_model, tmp_path):
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=0,
-                          model_list="custom")  # a Kohya GUI file
+    preset = write_preset(
+        tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=0, model_list="custom"
+    )  # a Kohya GUI file
     assert main(["--config", str(preset)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["toy.safetensors"]
 
@@ -251,8 +313,17 @@ def test_a_full_matrix_lokr_trains_and_saves_its_alpha_exactly(tiny_model, tmp_p
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=1, epoch=1,
-                          LoRA_type="LyCORIS/LoKr", network_dim=100000, conv_dim=100000, factor=4)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=1,
+        epoch=1,
+        LoRA_type="LyCORIS/LoKr",
+        network_dim=100000,
+        conv_dim=100000,
+        factor=4,
+    )
     assert main(["--config", str(preset)]) == 0
     with safe_open(str(tmp_path / "out" / "toy.safetensors"), "pt") as f:
         keys = list(f.keys())
@@ -264,19 +335,27 @@ def test_a_full_matrix_lokr_trains_and_saves_its_alpha_exactly(tiny_model, tmp_p
 
 # ---- lr_scheduler_type: a PyTorch class by name ------------------------------------------------
 def test_a_kohya_preset_with_a_pytorch_scheduler_in_additional_parameters_loads():
-    cfg, warnings = load(lr_scheduler="cosine", lr_warmup=10, additional_parameters=(
-        '--lr_scheduler_type "CosineAnnealingLR" --lr_scheduler_args "T_max=1000" "eta_min=0e-0"'))
+    cfg, warnings = load(
+        lr_scheduler="cosine",
+        lr_warmup=10,
+        additional_parameters=(
+            '--lr_scheduler_type "CosineAnnealingLR" --lr_scheduler_args "T_max=1000" "eta_min=0e-0"'
+        ),
+    )
     assert (cfg.lr_scheduler_type, cfg.lr_scheduler_args) == ("CosineAnnealingLR", "T_max=1000 eta_min=0e-0")
     assert any("lr_scheduler 'cosine' and the LR warmup are not used" in w for w in warnings)
 
 
-@pytest.mark.parametrize("kind, args, key, words", [
-    ("os.system", "", "lr_scheduler_type", "no other code is loaded"),
-    ("CosineAnnealingLR", "", "lr_scheduler_args", "needs T_max"),
-    ("StepLR", "step_size=10 foo=1", "lr_scheduler_args", "foo: is not an argument of StepLR"),
-    ("StepLR", "step_size=2.5", "lr_scheduler_args", "whole number"),
-    ("MultiStepLR", "milestones=a,b", "lr_scheduler_args", "step numbers"),
-])
+@pytest.mark.parametrize(
+    "kind, args, key, words",
+    [
+        ("os.system", "", "lr_scheduler_type", "no other code is loaded"),
+        ("CosineAnnealingLR", "", "lr_scheduler_args", "needs T_max"),
+        ("StepLR", "step_size=10 foo=1", "lr_scheduler_args", "foo: is not an argument of StepLR"),
+        ("StepLR", "step_size=2.5", "lr_scheduler_args", "whole number"),
+        ("MultiStepLR", "milestones=a,b", "lr_scheduler_args", "step numbers"),
+    ],
+)
 def test_bad_pytorch_schedulers_are_refused_naming_the_field(kind, args, key, words):
     with pytest.raises(ConfigError) as info:
         load(lr_scheduler_type=kind, lr_scheduler_args=args)
@@ -286,11 +365,17 @@ def test_bad_pytorch_schedulers_are_refused_naming_the_field(kind, args, key, wo
 def test_the_pytorch_scheduler_decides_the_learning_rate():
     import torch
 
-    from trainer.optim import make_scheduler
+    from trainer.optim.optimizers import make_scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = make_scheduler(opt, name="cosine", total_steps=100, warmup_steps=10,
-                           args_text="T_max=4 eta_min=0.1", scheduler_type="torch.optim.lr_scheduler.CosineAnnealingLR")
+    sched = make_scheduler(
+        opt,
+        name="cosine",
+        total_steps=100,
+        warmup_steps=10,
+        args_text="T_max=4 eta_min=0.1",
+        scheduler_type="torch.optim.lr_scheduler.CosineAnnealingLR",
+    )
     assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR)
     lrs = []
     for _ in range(4):
@@ -303,8 +388,11 @@ def test_the_pytorch_scheduler_decides_the_learning_rate():
 
 # ---- LoRA types of the Kohya GUI -------------------------------------------------------------------
 def test_sd_scripts_native_types_train_as_their_lycoris_versions():
-    for kohya, ours in (("Kohya LoHa", "LyCORIS/LoHa"), ("Kohya LoKr", "LyCORIS/LoKr"),
-                        ("Kohya DyLoRA", "LyCORIS/DyLoRA")):
+    for kohya, ours in (
+        ("Kohya LoHa", "LyCORIS/LoHa"),
+        ("Kohya LoKr", "LyCORIS/LoKr"),
+        ("Kohya DyLoRA", "LyCORIS/DyLoRA"),
+    ):
         cfg, warnings = load(LoRA_type=kohya)
         assert cfg.LoRA_type == ours
         assert any(f"{kohya!r} -> {ours!r}" in w for w in warnings)
@@ -319,8 +407,15 @@ def test_lora_fa_trains_the_up_matrix_only(tiny_model, tmp_path):
     tensors = {}
     for steps in (1, 3):
         out = tmp_path / f"out{steps}"
-        preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=steps, epoch=1,
-                              LoRA_type="LoRA-FA", output_dir=str(out))
+        preset = write_preset(
+            tmp_path,
+            tiny_model("sd15"),
+            data,
+            max_train_steps=steps,
+            epoch=1,
+            LoRA_type="LoRA-FA",
+            output_dir=str(out),
+        )
         assert main(["--config", str(preset)]) == 0
         with safe_open(str(out / "toy.safetensors"), "pt") as f:
             tensors[steps] = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
@@ -334,7 +429,7 @@ def test_lora_fa_trains_the_up_matrix_only(tiny_model, tmp_path):
 def test_preflight_checks_the_processes_against_the_gpus(monkeypatch, tmp_path):
     import torch
 
-    from trainer.preflight import run_preflight
+    from trainer.run.preflight import run_preflight
 
     for key in ("LOCAL_RANK", "WORLD_SIZE", "ACCELERATE_DYNAMO_BACKEND"):
         monkeypatch.delenv(key, raising=False)
@@ -360,6 +455,7 @@ def test_a_flux_preset_is_refused_with_the_reason():
 
 
 def test_a_schedule_free_optimizer_says_the_pytorch_scheduler_is_not_used():
-    _, warnings = load(optimizer="AdamWScheduleFree", lr_scheduler_type="CosineAnnealingLR",
-                       lr_scheduler_args="T_max=10")
+    _, warnings = load(
+        optimizer="AdamWScheduleFree", lr_scheduler_type="CosineAnnealingLR", lr_scheduler_args="T_max=10"
+    )
     assert any("lr_scheduler_type is not used: AdamWScheduleFree" in w for w in warnings)

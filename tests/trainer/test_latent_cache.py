@@ -1,4 +1,5 @@
 """cache_latents_to_disk: one .npz per image, reused across runs, never stale."""
+
 import json
 import os
 from functools import partial
@@ -11,14 +12,14 @@ from PIL import Image
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.data.dataset import TrainDataset
-from trainer.latent_cache import (
+from trainer.data.latent_cache import (
     build_latent_cache,
     cache_path,
     encode_latents,
     read_cache_file,
     vae_fingerprint,
 )
-from trainer.plan import prepare_data
+from trainer.plan.training_plan import prepare_data
 
 SCALE = 0.18215
 
@@ -26,6 +27,7 @@ SCALE = 0.18215
 @pytest.fixture(scope="module")
 def vae(tiny_model):
     from diffusers import AutoencoderKL
+
     return AutoencoderKL.from_pretrained(tiny_model("sd15") / "vae").eval()
 
 
@@ -55,17 +57,32 @@ class SamplingEncoder:
 
 
 def dataset_of(data, resolution="64,64", flip=False):
-    cfg, _ = config_from_dict({"pretrained_model_name_or_path": "unused", "train_data_dir": str(data),
-                               "output_dir": str(data.parent / "out"), "max_resolution": resolution,
-                               "min_bucket_reso": 64, "max_bucket_reso": 256,
-                               "bucket_no_upscale": False, "mixed_precision": "no"})
+    cfg, _ = config_from_dict(
+        {
+            "pretrained_model_name_or_path": "unused",
+            "train_data_dir": str(data),
+            "output_dir": str(data.parent / "out"),
+            "max_resolution": resolution,
+            "min_bucket_reso": 64,
+            "max_bucket_reso": 256,
+            "bucket_no_upscale": False,
+            "mixed_precision": "no",
+        }
+    )
     p = prepare_data(cfg)
     return TrainDataset(p.scan, None, p.choices, flip_aug=flip)
 
 
 def build(ds, encoder, vae_id, flip=False, warnings=None):
-    return build_latent_cache(ds, encoder, latent_scale=SCALE, flip=flip, to_disk=True, vae_id=vae_id,
-                              warn=(warnings.append if warnings is not None else lambda m: None))
+    return build_latent_cache(
+        ds,
+        encoder,
+        latent_scale=SCALE,
+        flip=flip,
+        to_disk=True,
+        vae_id=vae_id,
+        warn=(warnings.append if warnings is not None else lambda m: None),
+    )
 
 
 @pytest.fixture
@@ -163,7 +180,7 @@ def test_damaged_foreign_or_pickled_files_are_rebuilt_not_trusted(data, vae):
 
 
 def test_an_unwritable_folder_keeps_the_latents_in_memory_with_a_warning(data, vae, monkeypatch):
-    import trainer.latent_cache as lc
+    import trainer.data.latent_cache as lc
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -176,12 +193,20 @@ def test_an_unwritable_folder_keeps_the_latents_in_memory_with_a_warning(data, v
 
 
 def test_training_runs_write_then_reuse_the_disk_cache(tiny_model, tmp_path):
-    from trainer.config import load_preset
-    from trainer.train import train_with_events
+    from trainer.presets import load_preset
+    from trainer.run.train import train_with_events
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=1, epoch=1,
-                          cache_latents=False, cache_latents_to_disk=True, flip_aug=True)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=1,
+        epoch=1,
+        cache_latents=False,
+        cache_latents_to_disk=True,
+        flip_aug=True,
+    )
     cfg, _ = load_preset(preset)
     logs = []
 
@@ -216,8 +241,16 @@ def test_vae_batch_size_encodes_same_size_images_together_with_the_same_latents(
             f.unlink()
         encoder = SamplingEncoder(vae)
         torch.manual_seed(batch_size)  # the global generator must not matter
-        cache = build_latent_cache(ds, encoder, latent_scale=SCALE, flip=True, to_disk=to_disk,
-                                   vae_id="v", batch_size=batch_size, seed=7)
+        cache = build_latent_cache(
+            ds,
+            encoder,
+            latent_scale=SCALE,
+            flip=True,
+            to_disk=to_disk,
+            vae_id="v",
+            batch_size=batch_size,
+            seed=7,
+        )
         return cache, encoder.calls
 
     one, one_calls = cache_with(0)  # 0 = Kohya's default: one image per VAE call

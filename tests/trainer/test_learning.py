@@ -1,4 +1,5 @@
 """The trained LoRA really learns: held-out denoising loss falls against the base model."""
+
 import json
 
 import torch
@@ -7,7 +8,7 @@ from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
 from trainer.__main__ import main
 from trainer.models import load_models
 from trainer.network import LoRANetwork
-from trainer.text import TextConditioner
+from trainer.text.conditioning import TextConditioner
 
 
 def _eval_loss(m, latents, cond) -> float:
@@ -27,9 +28,19 @@ def _eval_loss(m, latents, cond) -> float:
 
 def test_trained_lora_lowers_the_denoising_loss(tiny_model, tmp_path):
     data = make_toy_dataset(tmp_path / "data", n=4)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=12, save_every_n_epochs=100,
-                          network_dim=8, network_alpha=8, learning_rate=5e-3, unet_lr=5e-3,
-                          network_train_unet_only=True, output_name="learn")
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=12,
+        save_every_n_epochs=100,
+        network_dim=8,
+        network_alpha=8,
+        learning_rate=5e-3,
+        unet_lr=5e-3,
+        network_train_unet_only=True,
+        output_name="learn",
+    )
     assert main(["--config", str(preset)]) == 0
     cfg = json.loads(preset.read_text())
 
@@ -37,6 +48,7 @@ def test_trained_lora_lowers_the_denoising_loss(tiny_model, tmp_path):
     images = sorted((data / "1_toy").glob("*.png"))
     from trainer.data.dataset import to_tensor
     from trainer.data.images import load_rgb
+
     pixels = torch.stack([to_tensor(load_rgb(p)) for p in images])
     with torch.no_grad():
         latents = m.vae.encode(pixels).latent_dist.mode() * m.latent_scale

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from trainer.network import KOHYA_PREFIXES, LoRAModule, LoRANetwork, SgmLayout, find_targets
-from trainer.save import save_lora
+from trainer.network.lora_file import save_lora
 
 # ---------------------------------------------------------------------------- module
 

@@ -1,15 +1,16 @@
 """Loss types, Huber schedules, the v-prediction scale and the extra noise options."""
+
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from trainer.loss import add_v_pred_like_loss, huber_threshold, per_sample_loss, v_pred_loss_scale
-from trainer.noise import perturb_noise, sample_noise, snr
-from trainer.train_options import noise_kwargs, per_sample_training_loss
+from trainer.run.loss import add_v_pred_like_loss, huber_threshold, per_sample_loss, v_pred_loss_scale
+from trainer.run.noise import perturb_noise, sample_noise, snr
+from trainer.run.options import noise_kwargs, per_sample_training_loss
 
-BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+BETAS = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
 AC = torch.cumprod(1 - BETAS, 0)  # the DDPM schedule of SD (ANCHORS.md section 7)
 
 
@@ -19,15 +20,23 @@ def g(seed: int = 0) -> torch.Generator:
 
 def loss_cfg(**over) -> SimpleNamespace:
     """The loss settings at their defaults, with `over` changed."""
-    values = {"loss_type": "l2", "huber_schedule": "snr", "huber_c": 0.1, "huber_scale": 1.0,
-              "scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0.0,
-              "debiased_estimation_loss": False}
+    values = {
+        "loss_type": "l2",
+        "huber_schedule": "snr",
+        "huber_c": 0.1,
+        "huber_scale": 1.0,
+        "scale_v_pred_loss_like_noise_pred": False,
+        "v_pred_like_loss": 0.0,
+        "debiased_estimation_loss": False,
+    }
     return SimpleNamespace(**{**values, **over})
 
 
 def test_l2_and_l1_are_the_mean_squared_and_absolute_error_per_sample():
     pred, target = torch.randn(3, 4, 8, 8, generator=g(1)), torch.randn(3, 4, 8, 8, generator=g(2))
-    torch.testing.assert_close(per_sample_loss(pred, target, "l2"), ((pred - target) ** 2).mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(
+        per_sample_loss(pred, target, "l2"), ((pred - target) ** 2).mean(dim=(1, 2, 3))
+    )
     torch.testing.assert_close(per_sample_loss(pred, target, "l1"), (pred - target).abs().mean(dim=(1, 2, 3)))
 
 
@@ -36,7 +45,7 @@ def test_huber_and_smooth_l1_equal_the_pseudo_huber_formula():
     c = torch.tensor([0.1, 0.5])
     d2 = (pred - target) ** 2
     cc = c.view(-1, 1, 1, 1)
-    huber = (2 * cc * (torch.sqrt(d2 + cc ** 2) - cc)).mean(dim=(1, 2, 3))
+    huber = (2 * cc * (torch.sqrt(d2 + cc**2) - cc)).mean(dim=(1, 2, 3))
     torch.testing.assert_close(per_sample_loss(pred, target, "huber", c), huber)
     torch.testing.assert_close(per_sample_loss(pred, target, "smooth_l1", c), huber / c)
     with pytest.raises(ValueError):
@@ -83,8 +92,9 @@ def test_v_prediction_scale_is_snr_over_snr_plus_one_and_only_for_v_models():
 def test_the_configured_huber_loss_reaches_the_step():
     cfg = loss_cfg(loss_type="huber", huber_schedule="constant", huber_c=0.5)
     pred, target = torch.full((2, 1, 2, 2), 3.0), torch.zeros(2, 1, 2, 2)
-    got = per_sample_training_loss(cfg, pred, target, torch.tensor([1, 2]), AC, v_prediction=False,
-                                   num_train_timesteps=1000)
+    got = per_sample_training_loss(
+        cfg, pred, target, torch.tensor([1, 2]), AC, v_prediction=False, num_train_timesteps=1000
+    )
     expected = 2 * 0.5 * (math.sqrt(9 + 0.25) - 0.5)
     torch.testing.assert_close(got, torch.full((2,), expected))
 
@@ -105,12 +115,14 @@ def test_v_pred_like_and_debiased_weights_reach_the_loss_of_the_step(v_predictio
     s = torch.clamp(snr(t, AC), max=1000)
     pred, target = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)  # l2 loss 1 per sample
     cfg = loss_cfg(v_pred_like_loss=0.2, debiased_estimation_loss=True)
-    got = per_sample_training_loss(cfg, pred, target, t, AC, v_prediction=v_prediction,
-                                   num_train_timesteps=1000)
+    got = per_sample_training_loss(
+        cfg, pred, target, t, AC, v_prediction=v_prediction, num_train_timesteps=1000
+    )
     debias = 1 / (s + 1) if v_prediction else 1 / torch.sqrt(s)
     torch.testing.assert_close(got, (1 + 0.2 * (s + 1) / s) * debias)
-    off = per_sample_training_loss(loss_cfg(), pred, target, t, AC, v_prediction=v_prediction,
-                                   num_train_timesteps=1000)
+    off = per_sample_training_loss(
+        loss_cfg(), pred, target, t, AC, v_prediction=v_prediction, num_train_timesteps=1000
+    )
     torch.testing.assert_close(off, torch.ones(4))  # both off: the plain loss
 
 
@@ -123,7 +135,9 @@ def test_adaptive_noise_scale_adds_the_channel_mean_to_the_offset():
     plain = torch.randn(lat.shape, generator=g())
     shift_base = (base - plain).mean(dim=(2, 3))
     shift_adaptive = (adaptive - plain).mean(dim=(2, 3))
-    torch.testing.assert_close(shift_adaptive[:, 0], shift_base[:, 0] * (0.1 + 1.0) / 0.1, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        shift_adaptive[:, 0], shift_base[:, 0] * (0.1 + 1.0) / 0.1, rtol=1e-4, atol=1e-5
+    )
     torch.testing.assert_close(shift_adaptive[:, 1], shift_base[:, 1], rtol=1e-4, atol=1e-5)
 
 
@@ -148,12 +162,21 @@ def test_input_perturbation_adds_gamma_times_fresh_noise_and_zero_is_off():
 
 
 def test_noise_settings_follow_the_noise_offset_type():
-    cfg = SimpleNamespace(noise_offset_type="Original", noise_offset=0.1, adaptive_noise_scale=0.2,
-                          noise_offset_random_strength=True, multires_noise_iterations=6,
-                          multires_noise_discount=0.3)
-    assert noise_kwargs(cfg) == {"noise_offset": 0.1, "adaptive_noise_scale": 0.2,
-                                 "noise_offset_random_strength": True, "multires_iterations": 0,
-                                 "multires_discount": 0.3}
+    cfg = SimpleNamespace(
+        noise_offset_type="Original",
+        noise_offset=0.1,
+        adaptive_noise_scale=0.2,
+        noise_offset_random_strength=True,
+        multires_noise_iterations=6,
+        multires_noise_discount=0.3,
+    )
+    assert noise_kwargs(cfg) == {
+        "noise_offset": 0.1,
+        "adaptive_noise_scale": 0.2,
+        "noise_offset_random_strength": True,
+        "multires_iterations": 0,
+        "multires_discount": 0.3,
+    }
     cfg.noise_offset_type = "Multires"
     kw = noise_kwargs(cfg)
     assert kw["noise_offset"] == 0 and kw["adaptive_noise_scale"] == 0 and kw["multires_iterations"] == 6

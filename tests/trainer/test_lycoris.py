@@ -4,6 +4,7 @@
 these keys) and diffusers (which loads the LoCon keys): the file they load must change
 the model exactly as our network did during training.
 """
+
 import json
 import math
 import random
@@ -14,28 +15,38 @@ from torch import nn
 
 from trainer.config import TrainingConfig
 from trainer.network.build import build_network, kohya_network_args
+from trainer.network.lora_file import save_lora
 from trainer.network.param_groups import LoRAPlus, build_param_groups
-from trainer.save import save_lora
 
 TYPES = ["LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr", "LyCORIS/iA3"]
-KEYS = {"LyCORIS/LoCon": {"lora_down.weight", "lora_up.weight", "alpha"},
-        "LyCORIS/LoHa": {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "alpha"},
-        "LyCORIS/LoKr": {"lokr_w1", "alpha"},
-        "LyCORIS/iA3": {"weight", "on_input"}}
+KEYS = {
+    "LyCORIS/LoCon": {"lora_down.weight", "lora_up.weight", "alpha"},
+    "LyCORIS/LoHa": {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "alpha"},
+    "LyCORIS/LoKr": {"lokr_w1", "alpha"},
+    "LyCORIS/iA3": {"weight", "on_input"},
+}
 
 
 @pytest.fixture(scope="module")
 def models(tiny_model):
     from trainer.models import load_models
-    return load_models(str(tiny_model("sd15")), v2=False, v_parameterization=False, sdxl=False,
-                       dtype=torch.float32, vae_path=None)
+
+    return load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    )
 
 
 def network(models, lora_type: str, **options):
     options = {"network_dim": 4, "network_alpha": 2, "conv_dim": 2, "conv_alpha": 1, **options}
     cfg = TrainingConfig(LoRA_type=lora_type, **options)
-    return build_network(cfg, models.unet, models.text_encoders, arch=models.arch, train_unet=True,
-                         train_text_encoder=True)
+    return build_network(
+        cfg, models.unet, models.text_encoders, arch=models.arch, train_unet=True, train_text_encoder=True
+    )
 
 
 def suffixes(net) -> set[str]:
@@ -47,8 +58,9 @@ def forward(models, text_encoder=None, unet=None) -> tuple[torch.Tensor, torch.T
     """Text-encoder hidden states and the U-Net's prediction for a fixed input."""
     text_encoder = text_encoder or models.text_encoders[0]
     unet = unet or models.unet
-    ids = models.tokenizers[0](["a red square"], padding="max_length", max_length=77,
-                               return_tensors="pt").input_ids
+    ids = models.tokenizers[0](
+        ["a red square"], padding="max_length", max_length=77, return_tensors="pt"
+    ).input_ids
     hidden = text_encoder(ids).last_hidden_state
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     return hidden, unet(x, torch.tensor([500]), hidden).sample
@@ -105,14 +117,21 @@ def ia3_modules_from_file(path, holder: nn.Module, unet: nn.Module) -> list:
     return [IA3Module.make_module_from_state_dict(n, m, sd[f"{n}.weight"]) for n, m in found.items()]
 
 
-@pytest.mark.parametrize("lora_type,options", [
-    ("LyCORIS/LoCon", {}), ("LyCORIS/LoCon", {"dora_wd": True}), ("LyCORIS/LoHa", {}),
-    # lycoris' loader guesses a LoKr factor from the shapes: it cannot for the 4-channel conv_in
-    # at conv rank 2 (A1111 / ComfyUI read w1 and w2 as they are), so conv rank 4 here.
-    ("LyCORIS/LoKr", {"conv_dim": 4}), ("LyCORIS/iA3", {}),
-])
-def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(models, lora_type,
-                                                                              options, tmp_path):
+@pytest.mark.parametrize(
+    "lora_type,options",
+    [
+        ("LyCORIS/LoCon", {}),
+        ("LyCORIS/LoCon", {"dora_wd": True}),
+        ("LyCORIS/LoHa", {}),
+        # lycoris' loader guesses a LoKr factor from the shapes: it cannot for the 4-channel conv_in
+        # at conv rank 2 (A1111 / ComfyUI read w1 and w2 as they are), so conv rank 4 here.
+        ("LyCORIS/LoKr", {"conv_dim": 4}),
+        ("LyCORIS/iA3", {}),
+    ],
+)
+def test_the_saved_file_reloads_through_lycoris_own_loader_with_the_same_effect(
+    models, lora_type, options, tmp_path
+):
     base = forward(models)
     net = network(models, lora_type, **options)
     trained_like(net)
@@ -152,8 +171,9 @@ def test_a_locon_file_loads_in_diffusers_with_the_same_effect(models, tiny_model
     trained_like(net)
     ours = forward_with(models, net)
     path = save_lora(tmp_path / "locon.safetensors", net.kohya_state_dict(), {}, dtype=torch.float32)
-    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model("sd15")), safety_checker=None,
-                                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(tiny_model("sd15")), safety_checker=None, requires_safety_checker=False
+    )
     pipe.load_lora_weights(str(path))
     theirs = forward(models, pipe.text_encoder, pipe.unet)
     torch.testing.assert_close(theirs[0], ours[0], rtol=1e-4, atol=1e-5)
@@ -179,7 +199,7 @@ def test_the_lycoris_options_change_what_is_trained(models):
 
 
 def test_every_offered_preset_finds_its_layers(models):
-    from trainer.config.fields_network import LYCORIS_PRESETS
+    from trainer.config.settings.network import LYCORIS_PRESETS
 
     for preset in LYCORIS_PRESETS:
         net = network(models, "LyCORIS/LoCon", LyCORIS_preset=preset)
@@ -190,17 +210,24 @@ def test_every_offered_preset_finds_its_layers(models):
 def test_a_preset_toml_file_chooses_the_layers(models, tmp_path):
     from trainer.config import config_from_dict
     from trainer.config.validate import ConfigError
-    from trainer.preflight_options import option_preflight
+    from trainer.run.preflight_options import option_preflight
 
     preset = tmp_path / "attn_only.toml"
-    preset.write_text('enable_conv = false\nunet_target_module = ["Transformer2DModel"]\n'
-                      'text_encoder_target_module = ["CLIPAttention"]\n', encoding="utf-8")
+    preset.write_text(
+        'enable_conv = false\nunet_target_module = ["Transformer2DModel"]\n'
+        'text_encoder_target_module = ["CLIPAttention"]\n',
+        encoding="utf-8",
+    )
     net = network(models, "LyCORIS/LoCon", LyCORIS_preset=str(preset))
     names = [lora.lora_name for lora in net.unet_loras]
     assert names and all("attentions" in n for n in names)  # no resnets, no convolutions
     assert net.te_loras and all("self_attn" in lora.lora_name for lora in net.te_loras)
-    base = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": str(tmp_path),
-            "LoRA_type": "LyCORIS/LoCon"}
+    base = {
+        "pretrained_model_name_or_path": "m",
+        "train_data_dir": "d",
+        "output_dir": str(tmp_path),
+        "LoRA_type": "LyCORIS/LoCon",
+    }
     bad = tmp_path / "bad.toml"
     bad.write_text('unet_target_modul = ["Transformer2DModel"]\n', encoding="utf-8")
     cfg, _ = config_from_dict({**base, "LyCORIS_preset": str(bad)})
@@ -242,8 +269,17 @@ def test_a_short_lycoris_run_saves_a_lokr_file(tiny_model, tmp_path):
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=1, train_batch_size=1,
-                          LoRA_type="LyCORIS/LoKr", conv_dim=2, conv_alpha=1, factor=4)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=1,
+        train_batch_size=1,
+        LoRA_type="LyCORIS/LoKr",
+        conv_dim=2,
+        conv_alpha=1,
+        factor=4,
+    )
     assert main(["--config", str(preset)]) == 0
     with safe_open(tmp_path / "out" / "toy.safetensors", "pt") as f:
         keys, meta = list(f.keys()), f.metadata()
@@ -253,9 +289,13 @@ def test_a_short_lycoris_run_saves_a_lokr_file(tiny_model, tmp_path):
 
 
 # ---- the LyCORIS types added with the Kohya GUI's list, and their options ----------------------
-NEW_TYPES = {"LyCORIS/BOFT": "oft_blocks", "LyCORIS/Diag-OFT": "oft_blocks",
-             "LyCORIS/DyLoRA": "lora_up.weight", "LyCORIS/GLoRA": "a1.weight",
-             "LyCORIS/Native Fine-Tuning": "diff"}
+NEW_TYPES = {
+    "LyCORIS/BOFT": "oft_blocks",
+    "LyCORIS/Diag-OFT": "oft_blocks",
+    "LyCORIS/DyLoRA": "lora_up.weight",
+    "LyCORIS/GLoRA": "a1.weight",
+    "LyCORIS/Native Fine-Tuning": "diff",
+}
 
 
 def train_steps(models, net, steps: int = 3) -> list[float]:
@@ -307,8 +347,9 @@ def test_each_new_type_trains_and_its_file_loads_back_with_the_same_effect(model
     torch.testing.assert_close(theirs[1], ours[1], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("lora_type", ["LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA",
-                                       "LyCORIS/Native Fine-Tuning"])
+@pytest.mark.parametrize(
+    "lora_type", ["LyCORIS/BOFT", "LyCORIS/Diag-OFT", "LyCORIS/GLoRA", "LyCORIS/Native Fine-Tuning"]
+)
 def test_lycoris_own_loader_reads_the_new_types(models, lora_type, tmp_path):
     net = network(models, lora_type)
     net.apply_to()
@@ -329,6 +370,7 @@ def test_the_kohya_gui_options_reach_the_lycoris_modules(models):
 
     assert unet_module("LyCORIS/LoCon", rank_dropout_scale=True).rank_dropout_scale is True
     assert unet_module("LyCORIS/LoHa", bypass_mode=True).bypass_mode is True
+
     def lokr_conv(**options):  # a 3x3 convolution's LoKr module
         net = network(models, "LyCORIS/LoKr", **options)
         return next(m for m in net.unet_loras if m.lora_name.endswith("resnets_0_conv1"))
@@ -341,8 +383,7 @@ def test_the_kohya_gui_options_reach_the_lycoris_modules(models):
     assert unet_module("LyCORIS/DyLoRA", unit=2).block_size == 2
     # an option the type does not get from the Kohya GUI stays at lycoris' default
     assert unet_module("LyCORIS/DyLoRA", rank_dropout_scale=True).rank_dropout_scale is False
-    _, args = kohya_network_args(TrainingConfig(LoRA_type="LyCORIS/Diag-OFT", constrain=0.5,
-                                                     rescaled=True))
+    _, args = kohya_network_args(TrainingConfig(LoRA_type="LyCORIS/Diag-OFT", constrain=0.5, rescaled=True))
     assert (args["algo"], args["constraint"], args["rescaled"]) == ("diag-oft", "0.5", "True")
     assert "factor" not in args and "dora_wd" not in args
     _, args = kohya_network_args(TrainingConfig(LoRA_type="LyCORIS/DyLoRA", unit=4))
@@ -355,7 +396,16 @@ def test_dylora_needs_ranks_that_are_multiples_of_its_unit():
     from trainer.config import ConfigError, config_from_dict
 
     with pytest.raises(ConfigError) as info:
-        config_from_dict({"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o",
-                          "LoRA_type": "LyCORIS/DyLoRA", "network_dim": 6, "conv_dim": 4, "unit": 4})
+        config_from_dict(
+            {
+                "pretrained_model_name_or_path": "m",
+                "train_data_dir": "d",
+                "output_dir": "o",
+                "LoRA_type": "LyCORIS/DyLoRA",
+                "network_dim": 6,
+                "conv_dim": 4,
+                "unit": 4,
+            }
+        )
     assert "6 is not a multiple of the DyLoRA unit 4" in info.value.by_key()["network_dim"][0]
     assert "conv_dim" not in info.value.by_key()

@@ -1,4 +1,5 @@
 """masked_loss: a picture's transparency decides where the LoRA learns."""
+
 from pathlib import Path
 
 import pytest
@@ -7,9 +8,9 @@ from PIL import Image
 
 from tests.trainer.test_dataset import Cfg
 from trainer.data.dataset import TrainDataset, collate
-from trainer.latent_cache import build_latent_cache
-from trainer.loss import latent_mask, per_sample_loss
-from trainer.plan import prepare_data
+from trainer.data.latent_cache import build_latent_cache, latent_mask
+from trainer.plan.training_plan import prepare_data
+from trainer.run.loss import per_sample_loss
 
 
 def half_transparent(path: Path, size=(256, 256)) -> None:
@@ -44,8 +45,14 @@ def dataset(tmp_path):
     (tmp_path / "1_x").mkdir()
     half_transparent(tmp_path / "1_x" / "half.png", size=(300, 256))  # cut to 256x256, left 22
     Image.new("RGB", (256, 256), (0, 200, 0)).save(tmp_path / "1_x" / "opaque.png")
-    p = prepare_data(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320", max_bucket_reso=512,
-                         bucket_no_upscale=True))
+    p = prepare_data(
+        Cfg(
+            train_data_dir=str(tmp_path),
+            max_resolution="320,320",
+            max_bucket_reso=512,
+            bucket_no_upscale=True,
+        )
+    )
     return TrainDataset(p.scan, None, p.choices, masked_loss=True)
 
 
@@ -77,12 +84,19 @@ def test_the_latent_cache_keeps_masks_at_the_latent_size_on_disk_too(dataset):
     for attempt in range(2):  # the second run reads the .npz files
         masks: dict = {}
         calls = []
-        build_latent_cache(dataset, lambda im, s, calls=calls: calls.append(1) or encode(im, s),
-                           latent_scale=1.0,
-                           flip=True, to_disk=True, vae_id="v", masks=masks)
+        build_latent_cache(
+            dataset,
+            lambda im, s, calls=calls: calls.append(1) or encode(im, s),
+            latent_scale=1.0,
+            flip=True,
+            to_disk=True,
+            vae_id="v",
+            masks=masks,
+        )
         assert len(masks) == 4 and all(m.shape == (1, 32, 32) for m in masks.values())
-        half = next(m for (i, f), m in masks.items()
-                    if dataset.images[i][0].path.name == "half.png" and not f)
+        half = next(
+            m for (i, f), m in masks.items() if dataset.images[i][0].path.name == "half.png" and not f
+        )
         assert half[0, :, :15].min() == 1.0 and half[0, :, 17:].max() == 0.0
         assert (calls == []) == (attempt == 1)
     unmasked = build_latent_cache(dataset, encode, latent_scale=1.0, flip=False, to_disk=True, vae_id="v")
@@ -99,10 +113,18 @@ def test_a_fully_transparent_dataset_teaches_nothing(tiny_model, tmp_path):
     folder.mkdir(parents=True)
     for i in range(2):
         Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(folder / f"g{i}.png")
-    preset = write_preset(tmp_path, tiny_model("sd15"), tmp_path / "data", max_train_steps=2,
-                          epoch=1, masked_loss=True, cache_latents=True,
-                          network_train_unet_only=True)
-    from trainer.config import load_preset
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        tmp_path / "data",
+        max_train_steps=2,
+        epoch=1,
+        masked_loss=True,
+        cache_latents=True,
+        network_train_unet_only=True,
+    )
+    from trainer.presets import load_preset
+
     cfg, _ = load_preset(preset)
     events = []
     assert run_training(cfg, events.append) == 0

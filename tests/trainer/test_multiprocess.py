@@ -1,4 +1,5 @@
 """num_processes 2: `python -m trainer` starts accelerate itself (CPU, gloo); one set of files."""
+
 import json
 import os
 import subprocess
@@ -15,8 +16,16 @@ from tests.trainer.test_train_e2e import ROOT, make_toy_dataset, write_preset
 @pytest.mark.slow
 def test_two_process_run_writes_one_set_of_files(tiny_model, tmp_path):
     data = make_toy_dataset(tmp_path / "data", n=4)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=1,
-                          train_batch_size=1, output_name="ddp", num_processes=2)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=2,
+        save_every_n_epochs=1,
+        train_batch_size=1,
+        output_name="ddp",
+        num_processes=2,
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # The preset's num_processes makes the command start `accelerate launch --multi_gpu`;
     # without CUDA its workers train on the CPU over gloo.
@@ -44,17 +53,35 @@ def test_stop_reaching_one_process_stops_both_at_the_same_step(tiny_model, tmp_p
     import psutil
 
     data = make_toy_dataset(tmp_path / "data", n=4)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=1, max_train_steps=400,
-                          save_every_n_epochs=1, train_batch_size=1, output_name="ddp", num_processes=2)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=1,
+        max_train_steps=400,
+        save_every_n_epochs=1,
+        train_batch_size=1,
+        output_name="ddp",
+        num_processes=2,
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stdout:  # wait until training is under way
             if line.startswith("{") and json.loads(line)["kind"] == "step":
                 break
-        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                   if p.environ().get("LOCAL_RANK") == "1" and "trainer" in " ".join(p.cmdline())]
+        workers = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if p.environ().get("LOCAL_RANK") == "1" and "trainer" in " ".join(p.cmdline())
+        ]
         assert len(workers) == 1
         workers[0].send_signal(signal.SIGTERM)
         rest, errors = proc.communicate(timeout=180)
@@ -84,11 +111,28 @@ def test_a_two_process_run_resumes_exactly(tiny_model, tmp_path):
     def run(name: str, **over) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        preset = write_preset(folder, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=1,
-                              train_batch_size=1, output_name="ddp", num_processes=2, save_state=True,
-                              save_precision="float", **over)
-        r = subprocess.run([sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
-                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=400, check=False)
+        preset = write_preset(
+            folder,
+            tiny_model("sd15"),
+            data,
+            epoch=2,
+            save_every_n_epochs=1,
+            train_batch_size=1,
+            output_name="ddp",
+            num_processes=2,
+            save_state=True,
+            save_precision="float",
+            **over,
+        )
+        r = subprocess.run(
+            [sys.executable, "-m", "trainer", "--config", str(preset), "--events", "jsonl"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=400,
+            check=False,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         return folder / "out"
 

@@ -1,4 +1,5 @@
 """LoRA+, block-wise learning rates, scale_weight_norms, the text-encoder stop, and one run."""
+
 import json
 import math
 
@@ -6,19 +7,21 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.block_lr import BlockWeights, block_of, parse_block_weights
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
+from trainer.config.rules.blocks import BlockWeights, block_of, parse_block_weights
 from trainer.network import LoRAModule
 from trainer.network.build import kohya_network_args
 from trainer.network.max_norm import apply_max_norm, delta_norm
 from trainer.network.param_groups import LoRAPlus, build_param_groups
-from trainer.train_options import StepHooks, text_encoder_stop_step
+from trainer.run.options import StepHooks, text_encoder_stop_step
 
 REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
-UNET_NAMES = ["lora_unet_down_blocks_0_attentions_0_proj_in",     # IN01
-              "lora_unet_down_blocks_1_attentions_1_proj_out",    # IN05
-              "lora_unet_mid_block_attentions_0_proj_in",         # mid
-              "lora_unet_up_blocks_3_attentions_2_proj_out"]      # OUT11
+UNET_NAMES = [
+    "lora_unet_down_blocks_0_attentions_0_proj_in",  # IN01
+    "lora_unet_down_blocks_1_attentions_1_proj_out",  # IN05
+    "lora_unet_mid_block_attentions_0_proj_in",  # mid
+    "lora_unet_up_blocks_3_attentions_2_proj_out",
+]  # OUT11
 
 
 class ToyNet(nn.Module):
@@ -59,8 +62,12 @@ def test_loraplus_gives_the_up_weights_ratio_times_the_learning_rate():
 
 def test_part_specific_loraplus_ratios_win_over_the_general_one():
     net = ToyNet()
-    groups = build_param_groups(net, unet_lr=1e-4, text_encoder_lr=1e-4,
-                                loraplus=LoRAPlus(ratio=16, unet_ratio=4, text_encoder_ratio=0))
+    groups = build_param_groups(
+        net,
+        unet_lr=1e-4,
+        text_encoder_lr=1e-4,
+        loraplus=LoRAPlus(ratio=16, unet_ratio=4, text_encoder_ratio=0),
+    )
     assert lr_of(groups, net.unet_loras[0].lora_up.weight) == pytest.approx(4e-4)
     assert lr_of(groups, net.te_loras[0].lora_up.weight) == pytest.approx(16e-4)
     plain = build_param_groups(ToyNet(), unet_lr=1e-4, text_encoder_lr=1e-4)
@@ -75,24 +82,29 @@ def test_kohya_block_weight_formats():
     assert sine[0] == 0 and sine[-1] == pytest.approx(1) and sine == sorted(sine)
     assert parse_block_weights("cosine+0.5", 12)[0] == pytest.approx(1.5)
     assert parse_block_weights("linear", 12)[6] == pytest.approx(6 / 11)
-    assert parse_block_weights("reverse_linear", 9)[0] == 1 and parse_block_weights("zeros+.25", 9) == [0.25] * 9
+    assert (
+        parse_block_weights("reverse_linear", 9)[0] == 1 and parse_block_weights("zeros+.25", 9) == [0.25] * 9
+    )
     for bad in ("1," * 13, "sine+x", "fast", "-1"):
         with pytest.raises(ValueError):
             parse_block_weights(bad, 12)
 
 
-@pytest.mark.parametrize("name,where", [
-    ("lora_unet_down_blocks_0_attentions_0_proj_in", ("down", 1)),
-    ("lora_unet_down_blocks_0_downsamplers_0_conv", ("down", 3)),
-    ("lora_unet_down_blocks_2_resnets_1_conv1", ("down", 8)),
-    ("lora_unet_mid_block_attentions_0_proj_in", ("mid", 0)),
-    ("lora_unet_up_blocks_0_resnets_2_conv2", ("up", 2)),
-    ("lora_unet_up_blocks_3_attentions_2_proj_out", ("up", 11)),
-    ("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", ("down", 4)),  # SDXL (SGM names)
-    ("lora_unet_output_blocks_8_1_proj_out", ("up", 8)),
-    ("lora_unet_middle_block_1_proj_in", ("mid", 0)),
-    ("lora_te_text_model_encoder_layers_0_mlp_fc1", None),
-])
+@pytest.mark.parametrize(
+    "name,where",
+    [
+        ("lora_unet_down_blocks_0_attentions_0_proj_in", ("down", 1)),
+        ("lora_unet_down_blocks_0_downsamplers_0_conv", ("down", 3)),
+        ("lora_unet_down_blocks_2_resnets_1_conv1", ("down", 8)),
+        ("lora_unet_mid_block_attentions_0_proj_in", ("mid", 0)),
+        ("lora_unet_up_blocks_0_resnets_2_conv2", ("up", 2)),
+        ("lora_unet_up_blocks_3_attentions_2_proj_out", ("up", 11)),
+        ("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", ("down", 4)),  # SDXL (SGM names)
+        ("lora_unet_output_blocks_8_1_proj_out", ("up", 8)),
+        ("lora_unet_middle_block_1_proj_in", ("mid", 0)),
+        ("lora_te_text_model_encoder_layers_0_mlp_fc1", None),
+    ],
+)
 def test_each_lora_module_belongs_to_its_kohya_block(name, where):
     assert block_of(name) == where
 
@@ -126,7 +138,11 @@ def test_loraplus_and_block_weights_are_written_to_the_network_args():
     cfg = TrainingConfig(loraplus_lr_ratio=16, down_lr_weight="sine", mid_lr_weight="0.5")
     module, args = kohya_network_args(cfg)
     assert module == "networks.lora"
-    assert args["loraplus_lr_ratio"] == "16.0" and args["down_lr_weight"] == "sine" and args["mid_lr_weight"] == "0.5"
+    assert (
+        args["loraplus_lr_ratio"] == "16.0"
+        and args["down_lr_weight"] == "sine"
+        and args["mid_lr_weight"] == "0.5"
+    )
 
 
 # ---- scale_weight_norms ------------------------------------------------------------------------
@@ -174,13 +190,20 @@ def test_the_text_encoder_stops_learning_after_its_share_of_the_steps():
         hooks.after_step(step)
         snapshots.append((te.lora_up.weight.clone(), unet.lora_up.weight.clone()))
     assert not torch.equal(snapshots[0][0], snapshots[1][0])  # steps 1-2 train the text encoder
-    assert torch.equal(snapshots[1][0], snapshots[3][0])      # after 50% of 4 steps: frozen
+    assert torch.equal(snapshots[1][0], snapshots[3][0])  # after 50% of 4 steps: frozen
     assert not torch.equal(snapshots[1][1], snapshots[3][1])  # the U-Net goes on
     assert any("stopped after step 2" in e.data["message"] for e in events)
     # A run resumed after the stop starts with the text encoder frozen.
     resumed = ToyNet()
-    hooks = StepHooks(cfg, resumed, torch.optim.AdamW(build_param_groups(resumed, unet_lr=1e-2,
-                      text_encoder_lr=1e-2)), 4, torch.device("cpu"), events.append, train_text_encoder=True)
+    hooks = StepHooks(
+        cfg,
+        resumed,
+        torch.optim.AdamW(build_param_groups(resumed, unet_lr=1e-2, text_encoder_lr=1e-2)),
+        4,
+        torch.device("cpu"),
+        events.append,
+        train_text_encoder=True,
+    )
     hooks.resumed_at(0)
     assert resumed.te_loras[0].lora_up.weight.requires_grad
     hooks.resumed_at(3)
@@ -200,24 +223,41 @@ def test_a_run_with_loraplus_block_weights_max_norm_huber_and_te_stop(tiny_model
     from safetensors import safe_open
 
     from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
-    from trainer.config import load_preset
-    from trainer.train import train_with_events
+    from trainer.presets import load_preset
+    from trainer.run.train import train_with_events
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, epoch=1, train_batch_size=1,
-                          save_every_n_epochs=1, loraplus_lr_ratio=16, down_lr_weight="sine+0.1",
-                          mid_lr_weight="0.5", up_lr_weight="zeros+0.5", scale_weight_norms=1e-4,
-                          stop_text_encoder_training=50, loss_type="huber", huber_schedule="snr",
-                          ip_noise_gamma=0.1, noise_offset=0.05, adaptive_noise_scale=0.01,
-                          noise_offset_random_strength=True)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=1,
+        train_batch_size=1,
+        save_every_n_epochs=1,
+        loraplus_lr_ratio=16,
+        down_lr_weight="sine+0.1",
+        mid_lr_weight="0.5",
+        up_lr_weight="zeros+0.5",
+        scale_weight_norms=1e-4,
+        stop_text_encoder_training=50,
+        loss_type="huber",
+        huber_schedule="snr",
+        ip_noise_gamma=0.1,
+        noise_offset=0.05,
+        adaptive_noise_scale=0.01,
+        noise_offset_random_strength=True,
+    )
     cfg, _ = load_preset(preset)
     events = []
     assert train_with_events(cfg, events.append) == 0, [e.data for e in events if e.kind == "error"]
     steps = [e.data for e in events if e.kind == "step"]
     assert steps and all(s["keys_scaled"] >= 0 and math.isfinite(s["loss"]) for s in steps)
     assert steps[-1]["max_key_norm"] == pytest.approx(1e-4, rel=1e-3)  # capped every step
-    assert any("Text encoder training stopped after step 1" in e.data.get("message", "")
-               for e in events if e.kind == "log")
+    assert any(
+        "Text encoder training stopped after step 1" in e.data.get("message", "")
+        for e in events
+        if e.kind == "log"
+    )
     with safe_open(tmp_path / "out" / "toy.safetensors", "pt") as f:
         args = json.loads(f.metadata()["ss_network_args"])
     assert args["loraplus_lr_ratio"] == "16.0" and args["down_lr_weight"] == "sine+0.1"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from trainer.data.folders import DatasetError
-from trainer.plan import build_plan, parse_resolution, prepare_data, save_names
+from trainer.plan.training_plan import build_plan, parse_resolution, prepare_data, save_names
 
 
 @dataclass
@@ -61,9 +61,11 @@ def test_steps_per_epoch_round_up_per_bucket(dataset):
     plan = build_plan(Cfg(train_data_dir=str(dataset), epoch=4))
     # 512x512: 3 images x 3 = 9 -> 5 batches of 2; 640x384: 1 x 3 = 3 -> 2;
     # 256x832: 2 x 2 = 4 -> 2. Rounding per bucket: 9 steps, not ceil(16 / 2) = 8.
-    assert plan.buckets == [{"resolution": [256, 832], "count": 4},
-                            {"resolution": [512, 512], "count": 9},
-                            {"resolution": [640, 384], "count": 3}]
+    assert plan.buckets == [
+        {"resolution": [256, 832], "count": 4},
+        {"resolution": [512, 512], "count": 9},
+        {"resolution": [640, 384], "count": 3},
+    ]
     assert plan.images == 6 and plan.image_repeats == 16 and plan.reg_images == 0
     assert plan.steps_per_epoch == 9
     assert plan.epochs == 4 and plan.total_steps == 36
@@ -81,23 +83,26 @@ def test_reg_images_double_the_dataset_in_the_same_buckets(dataset, tmp_path):
 
 
 def test_max_train_steps_wins_over_epochs(dataset):
-    plan = build_plan(Cfg(train_data_dir=str(dataset), epoch=10, max_train_epochs=7,
-                          max_train_steps=20))
+    plan = build_plan(Cfg(train_data_dir=str(dataset), epoch=10, max_train_epochs=7, max_train_steps=20))
     assert plan.total_steps == 20
     assert plan.epochs == 3  # ceil(20 / 9)
 
 
 def test_max_train_epochs_wins_over_epoch_and_accumulation_divides(dataset):
-    plan = build_plan(Cfg(train_data_dir=str(dataset), epoch=10, max_train_epochs=3,
-                          gradient_accumulation_steps=2))
+    plan = build_plan(
+        Cfg(train_data_dir=str(dataset), epoch=10, max_train_epochs=3, gradient_accumulation_steps=2)
+    )
     assert plan.update_steps_per_epoch == 5  # ceil(9 / 2)
     assert plan.epochs == 3 and plan.total_steps == 15
 
 
 def test_save_names_follow_kohya():
     assert save_names("mylora", 10, 3) == [
-        "mylora-000003.safetensors", "mylora-000006.safetensors",
-        "mylora-000009.safetensors", "mylora.safetensors"]
+        "mylora-000003.safetensors",
+        "mylora-000006.safetensors",
+        "mylora-000009.safetensors",
+        "mylora.safetensors",
+    ]
     assert save_names("mylora", 3, 2) == ["mylora-000002.safetensors", "mylora.safetensors"]
     assert save_names("mylora", 4, 2) == ["mylora-000002.safetensors", "mylora.safetensors"]
     assert save_names("mylora", 1, 1) == ["mylora.safetensors"]
@@ -109,13 +114,13 @@ def test_plan_lists_the_saves(dataset):
 
 
 def test_adafactor_with_warmup_is_explained(dataset):
-    cfg = Cfg(train_data_dir=str(dataset), optimizer="Adafactor", lr_warmup=10,
-              lr_scheduler="cosine")
+    cfg = Cfg(train_data_dir=str(dataset), optimizer="Adafactor", lr_warmup=10, lr_scheduler="cosine")
     warning = [w for w in build_plan(cfg).warnings if "Adafactor" in w]
     assert len(warning) == 1 and "LR warmup to 0" in warning[0] and "'adafactor'" in warning[0]
-    for ok in (Cfg(train_data_dir=str(dataset), optimizer="Adafactor", lr_warmup=0),
-               Cfg(train_data_dir=str(dataset), optimizer="Adafactor",
-                   lr_scheduler="adafactor")):
+    for ok in (
+        Cfg(train_data_dir=str(dataset), optimizer="Adafactor", lr_warmup=0),
+        Cfg(train_data_dir=str(dataset), optimizer="Adafactor", lr_scheduler="adafactor"),
+    ):
         assert not [w for w in build_plan(ok).warnings if "Adafactor" in w]
 
 
@@ -129,8 +134,7 @@ def test_alpha_above_rank_is_warned(dataset):
 def test_skipped_files_and_missing_captions_are_reported(dataset):
     (dataset / "3_a" / "broken.png").write_bytes(b"")
     plan = build_plan(Cfg(train_data_dir=str(dataset)))
-    assert plan.skipped == [{"path": str(dataset / "3_a" / "broken.png"),
-                             "reason": "empty file (0 bytes)"}]
+    assert plan.skipped == [{"path": str(dataset / "3_a" / "broken.png"), "reason": "empty file (0 bytes)"}]
     assert any("broken.png" in w for w in plan.warnings)
     assert any("4 of 4 images have no caption file" in w for w in plan.warnings)
     assert any("1 of 2 images have no caption file" in w for w in plan.warnings)
@@ -150,8 +154,19 @@ def test_few_image_repeats_get_a_soft_hint_only(dataset):
 
 def test_to_json_keys_and_serialisable(dataset):
     data = build_plan(Cfg(train_data_dir=str(dataset), epoch=2)).to_json()
-    for key in ("config", "images", "reg_images", "buckets", "steps_per_epoch", "epochs",
-                "total_steps", "saves", "skipped", "warnings", "subsets"):
+    for key in (
+        "config",
+        "images",
+        "reg_images",
+        "buckets",
+        "steps_per_epoch",
+        "epochs",
+        "total_steps",
+        "saves",
+        "skipped",
+        "warnings",
+        "subsets",
+    ):
         assert key in data
     assert data["config"]["train_data_dir"] == str(dataset)
     assert json.loads(json.dumps(data)) == data
@@ -177,7 +192,12 @@ def test_parse_resolution():
 
 
 def test_plan_does_not_import_torch():
-    code = "import sys, trainer.plan; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], check=True)
+    code = "import sys, trainer.plan.training_plan; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     assert out.stdout.strip() == "False"

@@ -1,21 +1,25 @@
 """(word:1.3) weights in captions (weighted_captions) and in sample prompts."""
+
 import pytest
 import torch
 
 from trainer.config import config_from_dict
-from trainer.prompt_weights import DOWN, UP, apply_weights, parse_weighted, plain_text, weighted_ids
-from trainer.text import TextConditioner, chunk_ids, tokenize
+from trainer.text.conditioning import TextConditioner, chunk_ids, tokenize
+from trainer.text.weights import DOWN, UP, apply_weights, parse_weighted, plain_text, weighted_ids
 
 
-@pytest.mark.parametrize("text, parts", [
-    ("a (b:1.5) [c]", [("a ", 1.0), ("b", 1.5), (" ", 1.0), ("c", DOWN)]),
-    ("((x))", [("x", UP * UP)]),
-    ("(a (b:2))", [("a ", UP), ("b", 2 * UP)]),
-    (r"\(not weighted\)", [("(not weighted)", 1.0)]),
-    ("(unclosed", [("unclosed", UP)]),
-    ("ratio 16:9, [[bg]]", [("ratio 16:9, ", 1.0), ("bg", DOWN * DOWN)]),
-    ("", [("", 1.0)]),
-])
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("a (b:1.5) [c]", [("a ", 1.0), ("b", 1.5), (" ", 1.0), ("c", DOWN)]),
+        ("((x))", [("x", UP * UP)]),
+        ("(a (b:2))", [("a ", UP), ("b", 2 * UP)]),
+        (r"\(not weighted\)", [("(not weighted)", 1.0)]),
+        ("(unclosed", [("unclosed", UP)]),
+        ("ratio 16:9, [[bg]]", [("ratio 16:9, ", 1.0), ("bg", DOWN * DOWN)]),
+        ("", [("", 1.0)]),
+    ],
+)
 def test_the_a1111_weight_syntax(text, parts):
     got = parse_weighted(text)
     assert [t for t, _ in got] == [t for t, _ in parts]
@@ -29,8 +33,15 @@ def test_plain_text_drops_only_the_syntax():
 @pytest.fixture(scope="module")
 def models(tiny_model):
     from trainer.models import load_models
-    return load_models(str(tiny_model("sd15")), v2=False, v_parameterization=False, sdxl=False,
-                       dtype=torch.float32, vae_path=None)
+
+    return load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    )
 
 
 def test_a_caption_without_weights_tokenizes_exactly_as_before(models):
@@ -41,8 +52,9 @@ def test_a_caption_without_weights_tokenizes_exactly_as_before(models):
         assert torch.equal(chunk_ids(tok, ids, length), tokenize(tok, captions, length))
         assert bool((weights == 1).all())
     plain = TextConditioner(models.tokenizers, models.text_encoders, arch="sd1", max_token_length=150)
-    weighted = TextConditioner(models.tokenizers, models.text_encoders, arch="sd1", max_token_length=150,
-                               weighted=True)
+    weighted = TextConditioner(
+        models.tokenizers, models.text_encoders, arch="sd1", max_token_length=150, weighted=True
+    )
     with torch.no_grad():
         assert torch.equal(plain.encode(captions)[0], weighted.encode(captions)[0])
 
@@ -74,14 +86,21 @@ def test_weighted_captions_loads_from_kohya_and_trains(tiny_model, tmp_path):
     from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
     from trainer.__main__ import main
 
-    cfg, warnings = config_from_dict({"pretrained_model_name_or_path": "m", "train_data_dir": "d",
-                                      "output_dir": "o", "weighted_captions": True})
+    cfg, warnings = config_from_dict(
+        {
+            "pretrained_model_name_or_path": "m",
+            "train_data_dir": "d",
+            "output_dir": "o",
+            "weighted_captions": True,
+        }
+    )
     assert cfg.weighted_captions and not any("not used" in w for w in warnings)
     data = make_toy_dataset(tmp_path / "data", n=2)
     for caption in (data / "1_toy").glob("*.txt"):
         caption.write_text("toy, (red square:1.4), [plain background]", encoding="utf-8")
-    preset = write_preset(tmp_path, tiny_model("sd15"), data, max_train_steps=2, epoch=1,
-                          weighted_captions=True)
+    preset = write_preset(
+        tmp_path, tiny_model("sd15"), data, max_train_steps=2, epoch=1, weighted_captions=True
+    )
     assert main(["--config", str(preset)]) == 0
     assert (tmp_path / "out" / "toy.safetensors").is_file()
 
@@ -89,8 +108,14 @@ def test_weighted_captions_loads_from_kohya_and_trains(tiny_model, tmp_path):
 def test_sdxl_weights_both_text_encoders_and_keeps_the_pooled_output(tiny_model):
     from trainer.models import load_models
 
-    m = load_models(str(tiny_model("sdxl")), v2=False, v_parameterization=False, sdxl=True,
-                    dtype=torch.float32, vae_path=None)
+    m = load_models(
+        str(tiny_model("sdxl")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=True,
+        dtype=torch.float32,
+        vae_path=None,
+    )
     plain = TextConditioner(m.tokenizers, m.text_encoders, arch="sdxl")
     weighted = TextConditioner(m.tokenizers, m.text_encoders, arch="sdxl", weighted=True)
     with torch.no_grad():

@@ -5,6 +5,7 @@ stops and saves a state with every file; run B is stopped by the user after step
 epoch 2). Resuming A's epoch-1 state and B's stopped state must give A's loss at every
 later step and A's final file.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,21 +19,38 @@ from safetensors.torch import load_file
 from tests.trainer.test_train_e2e import make_toy_dataset
 from trainer.__main__ import main
 from trainer.config import config_from_dict
-from trainer.plan import prepare_data
-from trainer.state import Position, check_resume, read_state_info, state_dir_for
-from trainer.train import Run, train_with_events
+from trainer.plan.training_plan import prepare_data
+from trainer.run.state import Position, check_resume, read_state_info, state_dir_for
+from trainer.run.train import Run, train_with_events
 
 
 def settings(model: Path, data: Path, out: Path, **over) -> dict:
     values = {
-        "pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
-        "output_dir": str(out), "output_name": "toy", "mixed_precision": "no",
-        "optimizer": "AdamW", "learning_rate": 1e-2, "unet_lr": 1e-2, "text_encoder_lr": 1e-3,
-        "lr_scheduler": "cosine", "lr_warmup": 0, "train_batch_size": 2, "epoch": 2,
-        "save_every_n_epochs": 1, "max_resolution": "64,64", "min_bucket_reso": 64,
-        "max_bucket_reso": 128, "bucket_no_upscale": False, "network_dim": 4,
-        "network_alpha": 4, "network_dropout": 0.1, "save_precision": "float", "seed": 7,
-        "save_state": True, "num_cpu_threads_per_process": 1,
+        "pretrained_model_name_or_path": str(model),
+        "train_data_dir": str(data),
+        "output_dir": str(out),
+        "output_name": "toy",
+        "mixed_precision": "no",
+        "optimizer": "AdamW",
+        "learning_rate": 1e-2,
+        "unet_lr": 1e-2,
+        "text_encoder_lr": 1e-3,
+        "lr_scheduler": "cosine",
+        "lr_warmup": 0,
+        "train_batch_size": 2,
+        "epoch": 2,
+        "save_every_n_epochs": 1,
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "bucket_no_upscale": False,
+        "network_dim": 4,
+        "network_alpha": 4,
+        "network_dropout": 0.1,
+        "save_precision": "float",
+        "seed": 7,
+        "save_state": True,
+        "num_cpu_threads_per_process": 1,
     }
     values.update(over)
     return values
@@ -92,7 +110,8 @@ def test_states_are_written_beside_each_lora_with_sd_scripts_names(runs):
     assert info["lora_file"] == "toy-000001.safetensors"
     assert info["fingerprint"]["dataset"] == [[f"1_toy/img{i}.png", 1] for i in range(4)]
     assert {"state.json", "lora.safetensors", "training.pt"} <= {
-        p.name for p in (out / "toy-000001-state").iterdir()}
+        p.name for p in (out / "toy-000001-state").iterdir()
+    }
 
 
 def test_stop_saves_the_lora_and_a_mid_epoch_state(runs):
@@ -119,8 +138,10 @@ def test_resumed_run_repeats_every_later_step_and_the_final_file(runs, state, fi
     for step, loss in losses.items():
         assert loss == pytest.approx(reference[step], abs=1e-6), step
     assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "a" / "toy.safetensors"))
-    assert_same_tensors(_tensors(out / "toy-state" / "lora.safetensors"),
-                        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"))
+    assert_same_tensors(
+        _tensors(out / "toy-state" / "lora.safetensors"),
+        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
+    )
     assert any("Resumed from" in e.data.get("message", "") for e in events if e.kind == "log")
 
 
@@ -131,8 +152,14 @@ def test_a_state_that_does_not_match_is_refused_naming_the_difference(runs, tmp_
     for i in range(3):  # one image fewer
         src = runs["data"] / "1_toy" / f"img{i}.png"
         (tmp_path / "data" / "1_toy" / src.name).write_bytes(src.read_bytes())
-    values = settings(runs["model"], tmp_path / "data", tmp_path / "out", resume=str(state),
-                      network_dim=8, train_batch_size=1)
+    values = settings(
+        runs["model"],
+        tmp_path / "data",
+        tmp_path / "out",
+        resume=str(state),
+        network_dim=8,
+        train_batch_size=1,
+    )
     cfg, _ = config_from_dict(values)
     problems, _ = check_resume(cfg, prepare_data(cfg), total_steps=100)
     text = "\n".join(str(p) for p in problems)
@@ -174,13 +201,17 @@ def test_every_random_generator_comes_back():
 
     import numpy as np
 
-    from trainer.state import capture_rng, restore_rng
+    from trainer.run.state import capture_rng, restore_rng
 
     gen = torch.Generator().manual_seed(1)
 
     def draw():
-        return (random.random(), float(np.random.rand()), float(torch.rand(())),
-                float(torch.rand((), generator=gen)))
+        return (
+            random.random(),
+            float(np.random.rand()),
+            float(torch.rand(())),
+            float(torch.rand((), generator=gen)),
+        )
 
     saved = capture_rng(gen)
     first = draw()
@@ -198,8 +229,9 @@ def test_a_run_whose_text_encoder_stopped_saves_and_resumes_exactly(runs):
     assert code == 0, [e.data for e in events if e.kind == "error"]
     assert (tmp / "te-a" / "toy-000001-state").is_dir()
     out = tmp / "te-b"
-    code, losses, events = train(settings(runs["model"], runs["data"], out,
-                                          resume=str(tmp / "te-a" / "toy-000001-state"), **over))
+    code, losses, events = train(
+        settings(runs["model"], runs["data"], out, resume=str(tmp / "te-a" / "toy-000001-state"), **over)
+    )
     assert code == 0, [e.data for e in events if e.kind == "error"]
     for step, loss in losses.items():
         assert loss == pytest.approx(full[step], abs=1e-6), step

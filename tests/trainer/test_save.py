@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import trainer.save as save_module
-from trainer.save import SaveError, build_metadata, kohya_dtype, save_lora
+import trainer.network.lora_file as save_module
+from trainer.network.lora_file import SaveError, build_metadata, kohya_dtype, save_lora
 
 
 def _tensors() -> dict[str, torch.Tensor]:

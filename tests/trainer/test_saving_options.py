@@ -1,4 +1,5 @@
 """Step saves, pruning of older saves, TensorBoard logs and the metadata a user types."""
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -6,9 +7,9 @@ import pytest
 from safetensors import safe_open
 
 from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
-from trainer.checkpoints import IntermediateSaves, prune_epoch_files, prune_step_files, step_saves
 from trainer.config import FIELDS, config_from_dict
-from trainer.save import build_metadata
+from trainer.network.lora_file import build_metadata
+from trainer.plan.saves import IntermediateSaves, prune_epoch_files, prune_step_files, step_saves
 
 
 def touch(folder: Path, *names: str) -> None:
@@ -23,31 +24,48 @@ def names(folder: Path) -> list[str]:
 
 # ---- names and pruning ----------------------------------------------------------------------
 def test_step_save_names_follow_sd_scripts():
-    assert step_saves("toy", 100, 350) == ["toy-step00000100.safetensors",
-                                           "toy-step00000200.safetensors",
-                                           "toy-step00000300.safetensors"]
+    assert step_saves("toy", 100, 350) == [
+        "toy-step00000100.safetensors",
+        "toy-step00000200.safetensors",
+        "toy-step00000300.safetensors",
+    ]
     assert step_saves("toy", 100, 300)[-1] == "toy-step00000200.safetensors"  # the last is the final
     assert step_saves("toy", 0, 300) == []
 
 
 def test_save_last_n_epochs_keeps_the_newest_n_and_never_the_final_or_other_files(tmp_path):
-    touch(tmp_path, *(f"toy-{e:06d}.safetensors" for e in range(1, 6)), "toy.safetensors",
-          "toy-000009.safetensors", "toyx-000001.safetensors", "toy-step00000001.safetensors")
+    touch(
+        tmp_path,
+        *(f"toy-{e:06d}.safetensors" for e in range(1, 6)),
+        "toy.safetensors",
+        "toy-000009.safetensors",
+        "toyx-000001.safetensors",
+        "toy-step00000001.safetensors",
+    )
     removed = prune_epoch_files(tmp_path, "toy", current_epoch=5, keep=2)
     assert sorted(p.name for p in removed) == [f"toy-{e:06d}.safetensors" for e in (1, 2, 3)]
-    assert names(tmp_path) == ["toy-000004.safetensors", "toy-000005.safetensors",
-                               "toy-000009.safetensors",  # a later epoch of an earlier run
-                               "toy-step00000001.safetensors", "toy.safetensors",
-                               "toyx-000001.safetensors"]
+    assert names(tmp_path) == [
+        "toy-000004.safetensors",
+        "toy-000005.safetensors",
+        "toy-000009.safetensors",  # a later epoch of an earlier run
+        "toy-step00000001.safetensors",
+        "toy.safetensors",
+        "toyx-000001.safetensors",
+    ]
     assert prune_epoch_files(tmp_path, "toy", current_epoch=5, keep=0) == []
 
 
 def test_save_last_n_steps_keeps_the_files_of_the_last_n_steps(tmp_path):
-    touch(tmp_path, *(f"toy-step{s:08d}.safetensors" for s in (100, 200, 300, 400, 500)),
-          "toy.safetensors", "toy-000001.safetensors")
+    touch(
+        tmp_path,
+        *(f"toy-step{s:08d}.safetensors" for s in (100, 200, 300, 400, 500)),
+        "toy.safetensors",
+        "toy-000001.safetensors",
+    )
     prune_step_files(tmp_path, "toy", current_step=500, window=300)
     assert names(tmp_path) == ["toy-000001.safetensors"] + [
-        f"toy-step{s:08d}.safetensors" for s in (200, 300, 400, 500)] + ["toy.safetensors"]
+        f"toy-step{s:08d}.safetensors" for s in (200, 300, 400, 500)
+    ] + ["toy.safetensors"]
 
 
 class FakeSaver:
@@ -62,23 +80,29 @@ class FakeSaver:
 
 
 def settings(tmp_path, **over):
-    values = {"output_dir": str(tmp_path), "output_name": "toy", "save_every_n_epochs": 1,
-                  "save_every_n_steps": 1, "save_last_n_epochs": 1, "save_last_n_steps": 1}
+    values = {
+        "output_dir": str(tmp_path),
+        "output_name": "toy",
+        "save_every_n_epochs": 1,
+        "save_every_n_steps": 1,
+        "save_last_n_epochs": 1,
+        "save_last_n_steps": 1,
+    }
     return SimpleNamespace(**{**values, **over})
 
 
 def test_old_files_are_pruned_only_after_the_new_one_is_written(tmp_path):
     touch(tmp_path, "toy-000001.safetensors", "toy-step00000001.safetensors")
-    failing = IntermediateSaves(settings(tmp_path), FakeSaver(tmp_path, fail=True),
-                                total_steps=10, epochs=5, is_main=True)
+    failing = IntermediateSaves(
+        settings(tmp_path), FakeSaver(tmp_path, fail=True), total_steps=10, epochs=5, is_main=True
+    )
     with pytest.raises(OSError):
         failing.after_epoch(2, 2)
     with pytest.raises(OSError):
         failing.after_step(5, 2)
     assert names(tmp_path) == ["toy-000001.safetensors", "toy-step00000001.safetensors"]
 
-    saves = IntermediateSaves(settings(tmp_path), FakeSaver(tmp_path), total_steps=10, epochs=5,
-                              is_main=True)
+    saves = IntermediateSaves(settings(tmp_path), FakeSaver(tmp_path), total_steps=10, epochs=5, is_main=True)
     saves.after_epoch(2, 2)
     saves.after_step(5, 2)
     assert names(tmp_path) == ["toy-000002.safetensors", "toy-step00000005.safetensors"]
@@ -86,16 +110,29 @@ def test_old_files_are_pruned_only_after_the_new_one_is_written(tmp_path):
 
 
 def test_the_plan_lists_the_step_saves(tmp_path):
-    from trainer.plan import build_plan
+    from trainer.plan.training_plan import build_plan
 
     data = make_toy_dataset(tmp_path / "data", n=2)
-    cfg, _ = config_from_dict({"pretrained_model_name_or_path": "unused", "train_data_dir": str(data),
-                               "output_dir": str(tmp_path / "out"), "output_name": "toy",
-                               "max_resolution": "64,64", "min_bucket_reso": 64,
-                               "train_batch_size": 1, "epoch": 2, "save_every_n_steps": "3",
-                               "save_every_n_epochs": 1, "mixed_precision": "no"})
-    assert build_plan(cfg).saves == ["toy-step00000003.safetensors", "toy-000001.safetensors",
-                                     "toy.safetensors"]
+    cfg, _ = config_from_dict(
+        {
+            "pretrained_model_name_or_path": "unused",
+            "train_data_dir": str(data),
+            "output_dir": str(tmp_path / "out"),
+            "output_name": "toy",
+            "max_resolution": "64,64",
+            "min_bucket_reso": 64,
+            "train_batch_size": 1,
+            "epoch": 2,
+            "save_every_n_steps": "3",
+            "save_every_n_epochs": 1,
+            "mixed_precision": "no",
+        }
+    )
+    assert build_plan(cfg).saves == [
+        "toy-step00000003.safetensors",
+        "toy-000001.safetensors",
+        "toy.safetensors",
+    ]
 
 
 def test_the_settings_are_in_the_schema_with_kohya_names():
@@ -103,28 +140,60 @@ def test_the_settings_are_in_the_schema_with_kohya_names():
         spec = FIELDS[key]
         assert spec.tab == "Parameters" and spec.group == "Saving" and spec.default == 0
         assert spec.help and spec.help_ja and spec.label_ja
-    cfg, _ = config_from_dict({  # as kohya_ss writes them: numbers as text, null when unset
-        "pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o",
-        "save_every_n_steps": "500", "save_last_n_steps": None, "save_last_n_epochs": 3,
-        "logging_dir": "logs", "training_comment": "hi", "metadata_title": "T"})
+    cfg, _ = config_from_dict(
+        {  # as kohya_ss writes them: numbers as text, null when unset
+            "pretrained_model_name_or_path": "m",
+            "train_data_dir": "d",
+            "output_dir": "o",
+            "save_every_n_steps": "500",
+            "save_last_n_steps": None,
+            "save_last_n_epochs": 3,
+            "logging_dir": "logs",
+            "training_comment": "hi",
+            "metadata_title": "T",
+        }
+    )
     assert (cfg.save_every_n_steps, cfg.save_last_n_steps, cfg.save_last_n_epochs) == (500, 0, 3)
     assert (cfg.logging_dir, cfg.training_comment, cfg.metadata_title) == ("logs", "hi", "T")
 
 
 # ---- metadata the user types -----------------------------------------------------------------
 def test_training_comment_and_metadata_fields_are_written_into_the_metadata():
-    cfg = SimpleNamespace(training_comment="trained on my cat", metadata_title="Cat LoRA",
-                          metadata_author="me", metadata_description="a cat",
-                          metadata_license="CC-BY-4.0", metadata_tags="cat, pet",
-                          output_name="cat")
-    meta = build_metadata(cfg, arch="sd1", v_parameterization=False, network_args={},
-                          num_train_images=1, num_reg_images=0, epoch=1, steps=1, total_epochs=1,
-                          max_train_steps=1, lr_warmup_steps=0, bucket_info={}, tag_frequency={},
-                          training_started_at=0.0, resolution=(512, 512), model_name="m")
+    cfg = SimpleNamespace(
+        training_comment="trained on my cat",
+        metadata_title="Cat LoRA",
+        metadata_author="me",
+        metadata_description="a cat",
+        metadata_license="CC-BY-4.0",
+        metadata_tags="cat, pet",
+        output_name="cat",
+    )
+    meta = build_metadata(
+        cfg,
+        arch="sd1",
+        v_parameterization=False,
+        network_args={},
+        num_train_images=1,
+        num_reg_images=0,
+        epoch=1,
+        steps=1,
+        total_epochs=1,
+        max_train_steps=1,
+        lr_warmup_steps=0,
+        bucket_info={},
+        tag_frequency={},
+        training_started_at=0.0,
+        resolution=(512, 512),
+        model_name="m",
+    )
     assert meta["ss_training_comment"] == "trained on my cat"
-    assert (meta["modelspec.title"], meta["modelspec.author"], meta["modelspec.description"],
-            meta["modelspec.license"], meta["modelspec.tags"]) == (
-        "Cat LoRA", "me", "a cat", "CC-BY-4.0", "cat, pet")
+    assert (
+        meta["modelspec.title"],
+        meta["modelspec.author"],
+        meta["modelspec.description"],
+        meta["modelspec.license"],
+        meta["modelspec.tags"],
+    ) == ("Cat LoRA", "me", "a cat", "CC-BY-4.0", "cat, pet")
 
 
 # ---- end to end ------------------------------------------------------------------------------
@@ -135,12 +204,24 @@ def run_with_saves(tiny_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("saving")
     data = make_toy_dataset(tmp / "data", n=2)
     # 2 images, batch 2: one step per epoch, so 4 steps are 4 epochs
-    preset = write_preset(tmp, tiny_model("sd15"), data, max_train_steps=4, epoch=1,
-                          save_every_n_epochs=1, save_last_n_epochs=2, save_every_n_steps=1,
-                          save_last_n_steps=1, logging_dir=str(tmp / "logs"),
-                          training_comment="trained on toys", metadata_title="Toy",
-                          metadata_author="tester", metadata_description="red squares",
-                          metadata_license="MIT", metadata_tags="toy, test")
+    preset = write_preset(
+        tmp,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=4,
+        epoch=1,
+        save_every_n_epochs=1,
+        save_last_n_epochs=2,
+        save_every_n_steps=1,
+        save_last_n_steps=1,
+        logging_dir=str(tmp / "logs"),
+        training_comment="trained on toys",
+        metadata_title="Toy",
+        metadata_author="tester",
+        metadata_description="red squares",
+        metadata_license="MIT",
+        metadata_tags="toy, test",
+    )
     assert main(["--config", str(preset)]) == 0
     return tmp
 
@@ -148,9 +229,13 @@ def run_with_saves(tiny_model, tmp_path_factory):
 def test_a_run_keeps_the_newest_step_and_epoch_saves_and_the_final(run_with_saves):
     out = run_with_saves / "out"
     # steps 1-3 and epochs 1-3 were saved (step/epoch 4 is the final); step 1 and epoch 1 pruned
-    assert names(out) == ["toy-000002.safetensors", "toy-000003.safetensors",
-                          "toy-step00000002.safetensors", "toy-step00000003.safetensors",
-                          "toy.safetensors"]
+    assert names(out) == [
+        "toy-000002.safetensors",
+        "toy-000003.safetensors",
+        "toy-step00000002.safetensors",
+        "toy-step00000003.safetensors",
+        "toy.safetensors",
+    ]
     with safe_open(str(out / "toy-step00000003.safetensors"), "pt") as f:
         assert f.metadata()["ss_steps"] == "3"
 

@@ -6,6 +6,7 @@ the training state with every save) is watched: before every save and sample the
 optimizer must be in eval mode (the average in the LoRA), and back in train mode after.
 Resuming A's epoch-1 state must give A's later losses and A's final file.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -13,12 +14,18 @@ import schedulefree
 
 from tests.trainer.test_resume import _tensors, assert_same_tensors, settings, train
 from tests.trainer.test_train_e2e import make_toy_dataset
-from trainer.run_io import LoRASaver
-from trainer.sampling import Sampler
+from trainer.run.saving import LoRASaver
+from trainer.sampling.preview import Sampler
 
-SCHEDULE_FREE = {"optimizer": "AdamWScheduleFree", "learning_rate": 1e-2, "unet_lr": 1e-2,
-                 "text_encoder_lr": 1e-3, "lr_scheduler": "constant",
-                 "sample_prompts": "toy, red square --w 64 --h 64 --s 1", "sample_every_n_epochs": 1}
+SCHEDULE_FREE = {
+    "optimizer": "AdamWScheduleFree",
+    "learning_rate": 1e-2,
+    "unet_lr": 1e-2,
+    "text_encoder_lr": 1e-3,
+    "lr_scheduler": "constant",
+    "sample_prompts": "toy, red square --w 64 --h 64 --s 1",
+    "sample_every_n_epochs": 1,
+}
 
 
 def watched_train(values: dict) -> tuple[tuple, list[tuple[str, str, bool]]]:
@@ -73,8 +80,12 @@ def test_every_save_and_sample_reads_the_averaged_weights_then_training_goes_on(
     log = run_a["log"]
     assert log[0][0] == "train"  # made ready to step, as sd-scripts does
     outputs = [(kind, what) for kind, what, _ in log if kind in ("save", "sample")]
-    assert outputs == [("save", "toy-000001"), ("sample", "step 2"), ("sample", "step 4"),
-                       ("save", "toy")]  # the last epoch's sample, then the final file
+    assert outputs == [
+        ("save", "toy-000001"),
+        ("sample", "step 2"),
+        ("sample", "step 4"),
+        ("save", "toy"),
+    ]  # the last epoch's sample, then the final file
     for i, (kind, what, train_mode) in enumerate(log):
         if kind in ("save", "sample"):
             assert train_mode is False, f"{kind} {what} read the training point, not the average"
@@ -85,8 +96,9 @@ def test_every_save_and_sample_reads_the_averaged_weights_then_training_goes_on(
 def test_a_resumed_schedule_free_run_repeats_the_later_steps_and_the_final_file(run_a):
     tmp = run_a["tmp"]
     out = tmp / "resumed"
-    values = settings(run_a["model"], run_a["data"], out, resume=str(tmp / "a" / "toy-000001-state"),
-                      **SCHEDULE_FREE)
+    values = settings(
+        run_a["model"], run_a["data"], out, resume=str(tmp / "a" / "toy-000001-state"), **SCHEDULE_FREE
+    )
     code, losses, events = train(values)
     assert code == 0, [e.data for e in events if e.kind == "error"]
     reference = run_a["result"][1]
@@ -94,5 +106,7 @@ def test_a_resumed_schedule_free_run_repeats_the_later_steps_and_the_final_file(
     for step, loss in losses.items():
         assert loss == pytest.approx(reference[step], abs=1e-6), step
     assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "a" / "toy.safetensors"))
-    assert_same_tensors(_tensors(out / "toy-state" / "lora.safetensors"),
-                        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"))
+    assert_same_tensors(
+        _tensors(out / "toy-state" / "lora.safetensors"),
+        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
+    )

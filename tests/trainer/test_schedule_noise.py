@@ -1,11 +1,13 @@
 """Learning-rate curves and the noise / loss-weight formulas."""
+
 import math
 
 import pytest
 import torch
 
 from trainer.config import ConfigError, config_from_dict
-from trainer.noise import (
+from trainer.config.rules.schedules import lr_factor, scheduler_arg_problems, warmup_steps_for
+from trainer.run.noise import (
     debiased_estimation_weights,
     min_snr_weights,
     per_sample_mse,
@@ -13,7 +15,6 @@ from trainer.noise import (
     sample_timesteps,
     snr,
 )
-from trainer.schedule import lr_factor, scheduler_arg_problems, warmup_steps_for
 
 REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 
@@ -24,20 +25,31 @@ def test_warmup_is_a_percent_of_steps_unless_steps_are_given():
     assert warmup_steps_for(7, 10, 0) == 1
 
 
-@pytest.mark.parametrize("name,step,expected", [
-    ("constant", 0, 1.0), ("constant", 99, 1.0),
-    ("constant_with_warmup", 4, 0.5), ("constant_with_warmup", 50, 1.0),
-    ("linear", 10, 1.0), ("linear", 55, 0.5), ("cosine", 10, 1.0), ("cosine", 55, 0.5),
-    ("cosine", 100, 0.0), ("polynomial", 55, 0.5),
-])
+@pytest.mark.parametrize(
+    "name,step,expected",
+    [
+        ("constant", 0, 1.0),
+        ("constant", 99, 1.0),
+        ("constant_with_warmup", 4, 0.5),
+        ("constant_with_warmup", 50, 1.0),
+        ("linear", 10, 1.0),
+        ("linear", 55, 0.5),
+        ("cosine", 10, 1.0),
+        ("cosine", 55, 0.5),
+        ("cosine", 100, 0.0),
+        ("polynomial", 55, 0.5),
+    ],
+)
 def test_lr_curves_at_chosen_steps(name, step, expected):
     got = lr_factor(step, name=name, total_steps=100, warmup_steps=10)
     assert got == pytest.approx(expected, abs=1e-6)
 
 
 def test_cosine_with_restarts_restarts_and_polynomial_power():
-    f = [lr_factor(s, name="cosine_with_restarts", total_steps=100, warmup_steps=0, num_cycles=2)
-         for s in (0, 49, 50, 99)]
+    f = [
+        lr_factor(s, name="cosine_with_restarts", total_steps=100, warmup_steps=0, num_cycles=2)
+        for s in (0, 49, 50, 99)
+    ]
     assert f[0] == pytest.approx(1.0) and f[1] < 0.01 and f[2] == pytest.approx(1.0) and f[3] < 0.01
     assert lr_factor(50, name="polynomial", total_steps=100, warmup_steps=0, power=2.0) == pytest.approx(0.25)
 
@@ -81,43 +93,71 @@ def test_polynomial_lr_end_is_a_floor():
     assert lr_factor(5, **f) == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("name,args,words", [
-    ("cosine", {"min_lr_rate": 0.1}, ("min_lr_rate: is not an argument of the 'cosine' scheduler "
-                                      "(it takes none; min_lr_rate is for cosine_with_min_lr)")),
-    ("cosine_with_restarts", {"num_cycles": 3}, ("num_cycles: is a setting of its own here; use "
-                                                 "lr_scheduler_num_cycles")),
-    ("cosine_with_min_lr", {}, "needs the lowest learning rate"),
-    ("cosine_with_min_lr", {"min_lr": 1e-6, "min_lr_rate": 0.1}, "give only one of them"),
-    ("cosine_with_min_lr", {"min_lr_rate": 1.5}, "min_lr_rate=1.5: must be between 0 and 1"),
-    ("cosine_with_min_lr", {"min_lr": 1e-3}, "min_lr=0.001: must be at least 0 and below the learning rate"),
-    ("warmup_stable_decay", {}, "needs num_decay_steps"),
-    ("warmup_stable_decay", {"num_decay_steps": 10, "decay_type": "exp"}, "decay_type=exp: must be one of"),
-    ("warmup_stable_decay", {"num_decay_steps": 2.5}, "num_decay_steps=2.5: must be a whole number"),
-    ("inverse_sqrt", {"timescale": "x"}, "timescale=x: must be a number"),
-])
+@pytest.mark.parametrize(
+    "name,args,words",
+    [
+        (
+            "cosine",
+            {"min_lr_rate": 0.1},
+            (
+                "min_lr_rate: is not an argument of the 'cosine' scheduler "
+                "(it takes none; min_lr_rate is for cosine_with_min_lr)"
+            ),
+        ),
+        (
+            "cosine_with_restarts",
+            {"num_cycles": 3},
+            ("num_cycles: is a setting of its own here; use lr_scheduler_num_cycles"),
+        ),
+        ("cosine_with_min_lr", {}, "needs the lowest learning rate"),
+        ("cosine_with_min_lr", {"min_lr": 1e-6, "min_lr_rate": 0.1}, "give only one of them"),
+        ("cosine_with_min_lr", {"min_lr_rate": 1.5}, "min_lr_rate=1.5: must be between 0 and 1"),
+        (
+            "cosine_with_min_lr",
+            {"min_lr": 1e-3},
+            "min_lr=0.001: must be at least 0 and below the learning rate",
+        ),
+        ("warmup_stable_decay", {}, "needs num_decay_steps"),
+        (
+            "warmup_stable_decay",
+            {"num_decay_steps": 10, "decay_type": "exp"},
+            "decay_type=exp: must be one of",
+        ),
+        ("warmup_stable_decay", {"num_decay_steps": 2.5}, "num_decay_steps=2.5: must be a whole number"),
+        ("inverse_sqrt", {"timescale": "x"}, "timescale=x: must be a number"),
+    ],
+)
 def test_each_scheduler_argument_problem_names_the_key(name, args, words):
     problems = scheduler_arg_problems(name, args, learning_rate=1e-4)
     assert any(words in p for p in problems), problems
 
 
 def test_warmup_stable_decay_phases_must_fit_the_run():
-    assert scheduler_arg_problems("warmup_stable_decay", {"num_decay_steps": 8}, learning_rate=1e-4,
-                                  total_steps=10, warmup_steps=3) == [
-        "num_decay_steps: warmup (3) + decay (8) steps are more than the 10 steps of this run"]
-    assert not scheduler_arg_problems("warmup_stable_decay", {"num_decay_steps": 0.5}, learning_rate=1e-4,
-                                      total_steps=10, warmup_steps=3)
+    assert scheduler_arg_problems(
+        "warmup_stable_decay", {"num_decay_steps": 8}, learning_rate=1e-4, total_steps=10, warmup_steps=3
+    ) == ["num_decay_steps: warmup (3) + decay (8) steps are more than the 10 steps of this run"]
+    assert not scheduler_arg_problems(
+        "warmup_stable_decay", {"num_decay_steps": 0.5}, learning_rate=1e-4, total_steps=10, warmup_steps=3
+    )
 
 
 def test_lr_scheduler_args_in_the_config_are_checked_for_the_chosen_scheduler():
-    cfg, _ = config_from_dict({**REQUIRED, "lr_scheduler": "cosine_with_min_lr",
-                               "lr_scheduler_args": "min_lr_rate=0.1"})
+    cfg, _ = config_from_dict(
+        {**REQUIRED, "lr_scheduler": "cosine_with_min_lr", "lr_scheduler_args": "min_lr_rate=0.1"}
+    )
     assert cfg.lr_scheduler_args == "min_lr_rate=0.1"
     with pytest.raises(ConfigError) as err:
-        config_from_dict({**REQUIRED, "lr_scheduler": "inverse_sqrt",
-                          "lr_scheduler_args": "timescale=100 min_lr=0"})
-    assert err.value.by_key() == {"lr_scheduler_args": [(
-        "min_lr: is not an argument of the 'inverse_sqrt' scheduler (it takes timescale; "
-        "min_lr is for cosine_with_min_lr)")]}
+        config_from_dict(
+            {**REQUIRED, "lr_scheduler": "inverse_sqrt", "lr_scheduler_args": "timescale=100 min_lr=0"}
+        )
+    assert err.value.by_key() == {
+        "lr_scheduler_args": [
+            (
+                "min_lr: is not an argument of the 'inverse_sqrt' scheduler (it takes timescale; "
+                "min_lr is for cosine_with_min_lr)"
+            )
+        ]
+    }
     with pytest.raises(ConfigError) as err:
         config_from_dict({**REQUIRED, "lr_scheduler_args": "__import__('os')"})
     assert "is not key=value" in err.value.by_key()["lr_scheduler_args"][0]  # data, never evaluated
@@ -128,15 +168,20 @@ def test_timesteps_stay_in_min_max_and_the_default_draws_as_before():
     assert t.min().item() == 200 and t.max().item() == 299  # [min, max): both ends reached
     assert t.float().mean().item() == pytest.approx(249.5, abs=1.0)
     default = sample_timesteps(64, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(default, torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(
+        default, torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(1))
+    )
 
 
-@pytest.mark.parametrize("values,key,words", [
-    ({"min_timestep": 500, "max_timestep": 400}, "min_timestep", "500 must be below max_timestep 400"),
-    ({"min_timestep": 300, "max_timestep": 300}, "min_timestep", "300 must be below max_timestep 300"),
-    ({"max_timestep": 1001}, "max_timestep", "<= 1000"),
-    ({"min_timestep": -1}, "min_timestep", ">= 0"),
-])
+@pytest.mark.parametrize(
+    "values,key,words",
+    [
+        ({"min_timestep": 500, "max_timestep": 400}, "min_timestep", "500 must be below max_timestep 400"),
+        ({"min_timestep": 300, "max_timestep": 300}, "min_timestep", "300 must be below max_timestep 300"),
+        ({"max_timestep": 1001}, "max_timestep", "<= 1000"),
+        ({"min_timestep": -1}, "min_timestep", ">= 0"),
+    ],
+)
 def test_bad_timestep_ranges_are_refused_naming_the_fields(values, key, words):
     with pytest.raises(ConfigError) as err:
         config_from_dict({**REQUIRED, **values})
@@ -144,7 +189,7 @@ def test_bad_timestep_ranges_are_refused_naming_the_fields(values, key, words):
 
 
 def test_debiased_estimation_weights_equal_the_formula_with_snr_capped_at_1000():
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
     ac = torch.cumprod(1 - betas, 0)
     t = torch.tensor([0, 500, 999])
     s = ac[t] / (1 - ac[t])
@@ -168,22 +213,24 @@ def test_noise_offset_shifts_the_per_channel_mean():
 
 def test_multires_noise_is_normalised_and_correlated_in_space():
     lat = torch.zeros(8, 4, 32, 32)
-    n = sample_noise(lat, generator=torch.Generator().manual_seed(0), multires_iterations=6,
-                     multires_discount=0.3)
+    n = sample_noise(
+        lat, generator=torch.Generator().manual_seed(0), multires_iterations=6, multires_discount=0.3
+    )
     assert n.std().item() == pytest.approx(1.0, abs=1e-4)
     neighbour = (n[..., 1:] * n[..., :-1]).mean().item()
     assert neighbour > 0.02  # plain white noise would give ~0
 
 
 def test_min_snr_weights_equal_the_formula():
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
     ac = torch.cumprod(1 - betas, 0)
     t = torch.tensor([0, 10, 500, 999])
     s = ac[t] / (1 - ac[t])
     torch.testing.assert_close(snr(t, ac), s)
     torch.testing.assert_close(min_snr_weights(t, ac, 5.0), torch.clamp(s, max=5.0) / s)
-    torch.testing.assert_close(min_snr_weights(t, ac, 5.0, v_prediction=True),
-                               torch.clamp(s, max=5.0) / (s + 1))
+    torch.testing.assert_close(
+        min_snr_weights(t, ac, 5.0, v_prediction=True), torch.clamp(s, max=5.0) / (s + 1)
+    )
     assert math.isclose(min_snr_weights(t, ac, 5.0)[-1].item(), 1.0, rel_tol=1e-6)
 
 
@@ -196,7 +243,7 @@ def test_per_sample_mse():
 
 def test_clip_skip_takes_an_earlier_layer_and_long_captions_use_chunks(tiny_model):
     from trainer.models import load_models
-    from trainer.text import TextConditioner
+    from trainer.text.conditioning import TextConditioner
 
     m = load_models(str(tiny_model("sd15")))
     one = TextConditioner(m.tokenizers, m.text_encoders, arch="sd1", clip_skip=1)

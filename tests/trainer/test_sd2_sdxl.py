@@ -24,22 +24,42 @@ from trainer.models import load_models
 EXPECTED = {
     "sd15": ("sd_v1", "stable-diffusion-v1/lora", "False", {"lora_unet_", "lora_te_"}),
     "sd2v": ("sd_v2_v", "stable-diffusion-v2-768-v/lora", "True", {"lora_unet_", "lora_te_"}),
-    "sdxl": ("sdxl_base_v1-0", "stable-diffusion-xl-v1-base/lora", "False", {"lora_unet_", "lora_te1_", "lora_te2_"}),
+    "sdxl": (
+        "sdxl_base_v1-0",
+        "stable-diffusion-xl-v1-base/lora",
+        "False",
+        {"lora_unet_", "lora_te1_", "lora_te2_"},
+    ),
 }
 
 
 def _preset(tmp: Path, model: Path, data: Path, arch: str, **over) -> Path:
     preset = {
-        "pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
-        "output_dir": str(tmp / "out"), "output_name": "lora", "mixed_precision": "no",
-        "optimizer": "AdamW", "learning_rate": 5e-3, "lr_scheduler": "constant", "lr_warmup": 0,
-        "train_batch_size": 2, "epoch": 1, "max_train_steps": 2, "max_resolution": "64,64",
-        "min_bucket_reso": 64, "max_bucket_reso": 128, "network_dim": 4, "network_alpha": 4,
-        "cache_latents": True, "seed": 3,
+        "pretrained_model_name_or_path": str(model),
+        "train_data_dir": str(data),
+        "output_dir": str(tmp / "out"),
+        "output_name": "lora",
+        "mixed_precision": "no",
+        "optimizer": "AdamW",
+        "learning_rate": 5e-3,
+        "lr_scheduler": "constant",
+        "lr_warmup": 0,
+        "train_batch_size": 2,
+        "epoch": 1,
+        "max_train_steps": 2,
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "network_dim": 4,
+        "network_alpha": 4,
+        "cache_latents": True,
+        "seed": 3,
         # One thread: on a busy 2-core runner more threads only wait for each other.
         "num_cpu_threads_per_process": 1,
         # The user's settings for each family; v-prediction is theirs to say.
-        "v2": arch == "sd2v", "v_parameterization": arch == "sd2v", "sdxl": arch == "sdxl",
+        "v2": arch == "sd2v",
+        "v_parameterization": arch == "sd2v",
+        "sdxl": arch == "sdxl",
         "min_snr_gamma": 5,
     }
     preset.update(over)
@@ -55,12 +75,26 @@ def _pipeline(model: Path, arch: str):
         return cls.from_pretrained(model)
     m = load_models(str(model), v_parameterization=arch == "sd2v")
     if arch == "sdxl":
-        return cls(vae=m.vae, text_encoder=m.text_encoders[0], text_encoder_2=m.text_encoders[1],
-                   tokenizer=m.tokenizers[0], tokenizer_2=m.tokenizers[1], unet=m.unet,
-                   scheduler=m.noise_scheduler, add_watermarker=False)
-    return cls(vae=m.vae, text_encoder=m.text_encoders[0], tokenizer=m.tokenizers[0], unet=m.unet,
-               scheduler=m.noise_scheduler, safety_checker=None, feature_extractor=None,
-               requires_safety_checker=False)
+        return cls(
+            vae=m.vae,
+            text_encoder=m.text_encoders[0],
+            text_encoder_2=m.text_encoders[1],
+            tokenizer=m.tokenizers[0],
+            tokenizer_2=m.tokenizers[1],
+            unet=m.unet,
+            scheduler=m.noise_scheduler,
+            add_watermarker=False,
+        )
+    return cls(
+        vae=m.vae,
+        text_encoder=m.text_encoders[0],
+        tokenizer=m.tokenizers[0],
+        unet=m.unet,
+        scheduler=m.noise_scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 @torch.no_grad()
@@ -70,8 +104,10 @@ def _unet_output(pipe) -> torch.Tensor:
     kwargs = {}
     if config.addition_embed_type == "text_time":
         pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
-        kwargs["added_cond_kwargs"] = {"text_embeds": torch.randn(1, pooled, generator=gen),
-                                       "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])}
+        kwargs["added_cond_kwargs"] = {
+            "text_embeds": torch.randn(1, pooled, generator=gen),
+            "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]]),
+        }
     sample = torch.randn(1, 4, 8, 8, generator=gen)
     context = torch.randn(1, 77, config.cross_attention_dim, generator=gen)
     return pipe.unet(sample, torch.tensor([500]), context, **kwargs).sample
@@ -80,8 +116,9 @@ def _unet_output(pipe) -> torch.Tensor:
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["diffusers", "single-file"])
 @pytest.mark.parametrize("arch", ["sd15", "sd2v", "sdxl"])
-def test_cli_trains_and_the_lora_loads_in_diffusers(tmp_path, tiny_model, tiny_single_file, demo_dataset,
-                                                     arch: str, fmt: str) -> None:
+def test_cli_trains_and_the_lora_loads_in_diffusers(
+    tmp_path, tiny_model, tiny_single_file, demo_dataset, arch: str, fmt: str
+) -> None:
     model = tiny_model(arch) if fmt == "diffusers" else tiny_single_file(arch)
     assert main(["--config", str(_preset(tmp_path, model, demo_dataset, arch))]) == 0
     lora = tmp_path / "out" / "lora.safetensors"
@@ -90,7 +127,11 @@ def test_cli_trains_and_the_lora_loads_in_diffusers(tmp_path, tiny_model, tiny_s
     version, architecture, v2, prefixes = EXPECTED[arch]
     assert {p for p in prefixes if any(k.startswith(p) for k in keys)} == prefixes
     assert all(k.startswith(tuple(prefixes)) for k in keys)
-    assert (meta["ss_base_model_version"], meta["modelspec.architecture"], meta["ss_v2"]) == (version, architecture, v2)
+    assert (meta["ss_base_model_version"], meta["modelspec.architecture"], meta["ss_v2"]) == (
+        version,
+        architecture,
+        v2,
+    )
     assert meta["ss_sd_model_name"] == model.name
     if arch == "sdxl":  # SGM block names, as sd-scripts writes them
         unet_names = {k.split(".")[0] for k in keys if k.startswith("lora_unet_")}
@@ -106,9 +147,18 @@ def test_cli_trains_and_the_lora_loads_in_diffusers(tmp_path, tiny_model, tiny_s
     assert (after - before).abs().max() > 1e-5
 
 
-def test_sdxl_cache_text_encoder_outputs_trains_the_unet_only(tmp_path, tiny_single_file, demo_dataset) -> None:
-    preset = _preset(tmp_path, tiny_single_file("sdxl"), demo_dataset, "sdxl", max_train_steps=1,
-                     cache_text_encoder_outputs=True, network_train_unet_only=True)
+def test_sdxl_cache_text_encoder_outputs_trains_the_unet_only(
+    tmp_path, tiny_single_file, demo_dataset
+) -> None:
+    preset = _preset(
+        tmp_path,
+        tiny_single_file("sdxl"),
+        demo_dataset,
+        "sdxl",
+        max_train_steps=1,
+        cache_text_encoder_outputs=True,
+        network_train_unet_only=True,
+    )
     assert main(["--config", str(preset)]) == 0
     with safe_open(tmp_path / "out" / "lora.safetensors", "pt") as f:
         keys = list(f.keys())
@@ -117,8 +167,13 @@ def test_sdxl_cache_text_encoder_outputs_trains_the_unet_only(tmp_path, tiny_sin
 
 
 def test_cache_text_encoder_outputs_conflicts_are_named() -> None:
-    base = {"pretrained_model_name_or_path": "m.safetensors", "train_data_dir": "d", "output_dir": "o",
-            "sdxl": True, "cache_text_encoder_outputs": True}
+    base = {
+        "pretrained_model_name_or_path": "m.safetensors",
+        "train_data_dir": "d",
+        "output_dir": "o",
+        "sdxl": True,
+        "cache_text_encoder_outputs": True,
+    }
     with pytest.raises(ConfigError) as err:
         config_from_dict({**base, "shuffle_caption": True, "caption_dropout_rate": 0.1})
     problems = [str(p) for p in err.value.problems if p.key == "cache_text_encoder_outputs"]
@@ -129,8 +184,9 @@ def test_cache_text_encoder_outputs_conflicts_are_named() -> None:
 
 
 @pytest.mark.parametrize("cache_latents", [True, False])
-def test_sdxl_size_conditioning_of_a_cropped_bucket_image(tmp_path, tiny_model, monkeypatch,
-                                                          cache_latents: bool) -> None:
+def test_sdxl_size_conditioning_of_a_cropped_bucket_image(
+    tmp_path, tiny_model, monkeypatch, cache_latents: bool
+) -> None:
     """A 96x64 image in the 64x64 bucket is resized to 96x64 and 16 px cut on each side:
     the U-Net is told original (64, 96), crop top-left (0, 16), target (64, 64)."""
     from diffusers import UNet2DConditionModel
@@ -147,8 +203,16 @@ def test_sdxl_size_conditioning_of_a_cropped_bucket_image(tmp_path, tiny_model, 
         return forward(self, *args, added_cond_kwargs=added_cond_kwargs, **kwargs)
 
     monkeypatch.setattr(UNet2DConditionModel, "forward", spy)
-    preset = _preset(tmp_path, tiny_model("sdxl"), tmp_path / "data", "sdxl", max_train_steps=1,
-                     train_batch_size=1, bucket_no_upscale=False, cache_latents=cache_latents,
-                     network_train_unet_only=True)
+    preset = _preset(
+        tmp_path,
+        tiny_model("sdxl"),
+        tmp_path / "data",
+        "sdxl",
+        max_train_steps=1,
+        train_batch_size=1,
+        bucket_no_upscale=False,
+        cache_latents=cache_latents,
+        network_train_unet_only=True,
+    )
     assert main(["--config", str(preset)]) == 0
     assert seen and torch.equal(seen[0].float(), torch.tensor([[64.0, 96.0, 0.0, 16.0, 64.0, 64.0]]))

@@ -85,8 +85,15 @@ def test_loader_gives_the_weights_that_were_written(tiny_single_file, offline, a
         for key in want:  # the file is fp16, training runs in fp32
             assert torch.equal(want[key].half().float(), got[key]), key
         assert got[next(iter(got))].dtype == torch.float32
-    for key in ("block_out_channels", "layers_per_block", "cross_attention_dim", "use_linear_projection",
-                "down_block_types", "up_block_types", "projection_class_embeddings_input_dim"):
+    for key in (
+        "block_out_channels",
+        "layers_per_block",
+        "cross_attention_dim",
+        "use_linear_projection",
+        "down_block_types",
+        "up_block_types",
+        "projection_class_embeddings_input_dim",
+    ):
         assert list(_tuple(models.unet.config[key])) == list(_tuple(pipe.unet.config[key])), key
     cat_ids = [49406, 320, 1125, 539, 320, 2368, 49407]  # openai/clip-vit-large-patch14
     assert all(t("a photo of a cat").input_ids == cat_ids for t in models.tokenizers)
@@ -100,12 +107,16 @@ def _tuple(value):
 
 
 @pytest.mark.parametrize("arch", ["sd15", "sdxl"])
-def test_written_file_is_what_diffusers_own_converter_reads(tiny_model, tiny_single_file, offline, arch) -> None:
+def test_written_file_is_what_diffusers_own_converter_reads(
+    tiny_model, tiny_single_file, offline, arch
+) -> None:
     """The writer is the inverse of diffusers' from_single_file, component by component."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     cls = StableDiffusionXLPipeline if arch == "sdxl" else StableDiffusionPipeline
-    theirs = cls.from_single_file(str(tiny_single_file(arch)), config=str(tiny_model(arch)), local_files_only=True)
+    theirs = cls.from_single_file(
+        str(tiny_single_file(arch)), config=str(tiny_model(arch)), local_files_only=True
+    )
     ours = build_tiny_pipeline(arch, seed=0)
     # Not SDXL's text_encoder_2: diffusers tells the two encoders apart by width, and both
     # tiny ones are 32 wide (the round trip through our own loader covers it).
@@ -125,9 +136,13 @@ def test_ckpt_loads_weights_only(tmp_path: Path, tiny_single_file, offline) -> N
     assert info.arch == "sd1" and info.summary.startswith("SD 1.x (single .ckpt file, ")
     models = load_models(str(ckpt))
     pipe = build_tiny_pipeline("sd15")
-    for loaded, original, key in ((models.unet, pipe.unet, "conv_in.weight"),
-                                  (models.text_encoders[0], pipe.text_encoder, "final_layer_norm.weight")):
-        assert torch.equal(_plain(loaded.state_dict())[key], _plain(original.state_dict())[key].half().float())
+    for loaded, original, key in (
+        (models.unet, pipe.unet, "conv_in.weight"),
+        (models.text_encoders[0], pipe.text_encoder, "final_layer_norm.weight"),
+    ):
+        assert torch.equal(
+            _plain(loaded.state_dict())[key], _plain(original.state_dict())[key].half().float()
+        )
 
 
 def test_ckpt_that_needs_more_than_tensors_is_refused(tmp_path: Path, tiny_single_file) -> None:
@@ -144,7 +159,9 @@ def test_separate_vae_file(tmp_path: Path, tiny_model, tiny_single_file) -> None
     want = build_tiny_pipeline("sdxl").vae.state_dict()["decoder.mid_block.attentions.0.to_q.weight"]
     # A VAE published on its own: the original layout without a prefix (fp16) ...
     prefix = "first_stage_model."
-    original = {k[len(prefix):]: v for k, v in load_file(tiny_single_file("sdxl")).items() if k.startswith(prefix)}
+    original = {
+        k[len(prefix) :]: v for k, v in load_file(tiny_single_file("sdxl")).items() if k.startswith(prefix)
+    }
     save_file(original, str(tmp_path / "vae.safetensors"))
     # ... or diffusers names (fp32).
     diffusers_file = tiny_model("sdxl") / "vae" / "diffusion_pytorch_model.safetensors"
@@ -162,8 +179,14 @@ def test_separate_vae_file(tmp_path: Path, tiny_model, tiny_single_file) -> None
 def _lora_file(tmp_path: Path) -> Path:
     path = tmp_path / "my_lora.safetensors"
     name = "lora_unet_down_blocks_0_attentions_0_proj_in"
-    save_file({f"{name}.lora_down.weight": torch.zeros(4, 32), f"{name}.lora_up.weight": torch.zeros(32, 4),
-               f"{name}.alpha": torch.tensor(4.0)}, str(path))
+    save_file(
+        {
+            f"{name}.lora_down.weight": torch.zeros(4, 32),
+            f"{name}.lora_up.weight": torch.zeros(32, 4),
+            f"{name}.alpha": torch.tensor(4.0),
+        },
+        str(path),
+    )
     return path
 
 
@@ -206,11 +229,18 @@ def test_wrong_files_get_a_clear_message(tmp_path: Path, tiny_single_file, case:
     elif case == "refiner":
         _edited(sdxl, path, _refiner)
     elif case == "sd3":
-        save_file({"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias": torch.ones(4)},
-                  str(path))
+        save_file(
+            {"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias": torch.ones(4)},
+            str(path),
+        )
     elif case == "flux":
-        save_file({"double_blocks.0.img_attn.norm.key_norm.scale": torch.ones(4), "single_blocks.0.linear1.weight": z},
-                  str(path))
+        save_file(
+            {
+                "double_blocks.0.img_attn.norm.key_norm.scale": torch.ones(4),
+                "single_blocks.0.linear1.weight": z,
+            },
+            str(path),
+        )
     elif case == "vae":
         names = ("encoder.conv_in.weight", "decoder.conv_out.weight", "encoder.down.0.block.0.conv1.weight")
         save_file({name: torch.zeros(4, 4) for name in names}, str(path))
@@ -233,8 +263,10 @@ def test_wrong_files_get_a_clear_message(tmp_path: Path, tiny_single_file, case:
 # ---------------------------------------------------------------------------- full size
 
 
-@pytest.mark.parametrize(("name", "arch", "diffusers_type"),
-                         [("sd15", "sd1", "v1"), ("sd2v", "sd2", "v2"), ("sdxl", "sdxl", "xl_base")])
+@pytest.mark.parametrize(
+    ("name", "arch", "diffusers_type"),
+    [("sd15", "sd1", "v1"), ("sd2v", "sd2", "v2"), ("sdxl", "sdxl", "xl_base")],
+)
 def test_full_size_layout_is_what_real_checkpoints_hold(name: str, arch: str, diffusers_type: str) -> None:
     """Built on the meta device from our shipped configs (no weights): the original layout
     we map to is what diffusers recognises as a real download, and reading its shapes back
@@ -249,9 +281,11 @@ def test_full_size_layout_is_what_real_checkpoints_hold(name: str, arch: str, di
     from trainer.models.single_file import to_original_layout
 
     with torch.device("meta"):
-        components = {"unet": UNet2DConditionModel.from_config(shipped_config(name, "unet")),
-                      "vae": AutoencoderKL.from_config(shipped_config(name, "vae")),
-                      "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(shipped_config(name, "text_encoder")))}
+        components = {
+            "unet": UNet2DConditionModel.from_config(shipped_config(name, "unet")),
+            "vae": AutoencoderKL.from_config(shipped_config(name, "vae")),
+            "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(shipped_config(name, "text_encoder"))),
+        }
         if arch == "sdxl":
             config = CLIPTextConfig.from_dict(shipped_config(name, "text_encoder_2"))
             components["text_encoder_2"] = CLIPTextModelWithProjection(config)
@@ -260,20 +294,28 @@ def test_full_size_layout_is_what_real_checkpoints_hold(name: str, arch: str, di
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     assert classify(FileHeader(shapes), "full") == arch
     known = {  # a few tensors every real download has, with their published shapes
-        "sd1": {"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768),
-                "cond_stage_model.transformer.text_model.encoder.layers.11.mlp.fc2.bias": (768,),
-                "first_stage_model.encoder.mid.attn_1.q.weight": (512, 512, 1, 1)},
-        "sd2": {"cond_stage_model.model.transformer.resblocks.23.attn.in_proj_weight": (3072, 1024),
-                "cond_stage_model.model.text_projection": (1024, 1024),
-                "model.diffusion_model.output_blocks.11.1.proj_out.weight": (320, 320)},
-        "sdxl": {"model.diffusion_model.label_emb.0.0.weight": (1280, 2816),
-                 "conditioner.embedders.1.model.text_projection": (1280, 1280),
-                 "conditioner.embedders.1.model.transformer.resblocks.31.mlp.c_proj.bias": (1280,),
-                 "model.diffusion_model.input_blocks.8.1.transformer_blocks.9.attn1.to_q.weight": (1280, 1280),
-                 "model.diffusion_model.output_blocks.2.2.conv.weight": (1280, 1280, 3, 3)},
+        "sd1": {
+            "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768),
+            "cond_stage_model.transformer.text_model.encoder.layers.11.mlp.fc2.bias": (768,),
+            "first_stage_model.encoder.mid.attn_1.q.weight": (512, 512, 1, 1),
+        },
+        "sd2": {
+            "cond_stage_model.model.transformer.resblocks.23.attn.in_proj_weight": (3072, 1024),
+            "cond_stage_model.model.text_projection": (1024, 1024),
+            "model.diffusion_model.output_blocks.11.1.proj_out.weight": (320, 320),
+        },
+        "sdxl": {
+            "model.diffusion_model.label_emb.0.0.weight": (1280, 2816),
+            "conditioner.embedders.1.model.text_projection": (1280, 1280),
+            "conditioner.embedders.1.model.transformer.resblocks.31.mlp.c_proj.bias": (1280,),
+            "model.diffusion_model.input_blocks.8.1.transformer_blocks.9.attn1.to_q.weight": (1280, 1280),
+            "model.diffusion_model.output_blocks.2.2.conv.weight": (1280, 1280, 3, 3),
+        },
     }[arch]
     assert {k: shapes.get(k) for k in known} == known
-    parts = {c: {k[len(p):]: s for k, s in shapes.items() if k.startswith(p)}
-             for c, p in COMPONENT_PREFIXES[arch].items()}
+    parts = {
+        c: {k[len(p) :]: s for k, s in shapes.items() if k.startswith(p)}
+        for c, p in COMPONENT_PREFIXES[arch].items()
+    }
     derived = derive_configs(arch, name, parts, "full")
     assert all(derived[c] == shipped_config(name, c) for c in derived)

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from trainer.cpu_threads import apply_cpu_thread_defaults, wait_policy_for
-from trainer.optim import make_optimizer
-from trainer.speed import apply_speed_options, unet_blocks
+from trainer.optim.optimizers import make_optimizer
+from trainer.run.cpu_threads import apply_cpu_thread_defaults, wait_policy_for
+from trainer.run.speed import apply_speed_options, unet_blocks
 from trainer.transfer import to_device
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,11 +36,20 @@ def test_a_wait_policy_the_user_set_is_kept(monkeypatch) -> None:
 
 def test_the_policy_is_set_when_the_package_loads_before_torch() -> None:
     # libgomp reads it once, when torch loads: `import trainer` must come first and set it.
-    code = ("import os; os.getloadavg = lambda: (64.0, 64.0, 64.0); import trainer, sys; "
-            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    code = (
+        "import os; os.getloadavg = lambda: (64.0, 64.0, 64.0); import trainer, sys; "
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert done.stdout.split() == ["PASSIVE", "False"]
 
 
@@ -95,8 +104,9 @@ def test_speed_options_are_off_by_default_and_channels_last_needs_a_gpu(unet) ->
 def test_compile_keeps_every_module_path_so_lora_names_do_not_change(unet) -> None:
     names_before = [name for name, _ in unet.named_modules()]
     keys_before = list(unet.state_dict())
-    notes = apply_speed_options(SimpleNamespace(channels_last=False, torch_compile=True), unet,
-                                torch.device("cpu"))
+    notes = apply_speed_options(
+        SimpleNamespace(channels_last=False, torch_compile=True), unet, torch.device("cpu")
+    )
     assert notes and "Compiling" in notes[0]
     blocks = unet_blocks(unet)
     assert len(blocks) == len(unet.down_blocks) + 1 + len(unet.up_blocks)

@@ -4,6 +4,7 @@ SIGTERM to the CLI saves and exits 0; SIGKILL at random moments (saves included)
 leaves a damaged file; a NaN loss, running out of memory or a full disk stop the run
 with a message, never overwriting a good file with a bad one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -24,12 +25,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from tests.trainer.test_train_e2e import make_toy_dataset
-from trainer import guards
-from trainer.atomic import clean_stale_temps
 from trainer.config import config_from_dict
-from trainer.save import SaveError, save_lora
-from trainer.state import load_training
-from trainer.train import Run, train_with_events
+from trainer.files import clean_stale_temps
+from trainer.network.lora_file import SaveError, save_lora
+from trainer.run import guards
+from trainer.run.state import load_training
+from trainer.run.train import Run, train_with_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,12 +38,26 @@ ROOT = Path(__file__).resolve().parents[2]
 def settings(model: Path, data: Path, out: Path, **over) -> dict:
     """2 images of 64 px, batch 2: one step per epoch, a save (and state) after each."""
     values = {
-        "pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
-        "output_dir": str(out), "output_name": "toy", "mixed_precision": "no",
-        "optimizer": "AdamW", "learning_rate": 1e-3, "lr_scheduler": "constant", "lr_warmup": 0,
-        "train_batch_size": 2, "epoch": 3, "save_every_n_epochs": 1, "max_resolution": "64,64",
-        "min_bucket_reso": 64, "max_bucket_reso": 128, "bucket_no_upscale": False,
-        "network_dim": 2, "network_alpha": 2, "save_state": True, "seed": 3,
+        "pretrained_model_name_or_path": str(model),
+        "train_data_dir": str(data),
+        "output_dir": str(out),
+        "output_name": "toy",
+        "mixed_precision": "no",
+        "optimizer": "AdamW",
+        "learning_rate": 1e-3,
+        "lr_scheduler": "constant",
+        "lr_warmup": 0,
+        "train_batch_size": 2,
+        "epoch": 3,
+        "save_every_n_epochs": 1,
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "bucket_no_upscale": False,
+        "network_dim": 2,
+        "network_alpha": 2,
+        "save_state": True,
+        "seed": 3,
         "num_cpu_threads_per_process": 1,
     }
     values.update(over)
@@ -74,14 +89,16 @@ def assert_complete(path: Path) -> None:
         meta = f.metadata() or {}
     if "sshs_model_hash" in meta:
         import hashlib
+
         blob = path.read_bytes()
         header = int.from_bytes(blob[:8], "little")
-        assert hashlib.sha256(blob[8 + header:]).hexdigest() == meta["sshs_model_hash"], path
+        assert hashlib.sha256(blob[8 + header :]).hexdigest() == meta["sshs_model_hash"], path
 
 
 def visible(out: Path, pattern: str) -> list[Path]:
-    return [p for p in out.rglob(pattern)
-            if not any(part.startswith(".") for part in p.relative_to(out).parts)]
+    return [
+        p for p in out.rglob(pattern) if not any(part.startswith(".") for part in p.relative_to(out).parts)
+    ]
 
 
 def write_preset(path: Path, values: dict) -> Path:
@@ -95,7 +112,7 @@ def write_preset(path: Path, values: dict) -> Path:
 FORK_SERVER = r"""
 import json, os, sys
 import trainer.__main__ as cli
-import accelerate, trainer.models.load, trainer.train  # noqa: F401,E401 - imports before any fork
+import accelerate, trainer.models.load, trainer.run.train  # noqa: F401,E401 - imports before any fork
 for line in sys.stdin:
     sys.stdout.flush()
     pid = os.fork()
@@ -114,9 +131,14 @@ class TrainerProcesses:
     """Start CLI training processes (`start`) and read their events (`events`)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=ROOT, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", FORK_SERVER],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         self.watchdog = threading.Timer(900, self.proc.kill)
         self.watchdog.start()
         self.events = self._read()
@@ -151,8 +173,9 @@ def processes():
 
 def test_sigterm_saves_the_lora_and_state_and_exits_0(tiny_model, data, tmp_path, processes):
     out = tmp_path / "out"
-    preset = write_preset(tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=100,
-                                                        save_every_n_epochs=100))
+    preset = write_preset(
+        tmp_path / "p.json", settings(tiny_model("sd15"), data, out, epoch=100, save_every_n_epochs=100)
+    )
     pid = processes.start(preset)
     kinds = []
     for event in processes.events:
@@ -213,8 +236,9 @@ def test_nan_loss_stops_at_once_and_saves_nothing_after_it(tiny_model, data, tmp
 
     monkeypatch.setattr(Run, "_step_loss", poisoned)
     # as on a GPU: the loss is read at report time and before each save, not every step
-    monkeypatch.setattr("trainer.train.LossGuard",
-                        functools.partial(guards.LossGuard, sync_each_step=False))
+    monkeypatch.setattr(
+        "trainer.run.train.LossGuard", functools.partial(guards.LossGuard, sync_each_step=False)
+    )
     code, events = run(settings(tiny_model("sd15"), data, out, save_last_n_epochs=1))
     assert code == 1
     message = error_of(events)["message"]
@@ -222,7 +246,10 @@ def test_nan_loss_stops_at_once_and_saves_nothing_after_it(tiny_model, data, tmp
     assert "Traceback" not in message
     assert (out / "toy.safetensors").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == [
-        "toy-000001-state", "toy-000001.safetensors", "toy.safetensors"]
+        "toy-000001-state",
+        "toy-000001.safetensors",
+        "toy.safetensors",
+    ]
     assert_complete(out / "toy-000001.safetensors")
 
 
@@ -248,11 +275,21 @@ def test_out_of_memory_names_the_settings_and_the_ways_out(tiny_model, data, tmp
     error = error_of(events)
     message, hint = error["message"], error["hint"]
     assert message.startswith("The GPU ran out of memory during a training step")
-    for setting in ("train_batch_size 2", "max_resolution 64,64", "gradient_checkpointing off",
-                    "cache_latents on", "optimizer AdamW"):
+    for setting in (
+        "train_batch_size 2",
+        "max_resolution 64,64",
+        "gradient_checkpointing off",
+        "cache_latents on",
+        "optimizer AdamW",
+    ):
         assert setting in message
-    for way in ("train_batch_size", "gradient_checkpointing", "max_resolution",
-                "network_train_unet_only", "AdamW8bit"):
+    for way in (
+        "train_batch_size",
+        "gradient_checkpointing",
+        "max_resolution",
+        "network_train_unet_only",
+        "AdamW8bit",
+    ):
         assert way in hint
     assert "Traceback" not in message + hint
     assert Path(error["log_file"]).is_file()  # the traceback went to the log
@@ -300,8 +337,9 @@ def test_read_only_folder_at_save_time_is_explained(tmp_path, monkeypatch):
 
 
 def test_a_killed_writer_leaves_nothing_the_next_run_cannot_clean(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(dead.stdout)
     (tmp_path / f".toy.safetensors.tmp-{pid}").write_bytes(b"half")
     (tmp_path / f".toy-state.tmp-{pid}").mkdir()
@@ -310,13 +348,12 @@ def test_a_killed_writer_leaves_nothing_the_next_run_cannot_clean(tmp_path):
     (tmp_path / f".mine.tmp-{os.getpid()}").write_bytes(b"in progress")  # a live writer
     notes = clean_stale_temps(tmp_path)
     assert len(notes) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f".mine.tmp-{os.getpid()}", "toy-000001-state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".mine.tmp-{os.getpid()}", "toy-000001-state"]
 
 
 def test_out_of_memory_while_caching_latents_suggests_a_smaller_vae_batch():
     from trainer.config import TrainingConfig
-    from trainer.guards import out_of_memory_message
+    from trainer.run.guards import out_of_memory_message
 
     def _cache_latents():  # the phase is read from the traceback's function names
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -1,11 +1,12 @@
 """max_token_length past 75 tokens, and the memory switches (mem_eff_attn, full_bf16/fp16, fp8_base)."""
+
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
-from trainer.train_options import allow_fp16_gradients, apply_attention_and_fp8, lora_dtype
+from trainer.run.options import allow_fp16_gradients, apply_attention_and_fp8, lora_dtype
 
 REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 
@@ -13,13 +14,20 @@ REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output
 @pytest.fixture(scope="module")
 def models(tiny_model):
     from trainer.models import load_models
-    return load_models(str(tiny_model("sd15")), v2=False, v_parameterization=False, sdxl=False,
-                       dtype=torch.float32, vae_path=None)
+
+    return load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    )
 
 
 @torch.no_grad()
 def test_a_long_caption_changes_the_conditioning_past_token_75_only_with_a_longer_limit(models):
-    from trainer.text import TextConditioner
+    from trainer.text.conditioning import TextConditioner
 
     shared = ["red"] * 90  # the captions differ only from token 91 on
     captions = [" ".join(shared + ["cat"] * 20), " ".join(shared + ["dog"] * 20)]
@@ -46,8 +54,14 @@ def test_mem_eff_attn_slices_attention_and_gives_the_same_prediction(models, tin
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     hidden = torch.randn(1, 77, unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
     before = unet(x, torch.tensor([10]), hidden).sample
-    fresh = load_models(str(tiny_model("sd15")), v2=False, v_parameterization=False, sdxl=False,
-                        dtype=torch.float32, vae_path=None).unet
+    fresh = load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    ).unet
     apply_attention_and_fp8(TrainingConfig(mem_eff_attn=True), fresh)
     kinds = {type(p).__name__ for p in fresh.attn_processors.values()}
     assert kinds == {"SlicedAttnProcessor"}
@@ -60,7 +74,9 @@ def test_full_bf16_keeps_the_lora_in_bf16_and_it_still_learns(models):
 
     cfg = TrainingConfig(mixed_precision="bf16", full_bf16=True)
     assert lora_dtype(cfg) == torch.bfloat16 and lora_dtype(TrainingConfig()) is None
-    net = LoRANetwork(models.unet, models.text_encoders, arch="sd1", rank=4, alpha=4, train_text_encoder=False)
+    net = LoRANetwork(
+        models.unet, models.text_encoders, arch="sd1", rank=4, alpha=4, train_text_encoder=False
+    )
     net.apply_to()
     try:
         net.to(dtype=lora_dtype(cfg))
@@ -101,15 +117,18 @@ def test_fp8_base_needs_mixed_precision_and_a_gpu(tmp_path):
     assert "fp16" in info.value.by_key()["fp8_base"][0]
     if torch.cuda.is_available():
         pytest.skip("the CPU message is checked on machines without CUDA")
-    from trainer.preflight import run_preflight
-    problems, _ = run_preflight(TrainingConfig(fp8_base=True, mixed_precision="bf16",
-                                               output_dir=str(tmp_path)))
+    from trainer.run.preflight import run_preflight
+
+    problems, _ = run_preflight(
+        TrainingConfig(fp8_base=True, mixed_precision="bf16", output_dir=str(tmp_path))
+    )
     assert any(p.key == "fp8_base" and "NVIDIA GPU" in p.message for p in problems)
 
 
 @pytest.mark.gpu
 def test_fp8_base_stores_the_unet_in_fp8_on_a_gpu(models):
     import copy
+
     unet = copy.deepcopy(models.unet).cuda()
     apply_attention_and_fp8(TrainingConfig(fp8_base=True, mixed_precision="bf16"), unet)
     assert next(unet.parameters()).dtype == torch.float8_e4m3fn

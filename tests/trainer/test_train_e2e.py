@@ -1,4 +1,5 @@
 """End to end through the CLI on the tiny SD1.x model: files, keys, metadata, diffusers."""
+
 import json
 import subprocess
 import sys
@@ -31,13 +32,28 @@ def make_toy_dataset(root: Path, n: int = 4, size: int = 64) -> Path:
 
 def write_preset(tmp: Path, model: Path, data: Path, **over) -> Path:
     preset = {
-        "pretrained_model_name_or_path": str(model), "train_data_dir": str(data),
-        "output_dir": str(tmp / "out"), "output_name": "toy", "mixed_precision": "no",
-        "optimizer": "AdamW", "learning_rate": 1e-2, "unet_lr": 1e-2, "text_encoder_lr": 1e-3,
-        "lr_scheduler": "constant", "lr_warmup": 0, "train_batch_size": 2, "epoch": 3,
-        "save_every_n_epochs": 2, "max_resolution": "64,64", "min_bucket_reso": 64,
-        "max_bucket_reso": 128, "bucket_no_upscale": False, "network_dim": 4,
-        "network_alpha": 4, "save_precision": "fp16", "seed": 7,
+        "pretrained_model_name_or_path": str(model),
+        "train_data_dir": str(data),
+        "output_dir": str(tmp / "out"),
+        "output_name": "toy",
+        "mixed_precision": "no",
+        "optimizer": "AdamW",
+        "learning_rate": 1e-2,
+        "unet_lr": 1e-2,
+        "text_encoder_lr": 1e-3,
+        "lr_scheduler": "constant",
+        "lr_warmup": 0,
+        "train_batch_size": 2,
+        "epoch": 3,
+        "save_every_n_epochs": 2,
+        "max_resolution": "64,64",
+        "min_bucket_reso": 64,
+        "max_bucket_reso": 128,
+        "bucket_no_upscale": False,
+        "network_dim": 4,
+        "network_alpha": 4,
+        "save_precision": "fp16",
+        "seed": 7,
         "num_cpu_threads_per_process": 1,  # tiny models: one thread beats two
     }
     preset.update(over)
@@ -74,10 +90,25 @@ def test_keys_dtype_and_metadata_are_what_a1111_and_comfyui_read(trained):
     assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q" in names
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj" in names
     assert all(t.dtype == torch.float16 for t in tensors.values())
-    for key in ("ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_learning_rate",
-                "ss_num_epochs", "ss_epoch", "ss_steps", "ss_resolution", "ss_base_model_version",
-                "ss_tag_frequency", "ss_bucket_info", "sshs_model_hash", "modelspec.architecture",
-                "ss_training_started_at", "ss_training_finished_at", "ss_seed", "ss_output_name"):
+    for key in (
+        "ss_network_module",
+        "ss_network_dim",
+        "ss_network_alpha",
+        "ss_learning_rate",
+        "ss_num_epochs",
+        "ss_epoch",
+        "ss_steps",
+        "ss_resolution",
+        "ss_base_model_version",
+        "ss_tag_frequency",
+        "ss_bucket_info",
+        "sshs_model_hash",
+        "modelspec.architecture",
+        "ss_training_started_at",
+        "ss_training_finished_at",
+        "ss_seed",
+        "ss_output_name",
+    ):
         assert key in meta, key
     assert meta["ss_network_module"] == "networks.lora"
     assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "4.0"
@@ -131,10 +162,17 @@ def test_dry_run_json_plans_without_loading_a_model(tmp_path, capsys):
 
 
 def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path):
-    preset = write_preset(tmp_path, tmp_path / "m", tmp_path / "missing-folder",
-                          learning_rate=-1, train_batch_size=0)
-    r = subprocess.run([sys.executable, "-m", "trainer", "--config", str(preset)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    preset = write_preset(
+        tmp_path, tmp_path / "m", tmp_path / "missing-folder", learning_rate=-1, train_batch_size=0
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "trainer", "--config", str(preset)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 2
     assert "learning_rate" in r.stderr and "train_batch_size" in r.stderr
     assert "Traceback" not in r.stderr
@@ -149,14 +187,25 @@ def test_missing_image_folder_exits_2_showing_the_layout(tmp_path, tiny_model, c
 
 def test_kohya_timestep_loss_schedule_and_vae_batch_options_train_together(tiny_model, tmp_path):
     from trainer.api import run_training
-    from trainer.config import load_preset
+    from trainer.presets import load_preset
 
     data = make_toy_dataset(tmp_path / "data")
     preset = write_preset(
-        tmp_path, tiny_model("sd15"), data, epoch=2, save_every_n_epochs=2, lr_warmup=25,
-        min_timestep=100, max_timestep=900, debiased_estimation_loss=True, v_pred_like_loss=0.1,
-        lr_scheduler="warmup_stable_decay", lr_scheduler_args="num_decay_steps=0.5 min_lr_ratio=0.1",
-        cache_latents=True, vae_batch_size=2)
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        epoch=2,
+        save_every_n_epochs=2,
+        lr_warmup=25,
+        min_timestep=100,
+        max_timestep=900,
+        debiased_estimation_loss=True,
+        v_pred_like_loss=0.1,
+        lr_scheduler="warmup_stable_decay",
+        lr_scheduler_args="num_decay_steps=0.5 min_lr_ratio=0.1",
+        cache_latents=True,
+        vae_batch_size=2,
+    )
     cfg, warnings = load_preset(preset)
     assert warnings == []
     steps = []

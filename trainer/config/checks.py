@@ -2,20 +2,28 @@
 
 Returns (errors, warnings). Errors block training; warnings are advice (the seed guide's).
 Disk and device checks (folders exist, fp16 on a CPU, bitsandbytes present) live in
-`trainer.preflight`, which runs before any model loads.
+`trainer.run.preflight`, which runs before any model loads.
 """
+
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
 
-from .validate import Problem
+from trainer.config.checks_training import training_option_checks  # optimizer, noise, loss, network rules
+from trainer.config.problems import Problem
 
 if TYPE_CHECKING:
-    from .model import TrainingConfig
+    from trainer.config.model import TrainingConfig
 
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                     *(f"LPT{i}" for i in range(1, 10))}
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 _BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 
 
@@ -40,7 +48,7 @@ def output_name_problem(name: str) -> str | None:
     if "/" in name or "\\" in name or ".." in name:
         return f"{name!r} must be a plain file name, without folders or '..'"
     if _BAD_NAME_CHARS.search(name):
-        return f"{name!r} contains a character that Windows does not allow (<>:\"/\\|?*)"
+        return f'{name!r} contains a character that Windows does not allow (<>:"/\\|?*)'
     if name.split(".")[0].upper() in _WINDOWS_RESERVED:
         return f"{name!r} is a reserved device name on Windows; choose another name"
     if len(name) > 150:
@@ -56,14 +64,33 @@ def _text_cache_problems(cfg: TrainingConfig) -> list[Problem]:
         return []
     problems = []
     if not cfg.network_train_unet_only:
-        problems.append(Problem("cache_text_encoder_outputs", "needs network_train_unet_only: a text "
-                                "encoder that trains changes its outputs, so they cannot be cached"))
-    changing = [key for key in ("shuffle_caption", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-                                "caption_tag_dropout_rate", "enable_wildcard") if getattr(cfg, key)]
+        problems.append(
+            Problem(
+                "cache_text_encoder_outputs",
+                "needs network_train_unet_only: a text "
+                "encoder that trains changes its outputs, so they cannot be cached",
+            )
+        )
+    changing = [
+        key
+        for key in (
+            "shuffle_caption",
+            "caption_dropout_rate",
+            "caption_dropout_every_n_epochs",
+            "caption_tag_dropout_rate",
+            "enable_wildcard",
+        )
+        if getattr(cfg, key)
+    ]
     if changing:
-        problems.append(Problem("cache_text_encoder_outputs", f"cannot be used with {', '.join(changing)}: "
-                                "the caption would change from step to step, but its encoding is cached "
-                                "once. Turn those off, or turn the cache off"))
+        problems.append(
+            Problem(
+                "cache_text_encoder_outputs",
+                f"cannot be used with {', '.join(changing)}: "
+                "the caption would change from step to step, but its encoding is cached "
+                "once. Turn those off, or turn the cache off",
+            )
+        )
     return problems
 
 
@@ -72,11 +99,9 @@ def _sample_warnings(cfg: TrainingConfig) -> list[str]:
     notes = []
     scheduled = cfg.sample_every_n_steps > 0 or cfg.sample_every_n_epochs > 0 or cfg.sample_at_first
     if scheduled and not cfg.sample_prompts.strip():
-        notes.append("sample images are scheduled but sample_prompts is empty: no samples "
-                     "will be made")
+        notes.append("sample images are scheduled but sample_prompts is empty: no samples will be made")
     if cfg.sample_every_n_steps > 0 and cfg.sample_every_n_epochs > 0:
-        notes.append("sample_every_n_epochs is set, so sample_every_n_steps is not used "
-                     "(as in Kohya)")
+        notes.append("sample_every_n_epochs is set, so sample_every_n_steps is not used (as in Kohya)")
     return notes
 
 
@@ -84,29 +109,46 @@ def rank_problems(cfg: TrainingConfig) -> list[Problem]:
     """Ranks above 1024 only mean something to LoKr (a full, undecomposed matrix)."""
     if cfg.LoRA_type == "LyCORIS/LoKr":
         return []
-    return [Problem(key, f"{getattr(cfg, key)} is above 1024; only LyCORIS/LoKr takes such a value "
-                    "(it means a full matrix there). Use 1024 or less")
-            for key in ("network_dim", "conv_dim") if getattr(cfg, key) > 1024]
+    return [
+        Problem(
+            key,
+            f"{getattr(cfg, key)} is above 1024; only LyCORIS/LoKr takes such a value "
+            "(it means a full matrix there). Use 1024 or less",
+        )
+        for key in ("network_dim", "conv_dim")
+        if getattr(cfg, key) > 1024
+    ]
+
+
+def gpu_id_list(text: str) -> list[str]:
+    """'0, 1' -> ['0', '1'] (the `gpu_ids` setting as written; empty = none chosen)."""
+    return [part.strip() for part in str(text or "").split(",")] if str(text or "").strip() else []
 
 
 def launch_problems(cfg: TrainingConfig) -> list[Problem]:
     """gpu_ids: GPU numbers, at least as many as processes."""
-    from ..launch import gpu_id_list
     ids = gpu_id_list(cfg.gpu_ids)
     if ids and not all(part.isdigit() for part in ids):
-        return [Problem("gpu_ids", f"{cfg.gpu_ids!r} must be GPU numbers separated by commas, "
-                        "e.g. 0,1")]
+        return [Problem("gpu_ids", f"{cfg.gpu_ids!r} must be GPU numbers separated by commas, e.g. 0,1")]
     if ids and len(ids) < cfg.num_processes:
-        return [Problem("gpu_ids", f"lists {len(ids)} GPU(s) for {cfg.num_processes} processes; "
-                        "list one GPU per process, or lower num_processes")]
+        return [
+            Problem(
+                "gpu_ids",
+                f"lists {len(ids)} GPU(s) for {cfg.num_processes} processes; "
+                "list one GPU per process, or lower num_processes",
+            )
+        ]
     return []
 
 
 def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
-    for key, what in (("pretrained_model_name_or_path", "the base model"),
-                      ("train_data_dir", "the image folder"), ("output_dir", "the output folder")):
+    for key, what in (
+        ("pretrained_model_name_or_path", "the base model"),
+        ("train_data_dir", "the image folder"),
+        ("output_dir", "the output folder"),
+    ):
         if key == "train_data_dir" and cfg.dataset_config.strip():
             continue  # the dataset config lists the image folders
         if not getattr(cfg, key).strip():
@@ -119,11 +161,19 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     except ValueError as exc:
         errors.append(Problem("max_resolution", str(exc)))
     if cfg.min_bucket_reso > cfg.max_bucket_reso:
-        errors.append(Problem("min_bucket_reso", f"{cfg.min_bucket_reso} is larger than "
-                              f"max_bucket_reso {cfg.max_bucket_reso}"))
+        errors.append(
+            Problem(
+                "min_bucket_reso",
+                f"{cfg.min_bucket_reso} is larger than max_bucket_reso {cfg.max_bucket_reso}",
+            )
+        )
     if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
-        errors.append(Problem("network_train_text_encoder_only",
-                              "cannot be on together with network_train_unet_only: nothing would train"))
+        errors.append(
+            Problem(
+                "network_train_text_encoder_only",
+                "cannot be on together with network_train_unet_only: nothing would train",
+            )
+        )
     errors.extend(_text_cache_problems(cfg))
     errors.extend(launch_problems(cfg))
     errors.extend(rank_problems(cfg))
@@ -136,15 +186,18 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     if cfg.full_fp16 and cfg.full_bf16:
         errors.append(Problem("full_bf16", "cannot be on together with full_fp16"))
     if cfg.max_train_steps > 0:
-        warnings.append(f"max_train_steps {cfg.max_train_steps} is set: it decides the length "
-                        "of the run and the epoch count follows from it (as in Kohya)")
+        warnings.append(
+            f"max_train_steps {cfg.max_train_steps} is set: it decides the length "
+            "of the run and the epoch count follows from it (as in Kohya)"
+        )
     augmenting = [key for key in ("random_crop", "color_aug") if getattr(cfg, key)]
     if augmenting and (cfg.cache_latents or cfg.cache_latents_to_disk):
-        warnings.append(f"{' and '.join(augmenting)} change{'s' if len(augmenting) == 1 else ''} "
-                        "the image each time, so latents cannot be cached: the latent cache "
-                        "is off for this run")
+        warnings.append(
+            f"{' and '.join(augmenting)} change{'s' if len(augmenting) == 1 else ''} "
+            "the image each time, so latents cannot be cached: the latent cache "
+            "is off for this run"
+        )
     warnings.extend(_sample_warnings(cfg))
-    from .checks_training import training_option_checks  # optimizer, noise, loss, network rules
     more_errors, more_warnings = training_option_checks(cfg)
     errors.extend(more_errors)
     warnings.extend(more_warnings)

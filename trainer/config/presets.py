@@ -1,70 +1,46 @@
-"""Presets: flat JSON with Kohya key names. Kohya GUI presets load as they are.
+"""Presets as values: a flat dict with Kohya key names <-> TrainingConfig.
 
-Unknown keys are reported, never silently dropped; secrets are never written.
+Kohya GUI presets are migrated by `trainer.config.kohya`; unknown keys are reported, never
+silently dropped; secrets are never part of a preset. Reading and writing the files is
+`trainer.presets`.
 """
+
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from ..kohya_keys import migrate_kohya
-from .model import TrainingConfig
-from .specs import FIELDS, SECRET_KEYS
-from .validate import validate_values
+from trainer.config.checks import check_config
+from trainer.config.kohya import migrate_kohya
+from trainer.config.model import TrainingConfig
+from trainer.config.problems import ConfigError, Problem
+from trainer.config.specs import FIELDS, SECRET_KEYS
+from trainer.config.validate import validate_values
+
+
+def split_settings(raw: Any, fields: Mapping[str, Any] = FIELDS) -> tuple[dict[str, Any], list[str]]:
+    """A preset or Kohya GUI dict -> (our settings it names, notes).
+
+    The notes say what the Kohya migration changed and which keys this trainer does not use.
+    Raises ConfigError when `raw` is not a JSON object."""
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("preset", "must be a JSON object of settings")])
+    values, migration_notes = migrate_kohya(raw, fields)
+    notes = [f"migrated: {n}" for n in migration_notes]
+    unknown = sorted(k for k in values if k not in fields)
+    if unknown:
+        notes.append(f"{len(unknown)} key(s) not used by this trainer (ignored): " + ", ".join(unknown))
+    return {k: v for k, v in values.items() if k in fields}, notes
 
 
 def config_from_dict(raw: dict[str, Any]) -> tuple[TrainingConfig, list[str]]:
     """Migrate, split off unknown keys, validate. Returns (config, warnings)."""
-    if not isinstance(raw, dict):
-        from .validate import ConfigError, Problem
-        raise ConfigError([Problem("preset", "must be a JSON object of settings")])
-    values, notes = migrate_kohya(raw, FIELDS)
-    unknown = sorted(k for k in values if k not in FIELDS)
-    known = {k: v for k, v in values.items() if k in FIELDS}
+    known, warnings = split_settings(raw)
     cfg = validate_values(known)
-    from .checks import check_config
-    warnings = [f"migrated: {n}" for n in notes]
-    if unknown:
-        warnings.append(f"{len(unknown)} key(s) not used by this trainer (ignored): "
-                        + ", ".join(unknown))
     warnings.extend(check_config(cfg)[1])
     return cfg, warnings
-
-
-def load_preset(path: str | Path) -> tuple[TrainingConfig, list[str]]:
-    """Read a preset or Kohya GUI config file (JSON)."""
-    from .validate import ConfigError, Problem
-    p = Path(path)
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError([Problem("preset", f"file not found: {p}")]) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError([Problem("preset", f"{p} is not a readable JSON file ({exc})")]) from None
-    return config_from_dict(raw)
 
 
 def preset_dict(cfg: TrainingConfig) -> dict[str, Any]:
     """All settings as a flat dict, without secrets."""
     return {k: v for k, v in cfg.model_dump().items() if k not in SECRET_KEYS}
-
-
-def save_preset(cfg: TrainingConfig, path: str | Path) -> Path:
-    """Write the preset atomically (a crash never leaves half a file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(preset_dict(cfg), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p

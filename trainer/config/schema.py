@@ -1,10 +1,11 @@
 """How a setting is declared: type, default, range, choices, help (en/ja), tab and group.
 
-Every setting of the trainer is declared exactly once, in `trainer.config.fields`, with
+Every setting of the trainer is declared exactly once, in `trainer.config.settings`, with
 `setting(...)`. The GUI builds its widgets from `FIELDS`, the CLI and presets validate
 through the same pydantic model, and the metadata here is the only home of a default,
 a range or a help text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class FieldSpec:
     exclusive_minimum: bool = False
     secret: bool = False
     widget: str | None = None  # "path-dir", "path-file", "textarea" or None (derived from type)
-    advanced: bool = False      # shown in a collapsed "more" group
+    advanced: bool = False  # shown in a collapsed "more" group
     suggestions: tuple | None = None  # text with usual values offered (any other text allowed)
 
     def describe_allowed(self) -> str:
@@ -81,9 +82,15 @@ def setting(
     """Declare one setting as a pydantic Field carrying its GUI metadata."""
     assert tab in TABS, tab
     extra = {
-        "tab": tab, "group": group, "label": label, "label_ja": label_ja,
-        "help_ja": help_ja, "secret": secret, "widget": widget,
-        "advanced": advanced, "suggestions": list(suggestions) if suggestions else None,
+        "tab": tab,
+        "group": group,
+        "label": label,
+        "label_ja": label_ja,
+        "help_ja": help_ja,
+        "secret": secret,
+        "widget": widget,
+        "advanced": advanced,
+        "suggestions": list(suggestions) if suggestions else None,
     }
     kwargs: dict[str, Any] = {}
     if ge is not None:
@@ -110,10 +117,21 @@ def spec_from_field(name: str, annotation: Any, info: Any) -> FieldSpec:
     choices = get_args(annotation) if get_origin(annotation) is Literal else None
     base = type(choices[0]) if choices else annotation
     return FieldSpec(
-        name=name, type=base, default=info.default, tab=extra["tab"], group=extra["group"],
-        label=extra["label"], label_ja=extra["label_ja"], help=info.description or "",
-        help_ja=extra["help_ja"], choices=choices, minimum=lo, maximum=hi,
-        exclusive_minimum=exclusive, secret=extra.get("secret", False),
-        widget=extra.get("widget"), advanced=extra.get("advanced", False),
+        name=name,
+        type=base,
+        default=info.default,
+        tab=extra["tab"],
+        group=extra["group"],
+        label=extra["label"],
+        label_ja=extra["label_ja"],
+        help=info.description or "",
+        help_ja=extra["help_ja"],
+        choices=choices,
+        minimum=lo,
+        maximum=hi,
+        exclusive_minimum=exclusive,
+        secret=extra.get("secret", False),
+        widget=extra.get("widget"),
+        advanced=extra.get("advanced", False),
         suggestions=tuple(extra["suggestions"]) if extra.get("suggestions") else None,
     )

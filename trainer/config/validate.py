@@ -3,41 +3,18 @@
 Each problem names the key, the bad value and what is allowed; nothing is silently
 corrected (a number written with spaces is an error, not a guess).
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from .model import TrainingConfig
-from .specs import FIELDS
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class ConfigError(Exception):
-    """Every problem found in a config, each naming its key."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in the settings:\n{lines}")
-
-    def by_key(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for p in self.problems:
-            out.setdefault(p.key, []).append(p.message)
-        return out
-
+from trainer.config.checks import check_config
+from trainer.config.model import TrainingConfig
+from trainer.config.problems import ConfigError, Problem
+from trainer.config.specs import FIELDS
 
 _OTHER_MODEL_FAMILIES = ("flux", "sd3", "hunyuan", "lumina", "anima")
 
@@ -46,8 +23,10 @@ def _pre_check(key: str, value: Any) -> str | None:
     """Catch what pydantic would quietly accept or explain badly."""
     spec = FIELDS[key]
     if key == "LoRA_type" and isinstance(value, str) and value.lower().startswith(_OTHER_MODEL_FAMILIES):
-        return (f"{value!r} is a LoRA type for another model family; this trainer trains LoRAs for "
-                "Stable Diffusion 1.x, 2.x and SDXL (choose Standard, or one of the LyCORIS types)")
+        return (
+            f"{value!r} is a LoRA type for another model family; this trainer trains LoRAs for "
+            "Stable Diffusion 1.x, 2.x and SDXL (choose Standard, or one of the LyCORIS types)"
+        )
     if spec.type in (int, float):
         if isinstance(value, str):
             if value != value.strip():
@@ -65,8 +44,6 @@ def _pre_check(key: str, value: Any) -> str | None:
 
 def validate_values(values: dict[str, Any]) -> TrainingConfig:
     """Validate known keys (unknown keys must be removed by the caller) and cross-field rules."""
-    from .checks import check_config  # checks imports this module's Problem
-
     problems: list[Problem] = []
     clean: dict[str, Any] = {}
     for key, value in values.items():

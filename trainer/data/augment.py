@@ -6,6 +6,7 @@ scale) and half by a gamma between 0.95 and 1.05. The change differs every time 
 is seen, so the latents of these images cannot be cached (the trainer turns the cache
 off and says so).
 """
+
 from __future__ import annotations
 
 import random
@@ -29,7 +30,7 @@ def shift_hue(img: Image.Image, degrees: float) -> Image.Image:
 def apply_gamma(img: Image.Image, gamma: float) -> Image.Image:
     """Each channel value v in [0, 1] becomes v ** gamma (black and white stay put)."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
-    out = np.clip(np.rint(255.0 * arr ** gamma), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(255.0 * arr**gamma), 0, 255).astype(np.uint8)
     return Image.fromarray(out, mode="RGB")
 
 

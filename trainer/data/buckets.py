@@ -137,8 +137,9 @@ class BucketSpec:
             raise ValueError(f"bucket_reso_steps must be >= 1, got {self.bucket_reso_steps}")
         if self.enable_bucket and not self.bucket_no_upscale:
             # Built once here, not once per image: thousands of images share it.
-            buckets = make_buckets(self.max_reso, self.min_bucket_reso,
-                                   self.max_bucket_reso, self.bucket_reso_steps)
+            buckets = make_buckets(
+                self.max_reso, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps
+            )
         else:
             buckets = [self.max_reso]
         object.__setattr__(self, "_buckets", tuple(buckets))
@@ -175,8 +176,9 @@ def assign_buckets(
     Raises BucketError naming the image when one cannot be placed; use
     `BucketSpec.choose` per item to skip such images instead.
     """
-    spec = BucketSpec(max_reso, enable_bucket, min_bucket_reso, max_bucket_reso,
-                      bucket_reso_steps, bucket_no_upscale)
+    spec = BucketSpec(
+        max_reso, enable_bucket, min_bucket_reso, max_bucket_reso, bucket_reso_steps, bucket_no_upscale
+    )
     choices = []
     for item in items:
         try:

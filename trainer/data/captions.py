@@ -101,9 +101,11 @@ class CaptionOptions:
     @classmethod
     def from_config(cls, cfg: object) -> CaptionOptions:
         """Read the Kohya-named settings from a config object; missing ones keep defaults."""
+
         def get(name: str, default):
             value = getattr(cfg, name, default)
             return default if value is None else value
+
         return cls(
             prefix=str(get("caption_prefix", "")),
             suffix=str(get("caption_suffix", "")),
@@ -122,11 +124,19 @@ class CaptionOptions:
         if self.wildcard:
             caption = pick_wildcards(caption, lines, rng)
         return process_caption(
-            caption, prefix=self.prefix, suffix=self.suffix, shuffle=self.shuffle,
-            keep_tokens=self.keep_tokens, tag_dropout_rate=self.tag_dropout_rate,
-            dropout_rate=self.dropout_rate, dropout_every_n_epochs=self.dropout_every_n_epochs,
-            epoch=epoch, rng=rng, keep_tokens_separator=self.keep_tokens_separator,
-            secondary_separator=self.secondary_separator)
+            caption,
+            prefix=self.prefix,
+            suffix=self.suffix,
+            shuffle=self.shuffle,
+            keep_tokens=self.keep_tokens,
+            tag_dropout_rate=self.tag_dropout_rate,
+            dropout_rate=self.dropout_rate,
+            dropout_every_n_epochs=self.dropout_every_n_epochs,
+            epoch=epoch,
+            rng=rng,
+            keep_tokens_separator=self.keep_tokens_separator,
+            secondary_separator=self.secondary_separator,
+        )
 
 
 class _Captioned(Protocol):

@@ -76,8 +76,7 @@ class BucketBatcher:
         for bucket in sorted(self._by_bucket):
             indices = list(self._by_bucket[bucket])
             rng.shuffle(indices)
-            batches.extend(indices[i:i + self.batch_size]
-                           for i in range(0, len(indices), self.batch_size))
+            batches.extend(indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size))
         rng.shuffle(batches)
         return batches
 
@@ -106,7 +105,7 @@ class EpochBatchSampler(Sampler):
         self.epoch, self.skip = epoch, skip
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in self.batcher.epoch_batches(self.epoch)[self.rank::self.world][self.skip:]:
+        for batch in self.batcher.epoch_batches(self.epoch)[self.rank :: self.world][self.skip :]:
             yield [(i, self.epoch) for i in batch]
 
     def __len__(self) -> int:
@@ -167,8 +166,7 @@ class TrainDataset(Dataset):
         self.num_train_images = len(self.images)
         if reg_scan is not None and reg_scan.items:
             if len(reg_choices) != len(reg_scan.items):
-                raise ValueError(f"{len(reg_choices)} bucket choices for "
-                                 f"{len(reg_scan.items)} reg images")
+                raise ValueError(f"{len(reg_choices)} bucket choices for {len(reg_scan.items)} reg images")
             uses = reg_repeat_counts(reg_scan.items, train_total)
             for item, choice, n in zip(reg_scan.items, reg_choices, uses):
                 if n:
@@ -193,9 +191,13 @@ class TrainDataset(Dataset):
         "crop"): the same in any worker process and on any rerun."""
         return random.Random(f"{self.seed}:{epoch}:{i}:{purpose}")
 
-    def load_unique(self, image_index: int, flip: bool = False,
-                    rng: random.Random | None = None,
-                    color_rng: random.Random | None = None) -> dict | None:
+    def load_unique(
+        self,
+        image_index: int,
+        flip: bool = False,
+        rng: random.Random | None = None,
+        color_rng: random.Random | None = None,
+    ) -> dict | None:
         """Load one unique image, bucket-sized (for latent caching: once per image).
 
         rng draws a random crop; color_rng, when given, a colour augmentation.
@@ -234,8 +236,9 @@ class TrainDataset(Dataset):
         return out
 
     @staticmethod
-    def _mask(alpha, choice: BucketChoice, top: int, left: int, flip: bool,
-              size: tuple[int, int]) -> torch.Tensor:
+    def _mask(
+        alpha, choice: BucketChoice, top: int, left: int, flip: bool, size: tuple[int, int]
+    ) -> torch.Tensor:
         """The loss mask of a loaded sample: its transparency, cut like the picture."""
         if alpha is None:
             return torch.ones(1, size[1], size[0])
@@ -246,16 +249,22 @@ class TrainDataset(Dataset):
             mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None]
 
-    def load_image(self, i: int, flip: bool = False, rng: random.Random | None = None,
-                   color_rng: random.Random | None = None) -> dict | None:
+    def load_image(
+        self,
+        i: int,
+        flip: bool = False,
+        rng: random.Random | None = None,
+        color_rng: random.Random | None = None,
+    ) -> dict | None:
         """load_unique for expanded entry i (None if its file cannot be read)."""
         return self.load_unique(self.entries[i].image_index, flip, rng, color_rng)
 
     def caption(self, i: int, epoch: int) -> str:
         """The processed caption of entry i in this epoch (counted from 1)."""
         item = self.entries[i].item
-        return self.captions.apply(item.caption, epoch=epoch, rng=self.rng_for(i, epoch, "caption"),
-                                   lines=item.caption_lines)
+        return self.captions.apply(
+            item.caption, epoch=epoch, rng=self.rng_for(i, epoch, "caption"), lines=item.caption_lines
+        )
 
     def flip_for(self, i: int, epoch: int) -> bool:
         """Whether flip_aug mirrors entry i in this epoch."""
@@ -267,8 +276,13 @@ class TrainDataset(Dataset):
         With with_image=False (latents cached) only the caption and indices are made.
         """
         entry = self.entries[i]
-        out: dict = {"index": i, "image_index": entry.image_index, "is_reg": entry.is_reg,
-                     "caption": self.caption(i, epoch), "flipped": self.flip_for(i, epoch)}
+        out: dict = {
+            "index": i,
+            "image_index": entry.image_index,
+            "is_reg": entry.is_reg,
+            "caption": self.caption(i, epoch),
+            "flipped": self.flip_for(i, epoch),
+        }
         if with_image:
             crop_rng = self.rng_for(i, epoch, "crop") if self.random_crop else None
             color_rng = self.rng_for(i, epoch, "color") if self.color_aug else None
@@ -288,17 +302,17 @@ class TrainDataset(Dataset):
         counts: dict[Size, int] = {}
         for e in self.entries:
             counts[e.choice.bucket] = counts.get(e.choice.bucket, 0) + 1
-        errors = [abs(c.bucket[0] / c.bucket[1] - item.width / item.height)
-                  for item, c in self.images]
+        errors = [abs(c.bucket[0] / c.bucket[1] - item.width / item.height) for item, c in self.images]
         return {
-            "buckets": {str(k): {"resolution": list(b), "count": counts[b]}
-                        for k, b in enumerate(sorted(counts))},
+            "buckets": {
+                str(k): {"resolution": list(b), "count": counts[b]} for k, b in enumerate(sorted(counts))
+            },
             "mean_img_ar_error": float(np.mean(errors)) if errors else 0.0,
         }
 
     def tag_frequency(self) -> dict[str, dict[str, int]]:
         """ss_tag_frequency metadata of the training images (reg images left out)."""
-        return tag_frequency(item for item, _ in self.images[:self.num_train_images])
+        return tag_frequency(item for item, _ in self.images[: self.num_train_images])
 
 
 def collate(samples: Sequence[dict | None]) -> dict | None:
@@ -321,8 +335,7 @@ def collate(samples: Sequence[dict | None]) -> dict | None:
     if "image" in kept[0]:
         shapes = {tuple(s["image"].shape) for s in kept}
         if len(shapes) != 1:
-            raise ValueError(f"a batch mixes image sizes {sorted(shapes)}; batches must "
-                             f"come from one bucket")
+            raise ValueError(f"a batch mixes image sizes {sorted(shapes)}; batches must come from one bucket")
         batch["images"] = torch.stack([s["image"] for s in kept])
         if "mask" in kept[0]:
             batch["masks"] = torch.stack([s["mask"] for s in kept])

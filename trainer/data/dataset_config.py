@@ -29,6 +29,7 @@ they become that setting, and one that differs between subsets is refused, namin
 Fine-tuning (`metadata_file`) and ControlNet (`conditioning_data_dir`) subsets are not
 LoRA datasets of this trainer and are refused too. Nothing in the file is executed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,30 +37,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .folders import DatasetError
+from trainer.data.folders import DatasetError
 
 # dataset-config key -> our setting, for the options that hold for the whole run
 RUN_KEYS = {
-    "batch_size": "train_batch_size", "resolution": "max_resolution", "enable_bucket": "enable_bucket",
-    "min_bucket_reso": "min_bucket_reso", "max_bucket_reso": "max_bucket_reso",
-    "bucket_reso_steps": "bucket_reso_steps", "bucket_no_upscale": "bucket_no_upscale",
-    "shuffle_caption": "shuffle_caption", "keep_tokens": "keep_tokens", "flip_aug": "flip_aug",
-    "color_aug": "color_aug", "random_crop": "random_crop", "caption_prefix": "caption_prefix",
-    "caption_suffix": "caption_suffix", "caption_dropout_rate": "caption_dropout_rate",
+    "batch_size": "train_batch_size",
+    "resolution": "max_resolution",
+    "enable_bucket": "enable_bucket",
+    "min_bucket_reso": "min_bucket_reso",
+    "max_bucket_reso": "max_bucket_reso",
+    "bucket_reso_steps": "bucket_reso_steps",
+    "bucket_no_upscale": "bucket_no_upscale",
+    "shuffle_caption": "shuffle_caption",
+    "keep_tokens": "keep_tokens",
+    "flip_aug": "flip_aug",
+    "color_aug": "color_aug",
+    "random_crop": "random_crop",
+    "caption_prefix": "caption_prefix",
+    "caption_suffix": "caption_suffix",
+    "caption_dropout_rate": "caption_dropout_rate",
     "caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs",
-    "caption_tag_dropout_rate": "caption_tag_dropout_rate", "alpha_mask": "masked_loss",
-    "keep_tokens_separator": "keep_tokens_separator", "secondary_separator": "secondary_separator",
+    "caption_tag_dropout_rate": "caption_tag_dropout_rate",
+    "alpha_mask": "masked_loss",
+    "keep_tokens_separator": "keep_tokens_separator",
+    "secondary_separator": "secondary_separator",
     "enable_wildcard": "enable_wildcard",
 }
 SUBSET_KEYS = ("image_dir", "num_repeats", "class_tokens", "is_reg", "caption_extension")
 # sd-scripts options with no effect here (named in a note when set)
-IGNORED = ("cache_info", "validation_split", "validation_seed", "network_multiplier",
-           "resize_interpolation", "debug_dataset", "custom_attributes", "face_crop_aug_range",
-           "token_warmup_min", "token_warmup_step", "caption_separator")
-REFUSED = {"metadata_file": "fine-tuning datasets (metadata_file) are not supported; use image "
-                            "folders with caption files",
-           "conditioning_data_dir": "ControlNet datasets (conditioning_data_dir) are not LoRA datasets "
-                                    "of this trainer"}
+IGNORED = (
+    "cache_info",
+    "validation_split",
+    "validation_seed",
+    "network_multiplier",
+    "resize_interpolation",
+    "debug_dataset",
+    "custom_attributes",
+    "face_crop_aug_range",
+    "token_warmup_min",
+    "token_warmup_step",
+    "caption_separator",
+)
+REFUSED = {
+    "metadata_file": "fine-tuning datasets (metadata_file) are not supported; use image "
+    "folders with caption files",
+    "conditioning_data_dir": "ControlNet datasets (conditioning_data_dir) are not LoRA datasets "
+    "of this trainer",
+}
 
 
 @dataclass
@@ -79,7 +103,8 @@ class DatasetConfig:
 
 
 def _load_toml(path: Path) -> dict:
-    from ..toml_file import load_toml
+    from trainer.files import load_toml
+
     try:
         return load_toml(path)
     except ValueError as exc:
@@ -91,8 +116,7 @@ def _resolution(value: Any, where: str) -> str:
         return f"{value},{value}"
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return f"{value[0]},{value[1]}"
-    raise DatasetError(f"dataset_config: {where}resolution = {value!r} must be a number or "
-                       "[width, height]")
+    raise DatasetError(f"dataset_config: {where}resolution = {value!r} must be a number or [width, height]")
 
 
 def read_dataset_config(path: str | Path) -> DatasetConfig:
@@ -129,7 +153,8 @@ def _read(path: Path, version: tuple[int, int] | None) -> DatasetConfig:
             raise DatasetError(
                 f"dataset_config: {key} is {seen[name][0]!r} in {seen[name][1]} but {value!r} in "
                 f"{where.rstrip(': ') or 'another part'}; this trainer uses one {key} for the whole "
-                "run: set it once, under [general]")
+                "run: set it once, under [general]"
+            )
         seen[name] = (value, where.rstrip(": ") or "[general]")
 
     def check_table(table: dict, where: str, allowed: tuple[str, ...]) -> None:
@@ -139,8 +164,10 @@ def _read(path: Path, version: tuple[int, int] | None) -> DatasetConfig:
             if key in IGNORED:
                 ignored.add(key)
             elif key not in RUN_KEYS and key not in allowed:
-                raise DatasetError(f"dataset_config: {where}{key!r} is not a dataset option "
-                                   f"(sd-scripts' names: {', '.join(sorted([*RUN_KEYS, *SUBSET_KEYS]))})")
+                raise DatasetError(
+                    f"dataset_config: {where}{key!r} is not a dataset option "
+                    f"(sd-scripts' names: {', '.join(sorted([*RUN_KEYS, *SUBSET_KEYS]))})"
+                )
 
     check_table(general, "[general]: ", SUBSET_KEYS[1:])
     for d, dataset in enumerate(datasets, 1):
@@ -157,20 +184,25 @@ def _read(path: Path, version: tuple[int, int] | None) -> DatasetConfig:
                 raise DatasetError(f"dataset_config: {where}image_dir is missing")
             for key, value in merged.items():
                 if key in RUN_KEYS:
-                    origin = ("[general]" if key not in subset and key not in dataset
-                              else where.rstrip(": "))
+                    origin = "[general]" if key not in subset and key not in dataset else where.rstrip(": ")
                     run_value(key, value, origin + ": ")
             repeats = merged.get("num_repeats", 1)
             if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-                raise DatasetError(f"dataset_config: {where}num_repeats = {repeats!r} must be a whole "
-                                   "number, 1 or more")
+                raise DatasetError(
+                    f"dataset_config: {where}num_repeats = {repeats!r} must be a whole number, 1 or more"
+                )
             image_dir = Path(str(merged["image_dir"])).expanduser()
             if not image_dir.is_absolute():
                 image_dir = path.parent / image_dir  # relative to the TOML file
-            subsets.append(Subset(image_dir=image_dir, num_repeats=repeats,
-                                  class_tokens=str(merged.get("class_tokens", "") or ""),
-                                  is_reg=bool(merged.get("is_reg", False)),
-                                  caption_extension=str(merged.get("caption_extension", "") or "")))
+            subsets.append(
+                Subset(
+                    image_dir=image_dir,
+                    num_repeats=repeats,
+                    class_tokens=str(merged.get("class_tokens", "") or ""),
+                    is_reg=bool(merged.get("is_reg", False)),
+                    caption_extension=str(merged.get("caption_extension", "") or ""),
+                )
+            )
     if ignored:
         notes.append(f"dataset_config: not used by this trainer: {', '.join(sorted(ignored))}")
     if not any(not s.is_reg for s in subsets):
@@ -184,7 +216,7 @@ def resolve_dataset_config(cfg: Any) -> tuple[Any, list[str]]:
     path = str(getattr(cfg, "dataset_config", "") or "").strip()
     if not path:
         return cfg, []
-    from ..config.validate import ConfigError, validate_values
+    from trainer.config.validate import ConfigError, validate_values
 
     dc = read_dataset_config(path)
     changed = {k: v for k, v in dc.settings.items() if getattr(cfg, k, v) != v}
@@ -199,7 +231,7 @@ def resolve_dataset_config(cfg: Any) -> tuple[Any, list[str]]:
 
 def scan_subsets(dc: DatasetConfig, caption_extension: str, is_reg: bool):
     """A FolderScan of the training (or reg) subsets, as scan_dataset makes for folders."""
-    from .folders import FolderScan, scan_subset_folder
+    from trainer.data.folders import FolderScan, scan_subset_folder
 
     scan = FolderScan()
     for subset in dc.subsets:
@@ -207,8 +239,14 @@ def scan_subsets(dc: DatasetConfig, caption_extension: str, is_reg: bool):
             continue
         if not subset.image_dir.is_dir():
             raise DatasetError(f"dataset_config: image_dir {subset.image_dir} is not a folder")
-        scan_subset_folder(subset.image_dir, subset.num_repeats, subset.class_tokens,
-                           subset.caption_extension or caption_extension, is_reg, scan)
+        scan_subset_folder(
+            subset.image_dir,
+            subset.num_repeats,
+            subset.class_tokens,
+            subset.caption_extension or caption_extension,
+            is_reg,
+            scan,
+        )
     if not is_reg and not scan.items:
         raise DatasetError("dataset_config: no usable images in the subsets' image_dir folders")
     return scan

@@ -65,7 +65,7 @@ class FolderScan:
 
 
 def parse_repeats(folder_name: str) -> tuple[int, str] | None:
-    """"50_my car" -> (50, "my car"); None when the prefix is not a whole number >= 1."""
+    """ "50_my car" -> (50, "my car"); None when the prefix is not a whole number >= 1."""
     prefix, sep, name = folder_name.partition("_")
     if not sep or not prefix.isdecimal():
         return None
@@ -108,8 +108,9 @@ def _visible(path: Path) -> bool:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+    return sorted(
+        p for p in folder.iterdir() if _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir()
+    )
 
 
 def _normal_extension(caption_extension: str) -> str:
@@ -117,8 +118,9 @@ def _normal_extension(caption_extension: str) -> str:
     return ext if ext.startswith(".") else "." + ext
 
 
-def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
-                 is_reg: bool, scan: FolderScan) -> None:
+def _scan_subset(
+    folder: Path, repeats: int, name: str, root: Path, ext: str, is_reg: bool, scan: FolderScan
+) -> None:
     """Add one <repeats>_<name> folder's images to scan."""
     images = 0
     missing = 0
@@ -136,27 +138,45 @@ def _scan_subset(folder: Path, repeats: int, name: str, root: Path, ext: str,
         caption, has_file, lines = _caption_for(path.parent / (path.stem + ext), name, scan)
         missing += not has_file
         images += 1
-        scan.items.append(ImageItem(path=path, caption=caption, repeats=repeats,
-                                    subset=folder.name, width=width, height=height,
-                                    is_reg=is_reg, has_caption_file=has_file, caption_lines=lines))
-    nested = [p.name for p in sorted(folder.iterdir())
-              if p.is_dir() and _visible(p) and _image_files(p)]
+        scan.items.append(
+            ImageItem(
+                path=path,
+                caption=caption,
+                repeats=repeats,
+                subset=folder.name,
+                width=width,
+                height=height,
+                is_reg=is_reg,
+                has_caption_file=has_file,
+                caption_lines=lines,
+            )
+        )
+    nested = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and _visible(p) and _image_files(p)]
     if nested:
         scan.warnings.append(
             f"{folder}: sub-folders {', '.join(nested)} are not scanned; images must sit "
-            f"directly in the <repeats>_<name> folder")
+            f"directly in the <repeats>_<name> folder"
+        )
     if images == 0:
         scan.warnings.append(f"{folder} contains no usable images (.png .jpg .jpeg .webp .bmp)")
     elif missing:
         scan.warnings.append(
             f"{folder.name}: {missing} of {images} images have no caption file ({ext}); "
-            f"they are captioned with the class token '{name}'")
-    scan.subsets.append({"folder": folder.name, "repeats": repeats, "name": name,
-                         "images": images, "missing_captions": missing, "is_reg": is_reg})
+            f"they are captioned with the class token '{name}'"
+        )
+    scan.subsets.append(
+        {
+            "folder": folder.name,
+            "repeats": repeats,
+            "name": name,
+            "images": images,
+            "missing_captions": missing,
+            "is_reg": is_reg,
+        }
+    )
 
 
-def _caption_for(caption_path: Path, class_token: str,
-                 scan: FolderScan) -> tuple[str, bool, tuple[str, ...]]:
+def _caption_for(caption_path: Path, class_token: str, scan: FolderScan) -> tuple[str, bool, tuple[str, ...]]:
     """(caption, has caption file, all its lines); problems fall back to the class token,
     with a warning."""
     if not caption_path.is_file():
@@ -166,21 +186,21 @@ def _caption_for(caption_path: Path, class_token: str,
     except UnicodeDecodeError:
         scan.warnings.append(
             f"{caption_path} is not UTF-8 text; save it as UTF-8. Using the class token "
-            f"'{class_token}' as its caption for now")
+            f"'{class_token}' as its caption for now"
+        )
         return class_token, True, ()
     except OSError as err:
-        scan.warnings.append(f"cannot read {caption_path} ({err}); using the class token "
-                             f"'{class_token}'")
+        scan.warnings.append(f"cannot read {caption_path} ({err}); using the class token '{class_token}'")
         return class_token, True, ()
     if not lines[0]:
-        scan.warnings.append(f"{caption_path} is empty (first line blank); using the class "
-                             f"token '{class_token}'")
+        scan.warnings.append(
+            f"{caption_path} is empty (first line blank); using the class token '{class_token}'"
+        )
         return class_token, True, ()
     return lines[0], True, tuple(lines)
 
 
-def scan_dataset(root: str | Path, caption_extension: str = ".txt",
-                 is_reg: bool = False) -> FolderScan:
+def scan_dataset(root: str | Path, caption_extension: str = ".txt", is_reg: bool = False) -> FolderScan:
     """Find the images, captions and repeats under a Kohya-style dataset folder.
 
     Reads only image headers, so thousands of images scan in seconds. Raises
@@ -188,8 +208,10 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt",
     """
     kind = "regularisation folder" if is_reg else "image folder"
     if not str(root).strip():
-        raise DatasetError(f"No {kind} is set: choose the folder that holds the "
-                           f"<repeats>_<name> sub-folders.\n{LAYOUT_EXAMPLE}")
+        raise DatasetError(
+            f"No {kind} is set: choose the folder that holds the "
+            f"<repeats>_<name> sub-folders.\n{LAYOUT_EXAMPLE}"
+        )
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"The {kind} '{root}' does not exist.\n{LAYOUT_EXAMPLE}")
@@ -209,9 +231,12 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt",
         parsed = parse_repeats(folder.name)
         if parsed is None:
             prefix = folder.name.partition("_")[0]
-            why = ("the repeat count must be at least 1" if prefix.isdecimal() else
-                   f"its name must start with the number of repeats and an underscore, "
-                   f"e.g. '10_{folder.name}'")
+            why = (
+                "the repeat count must be at least 1"
+                if prefix.isdecimal()
+                else f"its name must start with the number of repeats and an underscore, "
+                f"e.g. '10_{folder.name}'"
+            )
             scan.warnings.append(f"skipped folder '{folder.name}': {why}")
             continue
         repeats, name = parsed
@@ -221,9 +246,11 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt",
             scan.warnings.append(f"skipped folder '{folder.name}': cannot read it ({err})")
     if not scan.subsets:
         loose = len(_image_files(root))
-        found = (f"it holds {loose} images directly, but images must be inside "
-                 f"<repeats>_<name> sub-folders" if loose
-                 else "it has no <repeats>_<name> sub-folders")
+        found = (
+            f"it holds {loose} images directly, but images must be inside <repeats>_<name> sub-folders"
+            if loose
+            else "it has no <repeats>_<name> sub-folders"
+        )
         if loose and parse_repeats(root.name):
             found += f" (choose its parent folder '{root.parent}' instead)"
         raise DatasetError(f"No training data in the {kind} '{root}': {found}.\n{LAYOUT_EXAMPLE}")
@@ -231,17 +258,20 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt",
         problems = "".join(f"\n  {s.path}: {s.reason}" for s in scan.skipped[:10])
         raise DatasetError(
             f"No usable images in the {kind} '{root}' (sub-folders: "
-            f"{', '.join(s['folder'] for s in scan.subsets)}).{problems}\n{LAYOUT_EXAMPLE}")
+            f"{', '.join(s['folder'] for s in scan.subsets)}).{problems}\n{LAYOUT_EXAMPLE}"
+        )
     return scan
 
 
-def scan_subset_folder(folder: Path, repeats: int, class_token: str, caption_extension: str,
-                       is_reg: bool, scan: FolderScan) -> None:
+def scan_subset_folder(
+    folder: Path, repeats: int, class_token: str, caption_extension: str, is_reg: bool, scan: FolderScan
+) -> None:
     """Add one folder of images with explicit repeats and class token (a dataset_config
     subset) to scan, checked as a <repeats>_<name> folder is."""
     try:
-        _scan_subset(folder, repeats, class_token, folder.resolve(), _normal_extension(caption_extension),
-                     is_reg, scan)
+        _scan_subset(
+            folder, repeats, class_token, folder.resolve(), _normal_extension(caption_extension), is_reg, scan
+        )
     except OSError as err:
         scan.warnings.append(f"skipped folder '{folder}': cannot read it ({err})")
 

@@ -34,8 +34,17 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 # What PIL raises on damaged files, beyond its own UnidentifiedImageError (an OSError).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError,
-                  ZeroDivisionError, struct.error)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    ZeroDivisionError,
+    struct.error,
+)
 _PNG_END = b"IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
 
@@ -243,11 +252,7 @@ def crop_like(mask: Image.Image, choice: BucketChoice, top: int, left: int) -> I
 
 
 def resize_and_crop(
-    img: Image.Image,
-    choice: BucketChoice,
-    *,
-    random_crop: bool = False,
-    rng: random.Random | None = None,
+    img: Image.Image, choice: BucketChoice, *, random_crop: bool = False, rng: random.Random | None = None
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Resize to choice.resized, then crop to choice.bucket.
 
@@ -257,8 +262,7 @@ def resize_and_crop(
     if img.size != choice.resized:
         shrinking = choice.resized[0] * choice.resized[1] < img.width * img.height
         # reducing_gap: a fast box reduction first, then LANCZOS for the last factor 3.
-        img = img.resize(choice.resized, Image.Resampling.LANCZOS,
-                         reducing_gap=3.0 if shrinking else None)
+        img = img.resize(choice.resized, Image.Resampling.LANCZOS, reducing_gap=3.0 if shrinking else None)
     extra_h, extra_w = crop_offsets(choice)
     if random_crop:
         rng = rng or random.Random()

@@ -11,6 +11,7 @@ main process.
 Warnings about broken images are raised in the workers but reported by the main process
 (the one that can reach the GUI), once per message.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,8 +57,17 @@ class BatchLoader:
     rank / world: this process and the number of training processes.
     """
 
-    def __init__(self, dataset: TrainDataset, batcher: BucketBatcher, *, with_images: bool,
-                 workers: int = 0, persistent: bool = False, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        dataset: TrainDataset,
+        batcher: BucketBatcher,
+        *,
+        with_images: bool,
+        workers: int = 0,
+        persistent: bool = False,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.dataset, self.batcher, self.with_images = dataset, batcher, with_images
         self.rank, self.world = rank, max(1, world)
         self.sampler = EpochBatchSampler(batcher, rank=rank, world=self.world)
@@ -66,8 +76,12 @@ class BatchLoader:
         self._reported: set[str] = set()
         if self.workers > 0:
             self._loader = DataLoader(
-                _WorkerView(dataset), batch_sampler=self.sampler, collate_fn=_collate_with_warnings,
-                num_workers=self.workers, persistent_workers=persistent)
+                _WorkerView(dataset),
+                batch_sampler=self.sampler,
+                collate_fn=_collate_with_warnings,
+                num_workers=self.workers,
+                persistent_workers=persistent,
+            )
 
     def num_batches(self) -> int:
         """Batches this process takes per epoch (the same every epoch)."""
@@ -75,7 +89,7 @@ class BatchLoader:
 
     def batches(self, epoch: int) -> list[list[int]]:
         """The entry indices of each batch this process takes in `epoch`."""
-        return self.batcher.epoch_batches(epoch)[self.rank::self.world]
+        return self.batcher.epoch_batches(epoch)[self.rank :: self.world]
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[dict | None]:
         """The batches of `epoch` (counted from 1), in order. The first `skip` are None and
@@ -85,8 +99,7 @@ class BatchLoader:
                 if k < skip:
                     yield None
                     continue
-                yield collate([self.dataset.sample(i, epoch, with_image=self.with_images)
-                               for i in indices])
+                yield collate([self.dataset.sample(i, epoch, with_image=self.with_images) for i in indices])
             return
         for _ in range(min(skip, self.num_batches())):
             yield None

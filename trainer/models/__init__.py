@@ -2,7 +2,8 @@
 
 `detect_model`, `ModelInfo` and `ModelLoadError` import no torch (the preflight plan uses
 them); `load_models` and `SDModels` are imported on first use, since they need torch and
-diffusers.
+diffusers. Imports trainer.config and trainer.network (Kohya names of single-file
+checkpoints) only.
 """
 
 from __future__ import annotations

@@ -187,8 +187,18 @@ def _read_pytorch(file: Path) -> FileHeader:
                 tree = reader.load()
     except NeedsMoreThanWeights as err:
         raise NeedsMoreThanWeights(needs_more_message(file, str(err))) from err
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            IndexError, TypeError, AttributeError, KeyError, struct.error) as err:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        IndexError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        struct.error,
+    ) as err:
         raise ModelLoadError(
             f"{file} cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}); the "
             "download may be incomplete or the file is of another kind. Download it again, "
@@ -223,8 +233,17 @@ def _contains(shapes: dict, *parts: str) -> bool:
     return any(part in key for key in shapes for part in parts)
 
 
-_LORA_PARTS = (".lora_down.", ".lora_up.", "lora_A.", "lora_B.", ".hada_w1_a", ".lokr_w1", ".oft_blocks",
-               ".lora_mid.", ".diff_b")
+_LORA_PARTS = (
+    ".lora_down.",
+    ".lora_up.",
+    "lora_A.",
+    "lora_B.",
+    ".hada_w1_a",
+    ".lokr_w1",
+    ".oft_blocks",
+    ".lora_mid.",
+    ".diff_b",
+)
 _OTHER_FAMILIES = (
     (("double_blocks.", "single_blocks."), "a FLUX model"),
     (("joint_blocks.",), "a Stable Diffusion 3 / 3.5 model"),
@@ -244,7 +263,9 @@ def classify(header: FileHeader, shown: str) -> str:
     shapes = header.shapes
     if not shapes:
         raise ModelLoadError(f"{shown} holds no tensors, so it is not a model. Download it again.")
-    if _has(shapes, "lora_unet_", "lora_te", "lycoris_", "lora_transformer_") or _contains(shapes, *_LORA_PARTS):
+    if _has(shapes, "lora_unet_", "lora_te", "lycoris_", "lora_transformer_") or _contains(
+        shapes, *_LORA_PARTS
+    ):
         raise ModelLoadError(
             f"{shown} is a LoRA (or LyCORIS) file, not a base model. Choose the checkpoint it "
             "was trained on as the pretrained model; to keep training this LoRA, give it under "
@@ -296,8 +317,12 @@ def classify(header: FileHeader, shown: str) -> str:
             "(unCLIP or upscaler); LoRA training needs a normal text-to-image model."
         )
     if in_channels is not None and in_channels != 4:
-        kind = {9: "an inpainting model", 8: "an instruct-pix2pix model", 5: "a depth model",
-                7: "an upscaler"}.get(in_channels, "a special-purpose model")
+        kind = {
+            9: "an inpainting model",
+            8: "an instruct-pix2pix model",
+            5: "a depth model",
+            7: "an upscaler",
+        }.get(in_channels, "a special-purpose model")
         raise ModelLoadError(
             f"{shown} has a U-Net with {in_channels} input channels ({kind}); LoRA training "
             "needs a normal text-to-image model with 4 input channels."
@@ -319,9 +344,9 @@ def _unsupported(shown: str, what: str) -> ModelLoadError:
 
 def _without_unet(shapes: dict[str, Shape | None], shown: str) -> str:
     """Explain a file without an original-layout U-Net: a VAE, a diffusers part, or unknown."""
-    if _has(shapes, "encoder.down.", "decoder.up.", "encoder.down_blocks.", "decoder.up_blocks.", VAE) and not _has(
-        shapes, "down_blocks.0.resnets.", "cond_stage_model.", "conditioner."
-    ):
+    if _has(
+        shapes, "encoder.down.", "decoder.up.", "encoder.down_blocks.", "decoder.up_blocks.", VAE
+    ) and not _has(shapes, "down_blocks.0.resnets.", "cond_stage_model.", "conditioner."):
         return (
             f"{shown} is a VAE, not a base model. Give it under 'VAE' and choose a Stable "
             "Diffusion checkpoint as the pretrained model."

@@ -155,7 +155,9 @@ def _detect_folder(folder: Path, shown: str) -> ModelInfo:
     message = f"{ARCH_NAMES[arch]} diffusers model {shown}"
     if v_hint:
         message += " (v-prediction, from its scheduler config)"
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
+    size = sum(
+        p.stat().st_size for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin") and p.is_file()
+    )
     label = ARCH_NAMES[arch] + (" v-prediction" if v_hint else "")
     summary = f"{label} (diffusers folder, {size_text(size)})"
     return ModelInfo(arch, v_hint, "diffusers", message, str(folder), summary, size)

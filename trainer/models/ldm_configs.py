@@ -97,8 +97,11 @@ def _merge(base: dict[str, Any], derived: dict[str, Any], fallback: dict[str, An
 
 
 # diffusers' defaults for keys a shipped config may leave out.
-_DEFAULTS = {"transformer_layers_per_block": 1, "projection_class_embeddings_input_dim": None,
-             "use_linear_projection": False}
+_DEFAULTS = {
+    "transformer_layers_per_block": 1,
+    "projection_class_embeddings_input_dim": None,
+    "use_linear_projection": False,
+}
 
 
 # ---------------------------------------------------------------------------- components
@@ -106,8 +109,10 @@ _DEFAULTS = {"transformer_layers_per_block": 1, "projection_class_embeddings_inp
 
 def _unet_config(base: dict[str, Any], s: Shapes, pooled_dim: int | None) -> dict[str, Any]:
     model_channels, in_channels = s["input_blocks.0.0.weight"][:2]
-    depth_of = {i: len(_indices(s, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
-                for i in _indices(s, r"input_blocks\.(\d+)\.")}
+    depth_of = {
+        i: len(_indices(s, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
+        for i in _indices(s, r"input_blocks\.(\d+)\.")
+    }
     levels: list[dict[str, Any]] = [{"resnets": 0, "width": 0, "depth": 0}]
     for i in sorted(depth_of)[1:]:
         if f"input_blocks.{i}.0.op.weight" in s:  # a downsampler ends the level
@@ -144,7 +149,9 @@ def _unet_config(base: dict[str, Any], s: Shapes, pooled_dim: int | None) -> dic
                 raise ValueError(f"the SDXL conditioning width {adm} does not fit the text encoder")
             derived["addition_time_embed_dim"] = (adm - pooled_dim) // 6
     if isinstance(base["attention_head_dim"], int):  # SD1: a fixed count of 8 heads
-        heads: Any = base["attention_head_dim"] if all(w % base["attention_head_dim"] == 0 for w in widths) else 1
+        heads: Any = (
+            base["attention_head_dim"] if all(w % base["attention_head_dim"] == 0 for w in widths) else 1
+        )
     else:
         heads = [_heads(w) for w in widths]
     return _merge(base, derived, {"attention_head_dim": heads, "norm_num_groups": _groups(widths)})

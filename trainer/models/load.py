@@ -85,9 +85,7 @@ def load_models(
         tokenizers, text_encoders, unet = parts.tokenizers, parts.text_encoders, parts.unet
         vae = _load_vae(vae_path, dtype, info.arch, v_param) if vae_path else parts.vae
         if vae is None:
-            raise ModelLoadError(
-                f"{path} holds no VAE. Give the VAE that belongs to this model under 'VAE'."
-            )
+            raise ModelLoadError(f"{path} holds no VAE. Give the VAE that belongs to this model under 'VAE'.")
     else:
         folder = info.local_path
         if info.arch == "sdxl":

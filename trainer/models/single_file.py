@@ -77,7 +77,7 @@ class TensorFile:
 def _normalised(name: str) -> str:
     old = "cond_stage_model.transformer."
     if name.startswith(old) and not name.startswith(old + "text_model."):
-        return old + "text_model." + name[len(old):]
+        return old + "text_model." + name[len(old) :]
     return name
 
 
@@ -135,7 +135,7 @@ def load_single_file(
     prefixes = COMPONENT_PREFIXES[arch]
     with open_tensors(path) as tensors:
         parts = {
-            component: {k[len(prefix):]: s for k, s in tensors.shapes.items() if k.startswith(prefix)}
+            component: {k[len(prefix) :]: s for k, s in tensors.shapes.items() if k.startswith(prefix)}
             for component, prefix in prefixes.items()
         }
         configs = derive_configs(arch, name, parts, shown)
@@ -147,8 +147,14 @@ def load_single_file(
             encoders.append(_fill(make, tensors, prefixes[component], dtype, shown, source_of))
         unet_config = configs["unet"]
         layout = SgmLayout.from_config(unet_config)
-        unet = _fill(lambda: UNet2DConditionModel.from_config(unet_config), tensors, prefixes["unet"],
-                     dtype, shown, lambda key: Source(layout.to_sgm(key)))
+        unet = _fill(
+            lambda: UNet2DConditionModel.from_config(unet_config),
+            tensors,
+            prefixes["unet"],
+            dtype,
+            shown,
+            lambda key: Source(layout.to_sgm(key)),
+        )
         vae = None
         if "vae" in configs:
             vae = _build_vae(configs["vae"], tensors, prefixes["vae"], dtype, shown)
@@ -176,7 +182,7 @@ def load_vae_file(path: Path, arch: str, *, v_parameterization: bool, dtype: tor
                 raise ModelLoadError(f"VAE {path} is incomplete or of an unknown kind ({err}).") from err
             return _build_vae(config, tensors, "", dtype, str(path), same_names=True)
         prefix = next((p for p in (VAE, "vae.") if any(k.startswith(p) for k in keys)), "")
-        shapes = {k[len(prefix):]: s for k, s in keys.items() if k.startswith(prefix)}
+        shapes = {k[len(prefix) :]: s for k, s in keys.items() if k.startswith(prefix)}
         if "encoder.conv_in.weight" not in shapes or "decoder.conv_out.weight" not in shapes:
             raise ModelLoadError(
                 f"VAE {path} is not a VAE file (no encoder/decoder weights). Give a VAE "
@@ -189,15 +195,22 @@ def load_vae_file(path: Path, arch: str, *, v_parameterization: bool, dtype: tor
         return _build_vae(config, tensors, prefix, dtype, str(path))
 
 
-def _build_vae(config: dict, tensors: TensorFile, prefix: str, dtype: torch.dtype, shown: str,
-               same_names: bool = False) -> AutoencoderKL:
+def _build_vae(
+    config: dict, tensors: TensorFile, prefix: str, dtype: torch.dtype, shown: str, same_names: bool = False
+) -> AutoencoderKL:
     levels = len(config["block_out_channels"])
     source = (lambda key: Source(key)) if same_names else (lambda key: vae_source(key, levels))
     return _fill(lambda: AutoencoderKL.from_config(config), tensors, prefix, dtype, shown, source)
 
 
-def _fill(make: Callable[[], torch.nn.Module], tensors: TensorFile, prefix: str, dtype: torch.dtype,
-          shown: str, source_of: Callable[[str], Source | None]) -> torch.nn.Module:
+def _fill(
+    make: Callable[[], torch.nn.Module],
+    tensors: TensorFile,
+    prefix: str,
+    dtype: torch.dtype,
+    shown: str,
+    source_of: Callable[[str], Source | None],
+) -> torch.nn.Module:
     """Build a module without weights, then give it every weight from the file (strict)."""
     with init_empty_weights():
         module = make()
@@ -234,7 +247,7 @@ def _read(tensors: TensorFile, name: str, source: Source) -> Tensor:
     tensor = tensors.get(name)
     if source.qkv is not None:
         width = tensor.shape[0] // 3
-        tensor = tensor[source.qkv * width:(source.qkv + 1) * width]
+        tensor = tensor[source.qkv * width : (source.qkv + 1) * width]
     if source.transpose:
         tensor = tensor.T
     if source.conv1x1 and tensor.dim() == 4:
@@ -245,8 +258,9 @@ def _read(tensors: TensorFile, name: str, source: Source) -> Tensor:
 # ---------------------------------------------------------------------------- writing
 
 
-def to_original_layout(components: dict[str, torch.nn.Module], arch: str,
-                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def to_original_layout(
+    components: dict[str, torch.nn.Module], arch: str, generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
     """The single-file state dict of diffusers components (unet, vae, text_encoder[, _2]).
 
     SD2 files hold one more OpenCLIP layer than the diffusers text encoder uses (SD2 reads
@@ -273,8 +287,9 @@ def to_original_layout(components: dict[str, torch.nn.Module], arch: str,
     return out
 
 
-def _to_original(state: dict[str, Tensor], prefix: str,
-                 source_of: Callable[[str], Source | None]) -> dict[str, Tensor]:
+def _to_original(
+    state: dict[str, Tensor], prefix: str, source_of: Callable[[str], Source | None]
+) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     fused: dict[str, dict[int, Tensor]] = {}
     for key, tensor in state.items():
@@ -295,8 +310,9 @@ def _to_original(state: dict[str, Tensor], prefix: str,
     return out
 
 
-def _add_unused_sd2_weights(out: dict[str, Tensor], encoder: torch.nn.Module,
-                            generator: torch.Generator | None) -> None:
+def _add_unused_sd2_weights(
+    out: dict[str, Tensor], encoder: torch.nn.Module, generator: torch.Generator | None
+) -> None:
     prefix = COMPONENT_PREFIXES["sd2"]["text_encoder"]
     config = encoder.config
     hidden, layers = config.hidden_size, config.num_hidden_layers
@@ -304,18 +320,18 @@ def _add_unused_sd2_weights(out: dict[str, Tensor], encoder: torch.nn.Module,
     for extra in range(layers, layers + SD2_DROPPED_LAYERS):
         for name in [k for k in out if k.startswith(template)]:
             new = name.replace(".resblocks.0.", f".resblocks.{extra}.")
-            out[new] = _small_random(out[name].shape, out[name], generator, ones=name.endswith("weight")
-                                     and ".ln_" in name)
+            out[new] = _small_random(
+                out[name].shape, out[name], generator, ones=name.endswith("weight") and ".ln_" in name
+            )
     like = out[prefix + "token_embedding.weight"]
     out[prefix + "text_projection"] = _small_random((hidden, hidden), like, generator)
 
 
-def _small_random(shape: tuple[int, ...] | torch.Size, like: Tensor, generator: torch.Generator | None,
-                  ones: bool = False) -> Tensor:
+def _small_random(
+    shape: tuple[int, ...] | torch.Size, like: Tensor, generator: torch.Generator | None, ones: bool = False
+) -> Tensor:
     """Stand-in weights for parts a diffusers model lacks (shape only, for a model on meta)."""
     if like.is_meta:
         return torch.empty(shape, dtype=like.dtype, device="meta")
     value = torch.ones(shape) if ones else torch.randn(shape, generator=generator) * 0.02
     return value.to(like.dtype)
-
-

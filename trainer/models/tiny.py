@@ -202,7 +202,9 @@ def _write_single_file(pipeline, arch: str, out: Path, seed: int) -> Path:
     path = out if out.suffix == ".safetensors" else out / f"tiny-{arch}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     names = ("unet", "vae", "text_encoder", "text_encoder_2")
-    components = {name: getattr(pipeline, name) for name in names if getattr(pipeline, name, None) is not None}
+    components = {
+        name: getattr(pipeline, name) for name in names if getattr(pipeline, name, None) is not None
+    }
     loader_arch = {"sd15": "sd1", "sd2v": "sd2", "sdxl": "sdxl"}[arch]
     generator = torch.Generator().manual_seed(seed + 4)
     state = to_original_layout(components, loader_arch, generator)

@@ -86,10 +86,7 @@ def build_clip_tokenizer(pad_token: str = END_TOKEN) -> CLIPTokenizer:
 
     merges, vocab = clip_merges_and_vocab()
     return CLIPTokenizer(
-        vocab=dict(vocab),
-        merges=list(merges),
-        pad_token=pad_token,
-        model_max_length=MODEL_MAX_LENGTH,
+        vocab=dict(vocab), merges=list(merges), pad_token=pad_token, model_max_length=MODEL_MAX_LENGTH
     )
 
 

@@ -1,8 +1,13 @@
-"""LoRA / LoCon network: the module, where it goes, and the Kohya names it is saved under."""
+"""LoRA / LoCon network: the module, where it goes, the Kohya names it is saved under, the
+LyCORIS types (lycoris-lora), block-wise ranks and learning rates applied to modules, and
+the Kohya-format .safetensors file it is written to.
 
-from .inject import LoRANetwork, find_targets, text_encoder_targets, unet_targets
-from .kohya_names import KOHYA_PREFIXES, SgmLayout, kohya_name
-from .lora import LoRAModule
+Imports trainer.config (its block and LyCORIS rules) and trainer.files only.
+"""
+
+from trainer.network.inject import LoRANetwork, find_targets, text_encoder_targets, unet_targets
+from trainer.network.kohya_names import KOHYA_PREFIXES, SgmLayout, kohya_name
+from trainer.network.lora import LoRAModule
 
 __all__ = [
     "KOHYA_PREFIXES",

@@ -27,10 +27,10 @@ from diffusers.models.upsampling import Upsample2D
 from torch import Tensor, nn
 from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
 
-from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
-from .lora import LoRAModule
-from .module_set import ModuleSet
-from .ranks import RankPlan
+from trainer.network.kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
+from trainer.network.lora import LoRAModule
+from trainer.network.module_set import ModuleSet
+from trainer.network.ranks import RankPlan
 
 ARCHS = ("sd1", "sd2", "sdxl")
 _TE_PREFIXES = {"sd1": (TE_PREFIX,), "sd2": (TE_PREFIX,), "sdxl": (TE1_PREFIX, TE2_PREFIX)}

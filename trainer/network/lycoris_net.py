@@ -14,6 +14,7 @@ things are ours:
   :class:`trainer.network.LoRANetwork`: ``te_loras``/``unet_loras``, ``apply_to``,
   ``kohya_state_dict``, ``load_kohya_weights``, ``set_multiplier``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,16 +24,23 @@ from os import PathLike
 import torch
 from torch import Tensor, nn
 
-from ..lycoris_options import ALGOS, OPTION_DEFAULTS, lycoris_kwargs, used_options
-from .kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
-from .module_set import ModuleSet
+from trainer.config.rules.lycoris import ALGOS, OPTION_DEFAULTS, lycoris_kwargs, used_options
+from trainer.network.kohya_names import TE1_PREFIX, TE2_PREFIX, TE_PREFIX, UNET_PREFIX, SgmLayout, kohya_name
+from trainer.network.module_set import ModuleSet
 
 __all__ = ["ALGOS", "OPTION_DEFAULTS", "LycorisNetwork", "lycoris_preset"]
 
-_PRESET_DEFAULTS = {"enable_conv": True, "unet_target_module": [], "unet_target_name": [],
-                    "text_encoder_target_module": [], "text_encoder_target_name": [],
-                    "module_algo_map": {}, "name_algo_map": {}, "use_fnmatch": False,
-                    "exclude_name": []}
+_PRESET_DEFAULTS = {
+    "enable_conv": True,
+    "unet_target_module": [],
+    "unet_target_name": [],
+    "text_encoder_target_module": [],
+    "text_encoder_target_name": [],
+    "module_algo_map": {},
+    "name_algo_map": {},
+    "use_fnmatch": False,
+    "exclude_name": [],
+}
 
 
 def read_preset_file(path: str) -> dict:
@@ -40,7 +48,8 @@ def read_preset_file(path: str) -> dict:
     preset schema. Raises ValueError naming the file and what is wrong."""
     from lycoris.config_sdk import PresetConfig, PresetValidationError
 
-    from ..toml_file import load_toml
+    from trainer.files import load_toml
+
     try:
         raw = load_toml(path)
     except ValueError as exc:
@@ -67,13 +76,13 @@ def lycoris_preset(name: str) -> dict:
     else:
         preset = {**_PRESET_DEFAULTS, **PRESET[name]}
     if any(n.startswith("time_embedding") for n in preset["unet_target_name"]):
-        preset["unet_target_module"] = [m for m in preset["unet_target_module"]
-                                        if m != "TimestepEmbedding"]
+        preset["unet_target_module"] = [m for m in preset["unet_target_module"] if m != "TimestepEmbedding"]
     return preset
 
 
-def _lycoris_to_kohya_names(unet: nn.Module | None, text_encoders: Sequence[nn.Module],
-                            arch: str) -> dict[str, str]:
+def _lycoris_to_kohya_names(
+    unet: nn.Module | None, text_encoders: Sequence[nn.Module], arch: str
+) -> dict[str, str]:
     """lycoris' module name (prefix + the model's own path) -> our Kohya name."""
     names: dict[str, str] = {}
     if unet is not None:
@@ -103,15 +112,29 @@ class LycorisNetwork(ModuleSet):
     """The LyCORIS modules of one run, children named by their Kohya names.
 
     `options` are lycoris' network arguments by the Kohya GUI's names (preset, dora_wd,
-    factor, ...: see :mod:`trainer.lycoris_options`); each type gets the ones the
+    factor, ...: see :mod:`trainer.config.rules.lycoris`); each type gets the ones the
     Kohya GUI sends with it.
     """
 
-    def __init__(self, unet: nn.Module, text_encoders: Sequence[nn.Module], *, arch: str,
-                 lora_type: str, rank: int, alpha: float, conv_rank: int, conv_alpha: float,
-                 dropout: float = 0.0, rank_dropout: float = 0.0, module_dropout: float = 0.0,
-                 options: dict | None = None, train_unet: bool = True,
-                 train_text_encoder: bool = True, multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        unet: nn.Module,
+        text_encoders: Sequence[nn.Module],
+        *,
+        arch: str,
+        lora_type: str,
+        rank: int,
+        alpha: float,
+        conv_rank: int,
+        conv_alpha: float,
+        dropout: float = 0.0,
+        rank_dropout: float = 0.0,
+        module_dropout: float = 0.0,
+        options: dict | None = None,
+        train_unet: bool = True,
+        train_text_encoder: bool = True,
+        multiplier: float = 1.0,
+    ) -> None:
         super().__init__()
         from lycoris.kohya import LycorisNetworkKohya
         from lycoris.logging import logger as lycoris_logger
@@ -132,10 +155,20 @@ class LycorisNetwork(ModuleSet):
             # class attributes that would otherwise leak from one network to the next).
             LycorisNetworkKohya.apply_preset(lycoris_preset(self.options["preset"]))
             net = LycorisNetworkKohya(
-                te_arg if train_text_encoder else None, unet, multiplier=multiplier,
-                lora_dim=rank, conv_lora_dim=conv_rank, alpha=alpha, conv_alpha=conv_alpha,
-                dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout,
-                network_module=self.algo, warn_on_unmatched=False, **kwargs)
+                te_arg if train_text_encoder else None,
+                unet,
+                multiplier=multiplier,
+                lora_dim=rank,
+                conv_lora_dim=conv_rank,
+                alpha=alpha,
+                conv_alpha=conv_alpha,
+                dropout=dropout,
+                rank_dropout=rank_dropout,
+                module_dropout=module_dropout,
+                network_module=self.algo,
+                warn_on_unmatched=False,
+                **kwargs,
+            )
         finally:
             lycoris_logger.setLevel(level)
         renames = _lycoris_to_kohya_names(unet, text_encoders if train_text_encoder else [], arch)
@@ -186,5 +219,6 @@ class LycorisNetwork(ModuleSet):
             raise ValueError(
                 f"LyCORIS weights in {source} do not fit this network ({self.lora_type}, rank "
                 f"{self.rank}, conv rank {self.conv_rank}): {len(missing)} missing keys {missing[:3]}, "
-                f"{len(unknown)} unknown keys {unknown[:3]}, {len(wrong)} of another size {wrong[:3]}")
+                f"{len(unknown)} unknown keys {unknown[:3]}, {len(wrong)} of another size {wrong[:3]}"
+            )
         self.load_state_dict({k: loaded[k].reshape(own[k].shape) for k in own})

@@ -6,6 +6,7 @@ measured by its Frobenius norm; a module whose norm is above `max_norm` has both
 exactly to `max_norm` (Kohya's rule). Small deltas are untouched. LyCORIS networks use
 lycoris' own implementation of the same rule for their algorithms.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """What every network of ours does with its modules, whatever their kind (LoRA, LyCORIS)."""
+
 from __future__ import annotations
 
 from os import PathLike
@@ -35,8 +36,9 @@ class ModuleSet(nn.Module):
         for lora in self.loras:
             lora.multiplier = m
 
-    def weights_to_load(self, path_or_state_dict: str | PathLike | dict[str, Tensor],
-                        ) -> tuple[str, dict[str, Tensor], dict[str, Tensor], list[str], list[str]]:
+    def weights_to_load(
+        self, path_or_state_dict: str | PathLike | dict[str, Tensor]
+    ) -> tuple[str, dict[str, Tensor], dict[str, Tensor], list[str], list[str]]:
         """(where they come from, the tensors, ours, our keys they lack, their keys we lack)
         for continuing from a file or state dict (`load_kohya_weights`)."""
         if isinstance(path_or_state_dict, dict):

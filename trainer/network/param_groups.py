@@ -11,13 +11,14 @@ Works on any network exposing ``te_loras`` / ``unet_loras`` with ``lora_name`` (
 LoRANetwork and the LyCORIS one). Group names ("unet", "unet plus", "unet block 0.5",
 "text_encoder") label the per-group learning rates in the logs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from torch import nn
 
-from ..block_lr import BlockWeights
+from trainer.config.rules.blocks import BlockWeights
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,22 @@ class LoRAPlus:
         return own or self.ratio or 0.0
 
 
-def build_param_groups(network: nn.Module, *, unet_lr: float, text_encoder_lr: float,
-                       loraplus: LoRAPlus | None = None,
-                       block_weights: BlockWeights | None = None) -> list[dict]:
+def build_param_groups(
+    network: nn.Module,
+    *,
+    unet_lr: float,
+    text_encoder_lr: float,
+    loraplus: LoRAPlus | None = None,
+    block_weights: BlockWeights | None = None,
+) -> list[dict]:
     """Parameter groups for the optimizer; raises ValueError when nothing would train."""
     loraplus = loraplus or LoRAPlus()
     frozen_down = getattr(network, "frozen_down", False)  # LoRA-FA
     groups: dict[tuple[str, float, bool], dict] = {}
-    for part, loras, lr in (("text_encoder", network.te_loras, text_encoder_lr),
-                            ("unet", network.unet_loras, unet_lr)):
+    for part, loras, lr in (
+        ("text_encoder", network.te_loras, text_encoder_lr),
+        ("unet", network.unet_loras, unet_lr),
+    ):
         ratio = loraplus.for_part(part)
         for lora in loras:
             weight = block_weights.weight(lora.lora_name) if part == "unet" and block_weights else 1.0
@@ -54,10 +62,14 @@ def build_param_groups(network: nn.Module, *, unet_lr: float, text_encoder_lr: f
                 key = (part, weight, plus)
                 if key not in groups:
                     label = part + (" plus" if plus else "") + (f" block {weight:g}" if weight != 1.0 else "")
-                    groups[key] = {"params": [], "lr": float(lr) * weight * (ratio if plus else 1.0),
-                                   "name": label}
+                    groups[key] = {
+                        "params": [],
+                        "lr": float(lr) * weight * (ratio if plus else 1.0),
+                        "name": label,
+                    }
                 groups[key]["params"].append(param)
     if not groups:
-        raise ValueError("no LoRA parameters to train: every trained part has learning rate 0 "
-                         "(or every block weight is 0)")
+        raise ValueError(
+            "no LoRA parameters to train: every trained part has learning rate 0 (or every block weight is 0)"
+        )
     return list(groups.values())

@@ -2,18 +2,19 @@
 
 - plain: Linear and 1x1 convs get `rank`/`alpha`, 3x3 convs `conv_rank`/`conv_alpha`
   (conv_rank 0 = no 3x3 modules: Standard LoRA).
-- per block (`block_dims` ...): see :mod:`trainer.block_dims`; the text encoder keeps the
+- per block (`block_dims` ...): see :mod:`trainer.config.rules.blocks`; the text encoder keeps the
   plain rank.
 - from a file (`dim_from_weights`): every module the file has, with the file's rank
   (rows of ``lora_down``) and alpha (its rank when the file has none, as old LoRAs);
   no module where the file has none.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from os import PathLike
 
-from ..block_dims import BlockDims
+from trainer.config.rules.blocks import BlockDims
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def ranks_from_file(path: str | PathLike) -> dict[str, tuple[int, float]]:
             elif rest == "alpha":
                 alphas[name] = float(f.get_tensor(key))
     if not ranks:
-        raise ValueError(f"{path} holds no LoRA modules (no '.lora_down.weight' keys): "
-                         "dim_from_weights reads Standard / Kohya LoCon LoRA files")
+        raise ValueError(
+            f"{path} holds no LoRA modules (no '.lora_down.weight' keys): "
+            "dim_from_weights reads Standard / Kohya LoCon LoRA files"
+        )
     return {name: (rank, alphas.get(name, float(rank))) for name, rank in ranks.items()}

@@ -1,0 +1,29 @@
+"""A problem with a setting, and the error that carries every problem found at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, each naming its key."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the settings:\n{lines}")
+
+    def by_key(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for p in self.problems:
+            out.setdefault(p.key, []).append(p.message)
+        return out

@@ -1,0 +1,160 @@
+"""Files on disk, safely: crash-safe writes, and TOML files read with reasons a person reads.
+
+A file or folder the trainer writes appears complete under its name, or not at all.
+
+Everything the trainer writes for keeps (LoRA files, training states, presets) goes to a
+hidden temporary name in the same folder, is flushed to the disk, then renamed into
+place. A crash, SIGKILL or power cut leaves at worst a hidden `.<name>.tmp-<pid>` behind,
+which `clean_stale_temps` removes at the next start; the file or folder under the real
+name is always the previous complete one or the new complete one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+# `.<name>.tmp-<pid>` (files and folders being written), `.<name>.old-<pid>` (a folder
+# being replaced). The pid tells whether the writer is still alive.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def temp_name(path: Path, kind: str = "tmp") -> Path:
+    """The hidden sibling that `path` is written to before the rename."""
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """The cause of a failed write in words a person can act on."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the folder is read-only or not writable"
+    return exc.strerror or str(exc)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames inside `folder` durable (POSIX only; Windows cannot open folders)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_synced(path: Path, data: bytes) -> None:
+    """Write `data` to `path` and flush it to the disk (no rename: for files in a temp folder)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_file_atomic(path: Path, data: bytes) -> Path:
+    """Replace `path` with `data` in one step. Raises OSError; the old file is then untouched."""
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        write_bytes_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move the complete folder `tmp` to `target`, replacing an older `target`.
+
+    Folders cannot be swapped in one rename, so the old one first steps aside to a hidden
+    `.old` name; if the process dies between the two renames, `clean_stale_temps` puts it
+    back. `target` is thus always absent-with-a-backup, old or new, never half-written.
+    """
+    backup = None
+    if target.exists():
+        backup = temp_name(target, "old")
+        shutil.rmtree(backup, ignore_errors=True)
+        os.replace(target, backup)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, target)
+        raise
+    fsync_dir(target.parent)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def clean_stale_temps(folder: Path) -> list[str]:
+    """Remove what killed writers left in `folder`; returns what was done, for the log.
+
+    A `.tmp` file or folder is deleted. An `.old` folder is renamed back when its
+    target is missing (the writer died between the two renames), else deleted.
+    Writers that are still running are left alone.
+    """
+    done: list[str] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return done
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if not m or _alive(int(m["pid"])):
+            continue
+        target = entry.with_name(m["name"])
+        try:
+            if m["kind"] == "old" and not target.exists():
+                os.replace(entry, target)
+                done.append(f"restored {target.name} (a save was interrupted while replacing it)")
+            elif entry.is_dir():
+                shutil.rmtree(entry)
+                done.append(f"removed the unfinished {entry.name}")
+            else:
+                entry.unlink()
+                done.append(f"removed the unfinished {entry.name}")
+        except OSError:
+            continue
+    return done
+
+
+def load_toml(path: str | Path) -> dict:
+    """The file's tables. Raises ValueError: '<path> does not exist', 'cannot read ...' or
+    'is not valid TOML (...)'."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML ({exc})") from None

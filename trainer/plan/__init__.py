@@ -1,0 +1,6 @@
+"""The training plan, worked out before any model loads: images, repeats, buckets, steps
+per epoch, which files are saved when, and their names.
+
+No torch, so `--dry-run` and the GUI's live summary stay instant. Imports trainer.config
+and trainer.data (folders, buckets, dataset TOML) only.
+"""
