@@ -254,13 +254,9 @@ _OTHER_FAMILIES = (
 )
 
 
-def classify(header: FileHeader, shown: str) -> str:
-    """The architecture of an original-layout checkpoint ("sd1", "sd2", "sdxl").
-
-    Raises ModelLoadError naming what the file is instead (LoRA, inpainting, refiner,
-    VAE, another model family, ...) and what to give the trainer.
-    """
-    shapes = header.shapes
+def _refuse_non_models(shapes: dict[str, Shape | None], shown: str) -> None:
+    """Raise ModelLoadError when the file is not a base model at all (LoRA, embedding,
+    ControlNet, another model family)."""
     if not shapes:
         raise ModelLoadError(f"{shown} holds no tensors, so it is not a model. Download it again.")
     if _has(shapes, "lora_unet_", "lora_te", "lycoris_", "lora_transformer_") or _contains(
@@ -286,6 +282,16 @@ def classify(header: FileHeader, shown: str) -> str:
     for parts, what in _OTHER_FAMILIES:
         if _contains(shapes, *parts):
             raise _unsupported(shown, what)
+
+
+def classify(header: FileHeader, shown: str) -> str:
+    """The architecture of an original-layout checkpoint ("sd1", "sd2", "sdxl").
+
+    Raises ModelLoadError naming what the file is instead (LoRA, inpainting, refiner,
+    VAE, another model family, ...) and what to give the trainer.
+    """
+    shapes = header.shapes
+    _refuse_non_models(shapes, shown)
     if not _has(shapes, UNET):
         raise ModelLoadError(_without_unet(shapes, shown))
     in_channels = _unet_in_channels(shapes)

@@ -271,20 +271,28 @@ def to_original_layout(
     out: dict[str, Tensor] = {}
     for component, prefix in COMPONENT_PREFIXES[arch].items():
         module = components[component]
+        source_of: Callable[[str], Source | None]
         if component == "unet":
-            layout = SgmLayout.from_config(module.config)
-            source_of: Callable[[str], Source | None] = lambda key, layout=layout: Source(layout.to_sgm(key))
+            source_of = _sgm_source(SgmLayout.from_config(module.config))
         elif component == "vae":
-            levels = len(module.config.block_out_channels)
-            source_of = lambda key, levels=levels: vae_source(key, levels)
+            source_of = functools.partial(vae_source, num_levels=len(module.config.block_out_channels))
         else:
-            source_of = lambda key, layout=TEXT_LAYOUTS[arch][component]: text_source(layout, key)
+            source_of = functools.partial(text_source, TEXT_LAYOUTS[arch][component])
         out.update(_to_original(module.state_dict(), prefix, source_of))
     if arch == "sd1":
         out["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77)[None]
     if arch == "sd2":
         _add_unused_sd2_weights(out, components["text_encoder"], generator)
     return out
+
+
+def _sgm_source(layout: SgmLayout) -> Callable[[str], Source | None]:
+    """The original (SGM) name of each diffusers U-Net weight."""
+
+    def source_of(key: str) -> Source | None:
+        return Source(layout.to_sgm(key))
+
+    return source_of
 
 
 def _to_original(

@@ -70,7 +70,7 @@ def text_encoder_targets(text_encoders: Sequence[nn.Module], arch: str) -> list[
     if len(text_encoders) != len(prefixes):
         raise ValueError(f"{arch} expects {len(prefixes)} text encoder(s), got {len(text_encoders)}")
     found: list[tuple[str, nn.Module]] = []
-    for prefix, encoder in zip(prefixes, text_encoders):
+    for prefix, encoder in zip(prefixes, text_encoders, strict=True):
         for block_path, block in encoder.named_modules():
             if not isinstance(block, (CLIPAttention, CLIPMLP)):
                 continue

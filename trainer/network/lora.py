@@ -182,4 +182,5 @@ class LoRAModule(nn.Module):
         self.merged = False
 
     def extra_repr(self) -> str:
-        return f"name={self.lora_name}, rank={self.rank}, alpha={self.scale * self.rank:g}, multiplier={self.multiplier}"
+        alpha = self.scale * self.rank
+        return f"name={self.lora_name}, rank={self.rank}, alpha={alpha:g}, multiplier={self.multiplier}"

@@ -99,7 +99,7 @@ def _lycoris_to_kohya_names(
             names[kohya_name("lora_unet_", path)] = kohya_name(UNET_PREFIX, ours)
     ours_prefixes = (TE1_PREFIX, TE2_PREFIX) if arch == "sdxl" else (TE_PREFIX,)
     lyco_prefixes = ("lora_te1_", "lora_te2_") if arch == "sdxl" else ("lora_te_",)
-    for encoder, lyco, ours in zip(text_encoders, lyco_prefixes, ours_prefixes):
+    for encoder, lyco, ours in zip(text_encoders, lyco_prefixes, ours_prefixes, strict=True):
         for path, _ in encoder.named_modules():
             if not path:
                 continue
@@ -205,7 +205,7 @@ class LycorisNetwork(ModuleSet):
                 continue
             ups = out.pop(up_key).reshape(lora.up_list[0].shape[0], -1).split(lora.block_size, dim=1)
             downs = out.pop(down_key).reshape(lora.lora_dim, -1).split(lora.block_size, dim=0)
-            for i, (up, down) in enumerate(zip(ups, downs)):
+            for i, (up, down) in enumerate(zip(ups, downs, strict=True)):
                 out[f"{lora.lora_name}.up_list.{i}"] = up
                 out[f"{lora.lora_name}.down_list.{i}"] = down
         return out

@@ -164,9 +164,9 @@ class Sampler:
                     module.to(self.device)
                 yield
         finally:
-            for module, mode in zip(modules, modes):
+            for module, mode in zip(modules, modes, strict=True):
                 module.train(mode)
-            for module, device in zip((m.vae, *m.text_encoders), devices):
+            for module, device in zip((m.vae, *m.text_encoders), devices, strict=True):
                 module.to(device)
 
     def sample(self, step: int, epoch: int | None = None) -> list[Path]:

@@ -56,7 +56,7 @@ def parse_prompt_line(line: str) -> SamplePrompt | None:
     parts = _FLAG.split(" " + line)
     prompt = parts[0].strip()
     values: dict = {}
-    for flag, value in zip(parts[1::2], parts[2::2]):
+    for flag, value in zip(parts[1::2], parts[2::2], strict=False):
         flag, value = flag.lower(), value.strip()
         if flag == "n":
             values["negative"] = value

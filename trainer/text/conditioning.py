@@ -117,7 +117,10 @@ class TextConditioner:
         weights = None
         if self.weighted:
             pairs = [weighted_ids(t, captions, self.max_token_length) for t in self.tokenizers]
-            ids = [chunk_ids(t, i, self.max_token_length) for t, (i, _) in zip(self.tokenizers, pairs)]
+            ids = [
+                chunk_ids(t, i, self.max_token_length)
+                for t, (i, _) in zip(self.tokenizers, pairs, strict=True)
+            ]
             weights = [w for _, w in pairs]
         else:
             ids = self.tokenize(captions)

@@ -28,7 +28,7 @@ def long_captions(
             [c for _, c in items], add_special_tokens=False, truncation=False, verbose=False
         )["input_ids"]
     ]
-    return [(path, n) for (path, _), n in zip(items, counts) if n > max_token_length]
+    return [(path, n) for (path, _), n in zip(items, counts, strict=True) if n > max_token_length]
 
 
 def long_caption_warning(found: list[tuple[Path, int]], max_token_length: int) -> str | None:

@@ -156,9 +156,10 @@ def optimizer_rules(
                     (
                         "lr_warmup",
                         (
-                            "Adafactor with relative_step=True sets its own learning rate, so a warmup cannot "
-                            "apply (the Kohya GUI crashes here). Either set LR warmup to 0 and LR scheduler to "
-                            "'adafactor' (Adafactor picks the step size), or keep the warmup and set Optimizer "
+                            "Adafactor with relative_step=True sets its own learning rate, so a warmup "
+                            "cannot apply (the Kohya GUI crashes here). Either set LR warmup to 0 and LR "
+                            "scheduler to 'adafactor' (Adafactor picks the step size), or keep the warmup "
+                            "and set Optimizer "
                             f"extra arguments to '{ADAFACTOR_FIXED_LR_ARGS}' with LR scheduler "
                             "'constant_with_warmup' (your learning rate is used)"
                         ),

@@ -78,8 +78,8 @@ class CaptionSettings(BaseModel):
         help="A mark such as ||| in a caption: the tags before it stay in place when shuffling "
         "(instead of Keep n tokens), and after a second one the last tags too. The mark "
         "itself is removed. Empty = off.",
-        help_ja="キャプション中の ||| などの区切り。シャッフル時にその前のタグを固定します(「先頭のタグを固定」の"
-        "代わり)。2つ目の区切りの後ろのタグも固定されます。区切り自体は取り除かれます。空欄=なし。",
+        help_ja="キャプション中の ||| などの区切り。シャッフル時にその前のタグを固定します"
+        "(「先頭のタグを固定」の代わり)。2つ目の区切りの後ろのタグも固定されます。区切り自体は取り除かれます。空欄=なし。",
     )
     secondary_separator: str = S(
         "",

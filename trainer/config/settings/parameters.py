@@ -61,7 +61,8 @@ class ParameterSettings(BaseModel):
         ge=0,
         label="Max train steps",
         label_ja="最大ステップ数",
-        help="If > 0, training stops after this many steps, whatever the epochs (as in Kohya). 0 = from epochs.",
+        help="If > 0, training stops after this many steps, whatever the epochs (as in Kohya). "
+        "0 = from epochs.",
         help_ja="0より大きいとエポック数に関係なくこのステップ数で終了します(Kohyaと同じ)。0=エポック数から計算。",
     )
     save_every_n_epochs: int = S(

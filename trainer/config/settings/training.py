@@ -117,7 +117,8 @@ class TrainingOptionSettings(BaseModel):
         label_ja="Huberのスケジュール",
         help="How Huber's c changes with the timestep: snr (from the noise level), exponential, "
         "or constant (always Huber c).",
-        help_ja="タイムステップによるHuberのcの変え方: snr(ノイズ量から)、exponential、constant(常にHuber c)。",
+        help_ja="タイムステップによるHuberのcの変え方: snr(ノイズ量から)、exponential、"
+        "constant(常にHuber c)。",
     )
     huber_c: float = S(
         0.1,
