@@ -23,6 +23,10 @@ def read_preset_json(path: str | Path) -> Any:
         raise ConfigError([Problem("preset", f"file not found: {p}")]) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError([Problem("preset", f"{p} is not a readable JSON file ({exc})")]) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem("preset", f"{p} is nested too deeply to be a preset (a preset is a flat object)")]
+        ) from None
 
 
 def load_preset(path: str | Path) -> tuple[TrainingConfig, list[str]]:

@@ -25,6 +25,13 @@ _WINDOWS_RESERVED = {
     *(f"LPT{i}" for i in range(1, 10)),
 }
 _BAD_NAME_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+# File systems hold 255 bytes per name (ext4, btrfs; NTFS 255 UTF-16 units). The longest
+# name a run writes is the hidden temporary of a Stop save with a 10-digit step and pid.
+_MAX_NAME_BYTES = 255
+_LONGEST_WRITE = ".{name}-stopped-9999999999.safetensors.tmp-9999999"
+MAX_OUTPUT_NAME_BYTES = _MAX_NAME_BYTES - len(_LONGEST_WRITE.format(name="").encode())
+# A caption extension: an optional dot and letters, digits, '_' or '-' (".txt", ".caption").
+_CAPTION_EXTENSION = re.compile(r"^\.?[A-Za-z0-9_-]{1,32}$")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -53,6 +60,14 @@ def output_name_problem(name: str) -> str | None:
         return f"{name!r} is a reserved device name on Windows; choose another name"
     if len(name) > 150:
         return f"is {len(name)} characters long; keep it under 150"
+    size = len(name.encode("utf-8"))
+    if size > MAX_OUTPUT_NAME_BYTES:
+        return (
+            f"is {size} bytes long in UTF-8 (Japanese and other non-Latin characters take 3 bytes "
+            f"each); the run's longest file name adds {len(_LONGEST_WRITE.format(name='').encode())} "
+            f"bytes and a file name holds {_MAX_NAME_BYTES}: keep it at {MAX_OUTPUT_NAME_BYTES} bytes "
+            f"or less (about {MAX_OUTPUT_NAME_BYTES // 3} Japanese characters)"
+        )
     if name != name.strip() or name.endswith("."):
         return f"{name!r} starts or ends with a space or dot, which Windows strips"
     return None
@@ -156,6 +171,15 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     msg = output_name_problem(cfg.output_name)
     if msg:
         errors.append(Problem("output_name", msg))
+    ext = cfg.caption_extension
+    if ext.strip() and not _CAPTION_EXTENSION.match(ext):
+        errors.append(
+            Problem(
+                "caption_extension",
+                f"{cfg.caption_extension!r} must be a file extension such as '.txt' or '.caption': "
+                "a dot and letters or digits, without folders",
+            )
+        )
     try:
         parse_resolution(cfg.max_resolution)
     except ValueError as exc:

@@ -17,6 +17,22 @@ from trainer.config.problems import ConfigError, Problem
 from trainer.config.specs import FIELDS, SECRET_KEYS
 from trainer.config.validate import validate_values
 
+# A preset is flat: a value is a number, text, a switch, or at most a small list/object.
+_MAX_DEPTH = 16
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (no recursion: any depth is safe)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > _MAX_DEPTH:
+                break
+            todo.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
 
 def split_settings(raw: Any, fields: Mapping[str, Any] = FIELDS) -> tuple[dict[str, Any], list[str]]:
     """A preset or Kohya GUI dict -> (our settings it names, notes).
@@ -25,6 +41,10 @@ def split_settings(raw: Any, fields: Mapping[str, Any] = FIELDS) -> tuple[dict[s
     Raises ConfigError when `raw` is not a JSON object."""
     if not isinstance(raw, dict):
         raise ConfigError([Problem("preset", "must be a JSON object of settings")])
+    if _depth(raw) > _MAX_DEPTH:
+        raise ConfigError(
+            [Problem("preset", f"is nested more than {_MAX_DEPTH} levels deep; a preset is a flat object")]
+        )
     values, migration_notes = migrate_kohya(raw, fields)
     notes = [f"migrated: {n}" for n in migration_notes]
     unknown = sorted(k for k in values if k not in fields)

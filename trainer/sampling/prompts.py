@@ -21,6 +21,10 @@ from pathlib import Path
 
 DEFAULT_STEPS = 30
 DEFAULT_SCALE = 7.5
+# Bounds that keep a preview within reach of a consumer GPU (a 4096 px side is already
+# 16 times the pixels of SD 1.5's 1024 px); a bad value is named before training starts.
+MAX_SIDE = 4096
+MAX_STEPS = 1000
 _FLAG = re.compile(r"\s--([a-zA-Z]+)(?=\s|$)")
 _PROMPT_FILE_SUFFIXES = (".txt", ".json")
 
@@ -46,6 +50,20 @@ def _number(flag: str, text: str, kind: type) -> int | float:
         raise ValueError(f"--{flag} needs a number, got {text!r}") from None
 
 
+def _checked(prompt: SamplePrompt) -> SamplePrompt:
+    """`prompt` if its numbers are within bounds; else ValueError naming the flag."""
+    for flag, side in (("w", prompt.width), ("h", prompt.height)):
+        if side and not 64 <= side <= MAX_SIDE:
+            raise ValueError(f"--{flag} {side} is outside 64..{MAX_SIDE} pixels")
+    if not 1 <= prompt.steps <= MAX_STEPS:
+        raise ValueError(f"--s {prompt.steps} is outside 1..{MAX_STEPS} steps")
+    if not -100 <= prompt.scale <= 100:  # also refuses nan and inf
+        raise ValueError(f"--l {prompt.scale} is outside -100..100")
+    if prompt.seed is not None and not 0 <= prompt.seed < 2**63:
+        raise ValueError(f"--d {prompt.seed} is outside 0..2^63-1")
+    return prompt
+
+
 def parse_prompt_line(line: str) -> SamplePrompt | None:
     """A prompt line -> SamplePrompt; None for empty and comment lines.
 
@@ -67,7 +85,7 @@ def parse_prompt_line(line: str) -> SamplePrompt | None:
             values["scale"] = float(_number(flag, value, float))
         else:
             raise ValueError(f"unknown flag --{flag} (use --n --w --h --s --l --d)")
-    return SamplePrompt(prompt=prompt, **values)
+    return _checked(SamplePrompt(prompt=prompt, **values))
 
 
 def parse_prompts(text: str) -> list[SamplePrompt]:
@@ -88,20 +106,22 @@ def _from_json(path: Path) -> list[SamplePrompt]:
     if isinstance(entries, dict):
         entries = [entries]
     prompts = []
-    for entry in entries:
+    for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict) or not str(entry.get("prompt", "")).strip():
             raise ValueError(f"{path}: each entry needs a 'prompt'")
-        prompts.append(
-            SamplePrompt(
-                prompt=str(entry["prompt"]),
-                negative=str(entry.get("negative_prompt", "")),
-                width=int(entry.get("width", 0)),
-                height=int(entry.get("height", 0)),
-                steps=int(entry.get("sample_steps", DEFAULT_STEPS)),
-                scale=float(entry.get("scale", DEFAULT_SCALE)),
-                seed=None if entry.get("seed") is None else int(entry["seed"]),
-            )
+        prompt = SamplePrompt(
+            prompt=str(entry["prompt"]),
+            negative=str(entry.get("negative_prompt", "")),
+            width=int(entry.get("width", 0)),
+            height=int(entry.get("height", 0)),
+            steps=int(entry.get("sample_steps", DEFAULT_STEPS)),
+            scale=float(entry.get("scale", DEFAULT_SCALE)),
+            seed=None if entry.get("seed") is None else int(entry["seed"]),
         )
+        try:
+            prompts.append(_checked(prompt))
+        except ValueError as exc:
+            raise ValueError(f"{path}: entry {number}: {exc}") from None
     return prompts
 
 
@@ -124,7 +144,7 @@ def read_sample_prompts(value: str) -> list[SamplePrompt]:
             if path.suffix.lower() == ".json":
                 return _from_json(path)
             return parse_prompts(path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, RecursionError) as exc:
             raise ValueError(f"cannot read the prompt file {path}: {exc}") from None
     if looks_like_prompt_file(text):
         raise ValueError(f"the prompt file {text} does not exist")

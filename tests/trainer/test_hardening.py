@@ -1,0 +1,110 @@
+"""Inputs that used to make a run lie or die late: each refused before anything loads,
+with a message that names the setting (or the file, or the line) and the limit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainer.config import ConfigError, config_from_dict
+from trainer.config.checks import MAX_OUTPUT_NAME_BYTES
+from trainer.presets import load_preset
+from trainer.sampling.prompts import parse_prompts, read_sample_prompts
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
+
+
+def _problems(**values) -> dict[str, list[str]]:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({**BASE, **values})
+    return err.value.by_key()
+
+
+def test_an_output_name_too_long_in_bytes_is_refused_before_training():
+    # 78 Japanese characters: 78 characters (under the 150 limit) but 234 bytes
+    problems = _problems(output_name="あ" * 78)
+    assert "234 bytes" in problems["output_name"][0]
+    assert f"{MAX_OUTPUT_NAME_BYTES} bytes or less" in problems["output_name"][0]
+    config_from_dict({**BASE, "output_name": "あ" * (MAX_OUTPUT_NAME_BYTES // 3)})  # fits
+
+
+def test_the_longest_file_a_run_writes_fits_a_file_name():
+    name = "あ" * (MAX_OUTPUT_NAME_BYTES // 3)
+    longest = f".{name}-stopped-9999999999.safetensors.tmp-9999999"
+    assert len(longest.encode()) <= 255
+
+
+@pytest.mark.parametrize("ext", ["../secret", "/etc/x", "a/b", ".t\\xt", ".txt ", "", ".."])
+def test_caption_extension_must_be_an_extension(ext):
+    if ext == "":
+        config_from_dict({**BASE, "caption_extension": ext})  # empty = the default .txt
+        return
+    problems = _problems(caption_extension=ext)
+    assert "must be a file extension" in problems["caption_extension"][0]
+
+
+@pytest.mark.parametrize("ext", [".txt", ".caption", "txt", ".tags_v2"])
+def test_usual_caption_extensions_are_accepted(ext):
+    assert config_from_dict({**BASE, "caption_extension": ext})[0].caption_extension == ext
+
+
+def test_a_deeply_nested_preset_is_a_config_error_with_exit_2(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_preset(deep)
+    fairly = tmp_path / "fairly.json"
+    fairly.write_text(json.dumps({**BASE, "x": json.loads("[" * 50 + "]" * 50)}))
+    with pytest.raises(ConfigError, match="nested more than 16 levels"):
+        load_preset(fairly)
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", "--config", str(deep), "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "nested too deeply" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("a --w 40000 --h 40000", "--w 40000 is outside 64..4096"),
+        ("a --h 32", "--h 32 is outside 64..4096"),
+        ("a --s 0", "--s 0 is outside 1..1000"),
+        ("a --s 100000", "--s 100000 is outside 1..1000"),
+        ("a --l 1e9", "--l 1000000000.0 is outside -100..100"),
+        ("a --d -5", "--d -5 is outside"),
+    ],
+)
+def test_sample_prompt_bounds_name_the_line(line, words):
+    with pytest.raises(ValueError) as err:
+        parse_prompts("fine --w 512\n" + line)
+    assert str(err.value).startswith("sample prompt line 2:")
+    assert words in str(err.value)
+
+
+def test_sample_prompt_json_entries_are_bounded_too(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([{"prompt": "a"}, {"prompt": "b", "width": 40000}]))
+    with pytest.raises(ValueError, match="entry 2: --w 40000 is outside"):
+        read_sample_prompts(str(path))
+
+
+def test_oversized_samples_are_refused_by_preflight():
+    from trainer.run.preflight import run_preflight
+
+    cfg, _ = config_from_dict(
+        {**BASE, "sample_prompts": "a\nb --w 40000 --h 40000", "sample_every_n_epochs": 1}
+    )
+    problems, _ = run_preflight(cfg)
+    sample = [p.message for p in problems if p.key == "sample_prompts"]
+    assert sample == ["sample prompt line 2: --w 40000 is outside 64..4096 pixels"]
