@@ -108,3 +108,35 @@ def test_oversized_samples_are_refused_by_preflight():
     problems, _ = run_preflight(cfg)
     sample = [p.message for p in problems if p.key == "sample_prompts"]
     assert sample == ["sample prompt line 2: --w 40000 is outside 64..4096 pixels"]
+
+
+def test_tokens_in_additional_parameters_are_not_echoed():
+    token, wandb = "hf_TopSecret0123456789", "0123456789abcdef0123456789abcdef01234567"
+    cfg, warnings = config_from_dict(
+        {
+            **BASE,
+            "use_8bit_adam": False,  # a Kohya GUI file
+            "additional_parameters": f"--huggingface_token={token} --wandb_api_key {wandb} "
+            "--hub_secret=abcd1234 --max_grad_norm=0.5",
+        }
+    )
+    assert cfg.huggingface_token == token and cfg.max_grad_norm == 0.5  # still used...
+    text = "\n".join(warnings)
+    assert token not in text and wandb not in text and "abcd1234" not in text  # ...never shown
+    assert "huggingface_token = ***" in text and "--wandb_api_key ***" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("--hub_token abc123secret --x", "--hub_token *** --x"),
+        ('{"api_key": "abc123secret", "lr": 1}', '{"api_key": "***", "lr": 1}'),
+        ("word hf_abcdefghijklmnopqrstu word", "word *** word"),
+        ("max_token_length=150 network_dim=16", "max_token_length=150 network_dim=16"),
+        ("a token from the environment", "a token from the environment"),
+    ],
+)
+def test_redaction_by_name_and_by_shape(text, shown):
+    from trainer.config.secrets import redact_text
+
+    assert redact_text(text) == shown

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Container
 from typing import Any
 
+from trainer.config.secrets import MASK, is_secret_name, redact_text
 from trainer.config.specs import FIELDS
 
 # Kohya writes numbers as strings in older presets (an empty string there meant "default"):
@@ -233,9 +234,13 @@ def parse_additional_parameters(text: str, known: Container[str]) -> tuple[dict[
             found[name] = _value(values[0])
         else:
             found[name] = " ".join(values)  # e.g. optimizer_args: several key=value words
-    notes = [f"additional_parameters: {name} = {value!r}" for name, value in found.items()]
+    notes = [
+        f"additional_parameters: {name} = {MASK if is_secret_name(name) else repr(value)}"
+        for name, value in found.items()
+    ]
     if unused:
-        notes.append("additional_parameters: not used by this trainer (ignored): " + ", ".join(unused))
+        ignored = redact_text(", ".join(unused))
+        notes.append("additional_parameters: not used by this trainer (ignored): " + ignored)
     return found, notes
 
 
