@@ -47,7 +47,9 @@ def test_max_token_length_loads_from_a_kohya_string():
 
 
 @torch.no_grad()
-def test_mem_eff_attn_slices_attention_and_gives_the_same_prediction(models, tiny_model):
+def test_mem_eff_attn_holds_sdpa_to_its_efficient_kernels_and_gives_the_same_prediction(models, tiny_model):
+    """Not sliced attention: in training autograd keeps every slice's probabilities, which
+    costs more memory and time, the opposite of what mem_eff_attn promises."""
     from trainer.models import load_models
 
     unet = models.unet
@@ -64,7 +66,17 @@ def test_mem_eff_attn_slices_attention_and_gives_the_same_prediction(models, tin
     ).unet
     apply_attention_and_fp8(TrainingConfig(mem_eff_attn=True), fresh)
     kinds = {type(p).__name__ for p in fresh.attn_processors.values()}
-    assert kinds == {"SlicedAttnProcessor"}
+    assert kinds == {"EfficientSDPAProcessor"}
+    with_xformers = load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    ).unet
+    apply_attention_and_fp8(TrainingConfig(mem_eff_attn=True, xformers="xformers"), with_xformers)
+    assert "EfficientSDPAProcessor" not in {type(p).__name__ for p in with_xformers.attn_processors.values()}
     torch.testing.assert_close(fresh(x, torch.tensor([10]), hidden).sample, before, rtol=1e-4, atol=1e-5)
 
 

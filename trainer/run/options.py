@@ -1,8 +1,9 @@
 """The loop's optional behaviours, kept out of train.py so the loop stays readable.
 
 Features and the settings behind them:
-- `mem_eff_attn`: sliced attention (diffusers' memory-efficient attention that runs on
-  any device) in place of one big attention matrix.
+- `mem_eff_attn`: PyTorch's memory-efficient SDPA kernel (tiled attention: never one big
+  attention matrix, and backward keeps only each tile's statistics) on CUDA; elsewhere
+  the default SDPA. With xformers chosen, xformers already works so and stays.
 - `fp8_base`: the frozen U-Net weights stored in float8_e4m3fn; autocast computes in
   fp16/bf16 (CUDA only; preflight refuses it elsewhere).
 - `full_fp16` / `full_bf16`: the LoRA weights themselves in that dtype (less memory);
@@ -26,10 +27,30 @@ from torch import nn
 from trainer.events import Event, EventCallback
 
 
+def efficient_attention_processor() -> Any:
+    """A diffusers attention processor that runs SDPA on its memory-efficient kernels.
+
+    Not sliced attention (`set_attention_slice`): in training, autograd keeps every slice's
+    probabilities, so slicing costs more memory and time than one SDPA call."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    class EfficientSDPAProcessor(AttnProcessor2_0):
+        """AttnProcessor2_0 held to the memory-efficient / flash SDPA kernels on CUDA."""
+
+        def __call__(self, attn, hidden_states, *args, **kwargs):
+            if not hidden_states.is_cuda:
+                return super().__call__(attn, hidden_states, *args, **kwargs)
+            with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION]):
+                return super().__call__(attn, hidden_states, *args, **kwargs)
+
+    return EfficientSDPAProcessor()
+
+
 def apply_attention_and_fp8(cfg: Any, unet: nn.Module) -> None:
     """mem_eff_attn and fp8_base on the loaded U-Net (before the LoRA is injected)."""
-    if cfg.mem_eff_attn:
-        unet.set_attention_slice("auto")
+    if cfg.mem_eff_attn and cfg.xformers != "xformers":
+        unet.set_attn_processor(efficient_attention_processor())
     if cfg.fp8_base:
         unet.to(dtype=torch.float8_e4m3fn)
 

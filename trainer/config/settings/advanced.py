@@ -43,8 +43,11 @@ class AdvancedSettings(BaseModel):
         advanced=True,
         label="Memory efficient attention",
         label_ja="省メモリattention",
-        help="Force the memory-efficient attention kernel.",
-        help_ja="省メモリのattentionを使います。",
+        help="Run attention on PyTorch's memory-efficient kernel (in tiles, never one big "
+        "matrix): less memory at high resolutions on an NVIDIA GPU. With xformers chosen, "
+        "xformers already does this.",
+        help_ja="attentionをPyTorchの省メモリカーネルで計算します(大きな行列を作らず分割して計算)。"
+        "NVIDIA GPUで高解像度のメモリを節約します。xformers選択時はxformersが同じ働きをします。",
     )
     full_fp16: bool = S(
         False,
