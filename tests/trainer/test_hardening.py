@@ -140,3 +140,48 @@ def test_redaction_by_name_and_by_shape(text, shown):
     from trainer.config.secrets import redact_text
 
     assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize("lora_type", ["LyCORIS/iA3", "LyCORIS/BOFT", "LyCORIS/Native Fine-Tuning"])
+def test_fp8_base_with_a_lycoris_type_that_cannot_bypass_is_refused(lora_type):
+    problems = _problems(fp8_base=True, mixed_precision="bf16", LoRA_type=lora_type)
+    assert "float8" in problems["fp8_base"][0] and "LyCORIS/LoHa" in problems["fp8_base"][0]
+
+
+def test_fp8_base_with_loha_trains_in_bypass_mode(tiny_model):
+    """float8 U-Net weights under autocast, LoHa in bypass mode: forward and backward work
+    (an attention layer on the CPU: CPU autocast leaves norms to the GPU path)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from trainer.network.build import _training_lycoris_options, lycoris_options
+    from trainer.network.lycoris_net import LycorisNetwork
+
+    cfg, warnings = config_from_dict(
+        {**BASE, "fp8_base": True, "mixed_precision": "bf16", "LoRA_type": "LyCORIS/LoHa"}
+    )
+    assert any("bypass mode" in w for w in warnings)
+    assert _training_lycoris_options(cfg)["bypass_mode"] is True
+    assert lycoris_options(cfg)["bypass_mode"] is False  # what the file says: as the user set it
+    unet = UNet2DConditionModel.from_pretrained(tiny_model("sd15"), subfolder="unet").to(torch.float8_e4m3fn)
+    te = CLIPTextModel.from_pretrained(tiny_model("sd15"), subfolder="text_encoder")
+
+    net = LycorisNetwork(
+        unet,
+        [te],
+        arch="sd1",
+        lora_type="LyCORIS/LoHa",
+        rank=4,
+        alpha=1,
+        conv_rank=0,
+        conv_alpha=1,
+        options=_training_lycoris_options(cfg),
+        train_text_encoder=False,
+    )
+    net.apply_to()
+    attn = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(torch.randn(1, 16, attn.to_q.in_features))
+    out.float().sum().backward()
+    assert any(p.grad is not None for p in net.parameters())

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trainer.config.checks_network import (
-    network_shape_checks,  # block dims, dim_from_weights, LyCORIS options
-)
+from trainer.config.checks_network import network_shape_checks  # block dims, LyCORIS options
 from trainer.config.problems import Problem
 from trainer.config.rules.blocks import BlockWeights
+from trainer.config.rules.lycoris import ALGOS, TYPE_OPTIONS
 from trainer.config.rules.optimizer_args import (
     SCHEDULE_FREE,
     adafactor_kwargs,
@@ -187,4 +186,28 @@ def training_option_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str
                 "needs mixed precision 'fp16' or 'bf16' (the fp8 weights are computed in that precision)",
             )
         )
-    return errors, warnings
+    e, w = _fp8_with_lycoris(cfg)
+    return errors + e, warnings + w
+
+
+def _fp8_with_lycoris(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
+    """LyCORIS multiplies its change into the weight in the weight's dtype, which float8
+    cannot do; in bypass mode it adds its change to the layer's output instead."""
+    if not (cfg.fp8_base and cfg.LoRA_type in ALGOS):
+        return [], []
+    if "bypass_mode" not in TYPE_OPTIONS[cfg.LoRA_type]:
+        bypassing = sorted(t for t, options in TYPE_OPTIONS.items() if "bypass_mode" in options)
+        return [
+            Problem(
+                "fp8_base",
+                f"does not work with {cfg.LoRA_type}: it computes its change in the base weight's "
+                f"float8 type, which PyTorch cannot do. Turn fp8_base off, or use Standard, Kohya LoCon "
+                f"or {', '.join(bypassing)}",
+            )
+        ], []
+    if cfg.bypass_mode:
+        return [], []
+    return [], [
+        f"fp8_base with {cfg.LoRA_type}: trained in LyCORIS' bypass mode (its change is added to "
+        "the fp8 layer's output); the saved file is the same"
+    ]

@@ -15,8 +15,9 @@ from typing import Any
 
 from torch import nn
 
+from trainer.config import TrainingConfig
 from trainer.config.rules.blocks import DIMS_KEYS, BlockDims, BlockWeights
-from trainer.config.rules.lycoris import OPTION_DEFAULTS, kohya_args
+from trainer.config.rules.lycoris import OPTION_DEFAULTS, TYPE_OPTIONS, kohya_args
 from trainer.network.inject import LoRANetwork
 from trainer.network.lycoris_net import ALGOS, LycorisNetwork
 from trainer.network.param_groups import LoRAPlus, build_param_groups
@@ -25,13 +26,22 @@ from trainer.network.ranks import RankPlan, ranks_from_file
 LYCORIS_OPTION_KEYS = tuple(k for k in OPTION_DEFAULTS if k != "preset")
 
 
-def lycoris_options(cfg: Any) -> dict[str, Any]:
-    """The LyCORIS network arguments of a config (preset included)."""
+def lycoris_options(cfg: TrainingConfig) -> dict[str, Any]:
+    """The LyCORIS network arguments of a config (preset included), as saved in the file."""
     return {"preset": cfg.LyCORIS_preset, **{k: getattr(cfg, k) for k in LYCORIS_OPTION_KEYS}}
 
 
+def _training_lycoris_options(cfg: TrainingConfig) -> dict[str, Any]:
+    """lycoris_options, with bypass mode under fp8_base: LyCORIS cannot multiply float8
+    weights, so its change is added to the layer's output (the saved file is the same)."""
+    options = lycoris_options(cfg)
+    if cfg.fp8_base and "bypass_mode" in TYPE_OPTIONS[cfg.LoRA_type]:
+        options["bypass_mode"] = True
+    return options
+
+
 def build_network(
-    cfg: Any,
+    cfg: TrainingConfig,
     unet: nn.Module,
     text_encoders: Sequence[nn.Module],
     *,
@@ -58,7 +68,7 @@ def build_network(
             lora_type=cfg.LoRA_type,
             conv_rank=cfg.conv_dim,
             conv_alpha=cfg.conv_alpha,
-            options=lycoris_options(cfg),
+            options=_training_lycoris_options(cfg),
             **common,
         )
         if not network.loras:
@@ -80,7 +90,7 @@ def build_network(
     return network
 
 
-def rank_plan(cfg: Any, arch: str) -> RankPlan:
+def rank_plan(cfg: TrainingConfig, arch: str) -> RankPlan:
     """Each module's rank and alpha for Standard / Kohya LoCon (see trainer.network.ranks)."""
     locon = cfg.LoRA_type == "Kohya LoCon"
     conv_rank = cfg.conv_dim if locon else 0
@@ -100,7 +110,7 @@ def rank_plan(cfg: Any, arch: str) -> RankPlan:
     return plain if blocks is None else RankPlan(cfg.network_dim, cfg.network_alpha, blocks=blocks)
 
 
-def block_weights_of(cfg: Any, arch: str) -> BlockWeights | None:
+def block_weights_of(cfg: TrainingConfig, arch: str) -> BlockWeights | None:
     """Parsed block weights, or None when none is set (the config check caught bad text)."""
     return BlockWeights.parse(
         cfg.down_lr_weight, cfg.mid_lr_weight, cfg.up_lr_weight, cfg.block_lr_zero_threshold, arch
@@ -108,7 +118,7 @@ def block_weights_of(cfg: Any, arch: str) -> BlockWeights | None:
 
 
 def network_param_groups(
-    cfg: Any, network: nn.Module, *, arch: str, unet_lr: float, text_encoder_lr: float
+    cfg: TrainingConfig, network: nn.Module, *, arch: str, unet_lr: float, text_encoder_lr: float
 ) -> list[dict]:
     """Optimizer groups with the run's LoRA+ ratios and block weights."""
     loraplus = LoRAPlus(cfg.loraplus_lr_ratio, cfg.loraplus_unet_lr_ratio, cfg.loraplus_text_encoder_lr_ratio)
@@ -121,7 +131,7 @@ def network_param_groups(
     )
 
 
-def kohya_network_args(cfg: Any) -> tuple[str, dict[str, str]]:
+def kohya_network_args(cfg: TrainingConfig) -> tuple[str, dict[str, str]]:
     """(ss_network_module, ss_network_args) as Kohya writes them for these settings."""
     args: dict[str, str] = {}
     if cfg.LoRA_type in ALGOS:

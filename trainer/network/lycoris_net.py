@@ -99,7 +99,7 @@ def _lycoris_to_kohya_names(
             names[kohya_name("lora_unet_", path)] = kohya_name(UNET_PREFIX, ours)
     ours_prefixes = (TE1_PREFIX, TE2_PREFIX) if arch == "sdxl" else (TE_PREFIX,)
     lyco_prefixes = ("lora_te1_", "lora_te2_") if arch == "sdxl" else ("lora_te_",)
-    for encoder, lyco, ours in zip(text_encoders, lyco_prefixes, ours_prefixes, strict=True):
+    for encoder, lyco, ours in zip(text_encoders, lyco_prefixes, ours_prefixes, strict=False):  # no TE: none
         for path, _ in encoder.named_modules():
             if not path:
                 continue
