@@ -81,12 +81,30 @@ class BucketBatcher:
         return batches
 
 
+def rank_batches(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """The batches process `rank` of `world` trains: every world-th of the epoch's.
+
+    Every process takes the same number (the epoch's batch count rounded up to a multiple
+    of `world`, the missing ones repeated from the start of the epoch, as accelerate's
+    even_batches does): a process that stepped once more than the others would wait
+    forever in the gradient exchange of a step they never take."""
+    if world > 1 and batches and len(batches) % world:
+        missing = world - len(batches) % world
+        batches = batches + [batches[i % len(batches)] for i in range(missing)]
+    return batches[rank::world]
+
+
+def batches_per_process(num_batches: int, world: int) -> int:
+    """How many batches each of `world` processes trains per epoch (see rank_batches)."""
+    return -(-num_batches // max(1, world))
+
+
 class EpochBatchSampler(Sampler):
     """A DataLoader batch_sampler over BucketBatcher that yields (index, epoch) keys,
     so worker processes know the epoch (for caption dropout) without shared state.
 
-    With several training processes, process `rank` of `world` takes every world-th
-    batch of the epoch, as the trainer does without a DataLoader.
+    With several training processes, process `rank` of `world` takes its share of the
+    epoch's batches (`rank_batches`), as the trainer does without a DataLoader.
     """
 
     drop_last = False
@@ -105,11 +123,11 @@ class EpochBatchSampler(Sampler):
         self.epoch, self.skip = epoch, skip
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in self.batcher.epoch_batches(self.epoch)[self.rank :: self.world][self.skip :]:
+        for batch in rank_batches(self.batcher.epoch_batches(self.epoch), self.rank, self.world)[self.skip :]:
             yield [(i, self.epoch) for i in batch]
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.batcher), self.world))
+        return batches_per_process(len(self.batcher), self.world)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
-from trainer.data.dataset import BucketBatcher, EpochBatchSampler, TrainDataset, collate
+from trainer.data.dataset import BucketBatcher, EpochBatchSampler, TrainDataset, collate, rank_batches
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class BatchLoader:
 
     def batches(self, epoch: int) -> list[list[int]]:
         """The entry indices of each batch this process takes in `epoch`."""
-        return self.batcher.epoch_batches(epoch)[self.rank :: self.world]
+        return rank_batches(self.batcher.epoch_batches(epoch), self.rank, self.world)
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[dict | None]:
         """The batches of `epoch` (counted from 1), in order. The first `skip` are None and
