@@ -188,10 +188,11 @@ def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
 
 def serve(args: argparse.Namespace, block: bool = True) -> Any:
     """Build the page and start serving it; returns the Blocks (block=False: for tests)."""
-    from lora_gui.app import build_app
+    from lora_gui.app import make_app
 
     options = app_options(args)
-    demo = build_app(options)
+    app = make_app(options)
+    demo = app.blocks
     demo.queue(default_concurrency_limit=4)
     # quiet: Gradio's own banner suggests share=True, which here needs --share and --auth.
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options))
@@ -200,7 +201,7 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
         print(f"Public link (password protected): {demo.share_url}", flush=True)
     if block:
         demo.block_thread()  # returns on Ctrl+C
-        finish_run(demo.controller.runner)
+        finish_run(app.controller.runner)
     return demo
 
 

@@ -74,10 +74,6 @@ class Form:
     group_errors: dict[tuple[str, str], gr.Markdown] = field(default_factory=dict)
     translations: list[tuple[Any, Translation]] = field(default_factory=list)
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.widgets)
-
     def groups(self, tab: str) -> list[str]:
         """The groups of `tab` in schema order."""
         seen: dict[str, None] = {}
@@ -132,14 +128,25 @@ class Form:
                     (widget, lambda lg, s=spec: {"label": field_label(s, lg), "info": field_help(s, lg)})
                 )
 
+    def read(self, data: Mapping[Any, Any]) -> dict[str, Any]:
+        """Every field's raw value, by field name, from an event's inputs keyed by component."""
+        return {name: data[widget] for name, widget in self.widgets.items()}
+
+    def show(self, values: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
+        """{widget: value} for every field of the form that `values` names."""
+        return {w: values[name] for name, w in self.widgets.items() if name in values}
+
     def error_markdowns(self) -> list[gr.Markdown]:
         return list(self.group_errors.values())
 
-    def error_texts(self, problems: Sequence[Any], lang: str) -> list[str]:
-        """The Markdown of every group's error box (in `error_markdowns` order)."""
+    def error_texts(self, problems: Sequence[Any], lang: str) -> dict[gr.Markdown, str]:
+        """Every group's error box -> its Markdown for `problems` (empty when the group has none)."""
         by_group: dict[tuple[str, str], list[str]] = {k: [] for k in self.group_errors}
         for problem in problems:
             spec = self.fields.get(getattr(problem, "key", ""))
             if spec is not None and (spec.tab, spec.group) in by_group:
                 by_group[(spec.tab, spec.group)].append(problem_text(problem, lang, self.fields))
-        return ["\n".join(f"⚠️ {line}  " for line in lines) for lines in by_group.values()]
+        return {
+            self.group_errors[key]: "\n".join(f"⚠️ {line}  " for line in lines)
+            for key, lines in by_group.items()
+        }

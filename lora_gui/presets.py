@@ -9,7 +9,6 @@ which never writes secrets.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ from pydantic import ValidationError
 
 from lora_gui.i18n import t
 from lora_gui.values import problems_markdown, validate_form
-from trainer.config import FIELDS, FieldSpec, Problem, TrainingConfig
+from trainer.config import FIELDS, ConfigError, FieldSpec, Problem, TrainingConfig, split_settings
 from trainer.config.checks import output_name_problem
-from trainer.config.kohya import migrate_kohya
-from trainer.presets import save_preset
+from trainer.presets import read_preset_json, save_preset
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_USER_DIR = Path.home() / ".lora_gui" / "presets"
@@ -70,18 +68,25 @@ def _usable(spec: FieldSpec, value: Any) -> bool:
     return True
 
 
-def preset_values(raw: Any, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedPreset:
-    """A preset or Kohya GUI dict -> the form's values and what to tell the user."""
-    if not isinstance(raw, dict):
-        raise PresetError("a preset must be a JSON object of settings")
-    migrated, migration_notes = migrate_kohya(raw, fields)
+def _message(exc: ConfigError) -> str:
+    return "; ".join(p.message for p in exc.problems)
+
+
+def preset_values(
+    raw: Any, fields: Mapping[str, FieldSpec] = FIELDS, source: str = "a preset"
+) -> LoadedPreset:
+    """A preset or Kohya GUI dict -> the form's values and what to tell the user.
+
+    The engine migrates Kohya keys and names the unknown ones; a value the widget cannot
+    show keeps the default, with a note (`source` names the preset in messages)."""
+    try:
+        known, notes = split_settings(raw, fields)
+    except ConfigError as exc:
+        raise PresetError(f"{source} {_message(exc)}") from None
     values = {name: spec.default for name, spec in fields.items()}
-    loaded = LoadedPreset(values=values, notes=[f"migrated: {n}" for n in migration_notes])
-    unknown = sorted(k for k in migrated if k not in fields)
-    for key, value in migrated.items():
-        spec = fields.get(key)
-        if spec is None:
-            continue
+    loaded = LoadedPreset(values=values, notes=notes)
+    for key, value in known.items():
+        spec = fields[key]
         if _usable(spec, value):
             values[key] = value
             loaded.named.append(key)
@@ -89,24 +94,17 @@ def preset_values(raw: Any, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedP
             loaded.notes.append(
                 f"{key}: {value!r} cannot be used ({spec.describe_allowed()}); the default is kept"
             )
-    if unknown:
-        loaded.notes.append(
-            f"{len(unknown)} key(s) not used by this trainer (ignored): " + ", ".join(unknown)
-        )
     _, loaded.problems = validate_form({k: v for k, v in values.items() if k in FIELDS})
     return loaded
 
 
 def read_preset(path: str | Path, fields: Mapping[str, FieldSpec] = FIELDS) -> LoadedPreset:
     """Read a preset or Kohya GUI JSON file into form values."""
-    p = Path(path)
     try:
-        raw = json.loads(p.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise PresetError(f"file not found: {p}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PresetError(f"{p.name} is not a readable JSON file ({exc})") from None
-    return preset_values(raw, fields)
+        raw = read_preset_json(path)
+    except ConfigError as exc:
+        raise PresetError(_message(exc)) from None
+    return preset_values(raw, fields, source=Path(path).name)
 
 
 def _template_config(values: Mapping[str, Any], problems: list[Problem]) -> TrainingConfig | None:

@@ -101,8 +101,8 @@ class Runner:
         One process trains in a worker thread; `num_processes` (default: the config's) of
         2 or more run `accelerate launch` in a child process."""
         if num_processes is None:
-            num_processes = int(getattr(cfg, "num_processes", 1) or 1)
-        elif num_processes != getattr(cfg, "num_processes", num_processes):
+            num_processes = cfg.num_processes
+        elif num_processes != cfg.num_processes:
             cfg = cfg.model_copy(update={"num_processes": num_processes})
         with self._lock:
             if self._busy():
@@ -111,7 +111,7 @@ class Runner:
                 status="running",
                 run_id=self._state.run_id + 1,
                 version=self._state.version + 1,
-                output_dir=str(getattr(cfg, "output_dir", "") or ""),
+                output_dir=cfg.output_dir,
             )
             self._logs.clear()
             self._stop = threading.Event()
@@ -297,9 +297,8 @@ class Runner:
         try:
             save_preset(cfg, config_path)  # without secrets; the token goes by environment
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-            token = getattr(cfg, "huggingface_token", "")
-            if token:
-                env["HF_TOKEN"] = token
+            if cfg.huggingface_token:
+                env["HF_TOKEN"] = cfg.huggingface_token
             kwargs: dict[str, Any] = {
                 "stdout": subprocess.PIPE,
                 "stderr": subprocess.STDOUT,

@@ -20,27 +20,22 @@ def widget_value(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
-def form_values(
-    names: Sequence[str], raw: Sequence[Any], fields: Mapping[str, FieldSpec] = FIELDS
-) -> dict[str, Any]:
-    """Widget values (in `names` order) -> a dict for `validate_values`.
+def form_values(raw: Mapping[str, Any], fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+    """Widget values by field name -> a dict for `validate_values`.
 
     An emptied Number arrives as None; it becomes "" so validation says 'is empty'."""
     out: dict[str, Any] = {}
-    for name, value in zip(names, raw, strict=True):
-        spec = fields[name]
-        if value is None and spec.type in (int, float, str):
+    for name, value in raw.items():
+        if value is None and fields[name].type in (int, float, str):
             value = ""
         out[name] = value
     return out
 
 
-def config_values(
-    cfg: TrainingConfig, names: Sequence[str], fields: Mapping[str, FieldSpec] = FIELDS
-) -> list[Any]:
-    """A config -> widget values in `names` order (the round trip of `form_values`)."""
+def config_values(cfg: TrainingConfig, fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+    """A config -> every field's widget value by name (the round trip of `form_values`)."""
     dumped = cfg.model_dump()
-    return [widget_value(fields[n], dumped.get(n, fields[n].default)) for n in names]
+    return {n: widget_value(spec, dumped.get(n, spec.default)) for n, spec in fields.items()}
 
 
 def validate_form(values: Mapping[str, Any]) -> tuple[TrainingConfig | None, list[Problem]]:

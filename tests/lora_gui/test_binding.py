@@ -104,17 +104,15 @@ def test_every_event_reading_the_form_takes_raw_values(page):
 
 
 def test_values_round_trip_through_the_config(values):
-    names = list(FIELDS)
-    raw = [values[n] for n in names]
-    cfg, problems = validate_form(form_values(names, raw))
+    raw = {n: values[n] for n in FIELDS}
+    cfg, problems = validate_form(form_values(raw))
     assert problems == []
-    assert config_values(cfg, names) == raw
+    assert config_values(cfg) == raw
 
 
 def test_an_emptied_number_is_reported_as_empty(values):
-    names = list(FIELDS)
-    raw = [None if n == "epoch" else values[n] for n in names]
-    _, problems = validate_form(form_values(names, raw))
+    raw = {n: None if n == "epoch" else values[n] for n in FIELDS}
+    _, problems = validate_form(form_values(raw))
     assert [(p.key, "empty" in p.message) for p in problems] == [("epoch", True)]
 
 
@@ -171,6 +169,6 @@ def test_form_groups_problems_under_their_group():
     from trainer.config import Problem
 
     boxes = form.error_texts([Problem("learning_rate", "5 is not allowed")], "en")
-    texts = dict(zip(form.group_errors, boxes, strict=True))
+    texts = {key: boxes[box] for key, box in form.group_errors.items()}
     assert texts[("Parameters", "Optimizer")] == "⚠️ **Learning rate**: 5 is not allowed  "
     assert all(v == "" for k, v in texts.items() if k != ("Parameters", "Optimizer"))

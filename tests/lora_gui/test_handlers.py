@@ -210,16 +210,16 @@ def test_the_run_panel_gallery_shows_the_samples_and_serves_only_them(tmp_path, 
     import gradio as gr
     from gradio.utils import is_allowed_file
 
-    from lora_gui.app import AppOptions, build_app
+    from lora_gui.app import AppOptions, make_app
 
     api = FakeApi(sample_prompts=["a cat"])
-    demo = build_app(AppOptions(lang="en", user_dir=tmp_path / "user"), api=api)
-    page = demo.page
+    app = make_app(AppOptions(lang="en", user_dir=tmp_path / "user"), api=api)
+    demo, page, panel = app.blocks, app.page, app.events.panel
     assert isinstance(page.gallery, gr.Gallery) and page.gallery in [c for c, _ in page.tr]
-    assert page._panel("en", {})[5] == []  # nothing yet
-    assert demo.controller.start(values, "en").started and demo.controller.runner.wait(5)
-    out = page._panel("en", {})
-    gallery, seen = out[5], out[-1]
+    assert panel("en", {})[page.gallery] == []  # nothing yet
+    assert app.controller.start(values, "en").started and app.controller.runner.wait(5)
+    out = panel("en", {})
+    gallery, seen = out[page.gallery], out[page.seen]
     assert [caption for _, caption in gallery] == ["Step 3: a cat", "Step 2: a cat", "Step 1: a cat"]
     data = page.gallery.postprocess(gallery)
     assert [item.caption for item in data.root] == ["Step 3: a cat", "Step 2: a cat", "Step 1: a cat"]
@@ -229,8 +229,8 @@ def test_the_run_panel_gallery_shows_the_samples_and_serves_only_them(tmp_path, 
         newest.parent / "other.png", blocked_paths=[], allowed_paths=demo.allowed_paths, created_paths=[]
     )[0]
     # unchanged samples are not sent again; a language switch re-captions them
-    assert page._panel("en", seen)[5] == gr.skip()
-    assert page._panel("ja", seen)[5][0][1] == "ステップ 3: a cat"
+    assert panel("en", seen)[page.gallery] == gr.skip()
+    assert panel("ja", seen)[page.gallery][0][1] == "ステップ 3: a cat"
 
 
 @pytest.mark.parametrize(
