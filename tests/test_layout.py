@@ -1,6 +1,7 @@
 """The layout keeps its promises: layers point down, no import cycles, small files.
 
-Read from the source with `ast` (imports inside functions count too), so it stays true
+Read from the source with `ast` (imports inside functions count too; those under
+`if TYPE_CHECKING:` are for type hints and never run), so it stays true
 as the code grows: trainer/config imports nothing else of trainer; the engine never
 imports gradio and the GUI never imports torch; the GUI reaches the engine only through
 its public doors; at most 12 modules lie directly under trainer/.
@@ -37,7 +38,16 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """Every module of ours (or any other, by its top name) that `path` imports, anywhere."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }  # imports for type hints only never run
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

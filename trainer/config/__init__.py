@@ -9,7 +9,7 @@ The bottom layer of the engine: imports nothing else of trainer (its pure rules 
 
 from __future__ import annotations
 
-from trainer.config.checks import check_config, parse_resolution
+from trainer.config.checks import check_config, output_name_problem, parse_resolution
 from trainer.config.model import TrainingConfig
 from trainer.config.presets import config_from_dict, preset_dict, split_settings
 from trainer.config.problems import ConfigError, Problem
@@ -26,6 +26,7 @@ __all__ = [
     "TrainingConfig",
     "check_config",
     "config_from_dict",
+    "output_name_problem",
     "parse_resolution",
     "preset_dict",
     "split_settings",
