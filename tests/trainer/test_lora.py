@@ -322,7 +322,7 @@ def test_new_lora_leaves_the_model_unchanged(tiny_model):
     before = _outputs(pipe, inputs, ids)
     net = LoRANetwork(pipe.unet, [pipe.text_encoder], arch="sd1", rank=4, alpha=1, conv_rank=4, conv_alpha=1)
     net.apply_to()
-    for a, b in zip(before, _outputs(pipe, inputs, ids)):
+    for a, b in zip(before, _outputs(pipe, inputs, ids), strict=True):
         assert torch.equal(a, b)
     # module paths (hence diffusers / Kohya names) and the model's own state dict are untouched
     assert "down_blocks.0.attentions.0.proj_in.weight" in pipe.unet.state_dict()
@@ -354,7 +354,7 @@ def test_saved_file_loads_in_diffusers_with_the_same_effect(tiny_model, tmp_path
     theirs.load_lora_weights(str(path))
     theirs_out = _outputs(theirs, inputs, ids)
 
-    for b, o, t in zip(base, ours_out, theirs_out):
+    for b, o, t in zip(base, ours_out, theirs_out, strict=True):
         assert not torch.allclose(b, o, atol=1e-3)  # the LoRA does something ...
         torch.testing.assert_close(t, o, atol=2e-4, rtol=1e-3)  # ... and diffusers does the same
 

@@ -34,7 +34,7 @@ class ToyNet(nn.Module):
         self.bases = nn.ModuleList([make() for _ in range(len(unet_names) + 1)])
         self.bases.requires_grad_(False)
         self.te_loras = [LoRAModule("lora_te_text_model_encoder_layers_0_mlp_fc1", self.bases[0], 4, 2)]
-        self.unet_loras = [LoRAModule(n, b, 4, 2) for n, b in zip(unet_names, self.bases[1:])]
+        self.unet_loras = [LoRAModule(n, b, 4, 2) for n, b in zip(unet_names, self.bases[1:], strict=True)]
         for lora in self.loras:
             lora.apply_to()
             self.add_module(lora.lora_name, lora)
@@ -156,7 +156,7 @@ def test_max_norm_caps_each_modules_delta_norm_and_counts_the_scaled_ones(conv):
     stats = apply_max_norm(net, 0.1, torch.device("cpu"))
     after = [delta_norm(lora).item() for lora in net.loras]
     assert stats.keys_scaled == sum(b > 0.1 for b in before) == 2
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert a == pytest.approx(min(b, 0.1), rel=1e-4)  # big ones land on the cap exactly
     assert stats.max_norm == pytest.approx(max(after), rel=1e-4)
     assert stats.mean_norm == pytest.approx(sum(after) / len(after), rel=1e-4)

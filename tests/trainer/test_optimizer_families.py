@@ -112,15 +112,15 @@ def test_averaged_weights_swaps_in_the_average_and_back_and_leaves_other_optimiz
     training_point = [p.detach().clone() for p in params]
     with averaged_weights(optimizer):
         assert not optimizer.param_groups[0]["train_mode"]
-        assert any(not torch.equal(p, y) for p, y in zip(params, training_point))
+        assert any(not torch.equal(p, y) for p, y in zip(params, training_point, strict=True))
     assert optimizer.param_groups[0]["train_mode"]
-    for p, y in zip(params, training_point):
+    for p, y in zip(params, training_point, strict=True):
         torch.testing.assert_close(p.detach(), y, rtol=0, atol=1e-7)
     adamw = make_optimizer(
         "AdamW", build_param_groups(net, unet_lr=1e-2, text_encoder_lr=1e-2), 1e-2, "", CPU
     )
     with averaged_weights(adamw):
-        assert all(torch.equal(p, y) for p, y in zip(params, training_point))
+        assert all(torch.equal(p, y) for p, y in zip(params, training_point, strict=True))
 
 
 def test_a_stopped_text_encoder_keeps_its_averaged_weights():

@@ -201,7 +201,7 @@ def test_relative_step_adafactor_picks_its_own_step_size_and_the_schedule_report
     scheduler = make_scheduler(optimizer, name="adafactor", total_steps=10, warmup_steps=0, initial_lr=1e-4)
     assert scheduler.get_last_lr() == [1e-4, 1e-4]  # before the first step: the initial LR
     train(net, optimizer, scheduler, steps=1)
-    for lr, group in zip(scheduler.get_last_lr(), optimizer.param_groups):
+    for lr, group in zip(scheduler.get_last_lr(), optimizer.param_groups, strict=True):
         rms = group["params"][0].detach().pow(2).mean().sqrt().item()
         assert lr == pytest.approx(1e-2 * max(1e-3, rms), rel=1e-5)  # min(1e-2, 1/sqrt(step)) x RMS
 
