@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset, collate

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import REQUIRED, make_toy_dataset, write_preset
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
 from trainer.config.rules.blocks import BlockWeights, block_of, parse_block_weights
 from trainer.network import LoRAModule
@@ -15,7 +16,6 @@ from trainer.network.max_norm import apply_max_norm, delta_norm
 from trainer.network.param_groups import LoRAPlus, build_param_groups
 from trainer.run.options import StepHooks, text_encoder_stop_step
 
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 UNET_NAMES = [
     "lora_unet_down_blocks_0_attentions_0_proj_in",  # IN01
     "lora_unet_down_blocks_1_attentions_1_proj_out",  # IN05
@@ -222,7 +222,6 @@ def test_kohya_keys_for_the_text_encoder_stop():
 def test_a_run_with_loraplus_block_weights_max_norm_huber_and_te_stop(tiny_model, tmp_path):
     from safetensors import safe_open
 
-    from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
     from trainer.presets import load_preset
     from trainer.run.train import train_with_events
 

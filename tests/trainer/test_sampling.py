@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import FIELDS, config_from_dict
 from trainer.sampling.prompts import (
     SamplePrompt,
