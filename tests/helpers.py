@@ -7,6 +7,8 @@
   that save their training state, trained in this process with the loss of every step.
 - `DataCfg`: the data settings `prepare_data` reads, without the rest of a config.
 - `KOHYA_PATHS`, `load_kohya`: a Kohya GUI user's preset, read by `config_from_dict`.
+- `assert_allowed`: a value is one its setting's spec allows (type, range, choices);
+  `assert_named_without_traceback`: a refusal names the setting and shows no internals.
 - `ToyNet`, `train_toy`: two LoRA layers (text encoder, U-Net) the optimizers can step.
 - `network`, `forward`, `forward_with_lycoris_loader`: networks of any LoRA_type on the
   tiny model, its outputs for a fixed input, and the same with lycoris' own loader.
@@ -27,7 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from trainer.config import TrainingConfig, config_from_dict
+from trainer.config import ConfigError, FieldSpec, TrainingConfig, config_from_dict
 from trainer.network import LoRAModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +174,33 @@ KOHYA_PATHS = {
 def load_kohya(**preset: Any) -> tuple[TrainingConfig, list[str]]:
     """A Kohya GUI preset holding `preset` (and no mixed precision: CPU runs), read as a file is."""
     return config_from_dict({**KOHYA_PATHS, "mixed_precision": "no", **preset})
+
+
+# What a message about a bad setting must not show: it is for users, not developers.
+LEAKS = ("Traceback", "pydantic", "validation error for", "input_type=", "For further information")
+
+
+def assert_named_without_traceback(exc: ConfigError, key: str) -> None:
+    """Every problem has a key and a message, one names `key`, and no internals show."""
+    text = str(exc)
+    assert exc.problems and all(p.key and p.message for p in exc.problems)
+    assert key in exc.by_key() or any(key in p.message for p in exc.problems), text
+    assert not any(leak in text for leak in LEAKS), text
+
+
+def assert_allowed(spec: FieldSpec, value: Any) -> None:
+    """`value` is what `spec` allows: its type, within its range, one of its choices."""
+    where = (spec.name, value)
+    if spec.type is float:
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), where
+    else:
+        assert type(value) is spec.type, where
+    if spec.minimum is not None:
+        assert value > spec.minimum if spec.exclusive_minimum else value >= spec.minimum, where
+    if spec.maximum is not None:
+        assert value <= spec.maximum, where
+    if spec.choices:
+        assert value in spec.choices, where
 
 
 # ---- a toy network for the optimizers --------------------------------------------------------
