@@ -1,8 +1,11 @@
-"""Session fixtures shared by all tests: tiny models, the demo dataset, markers.
+"""Fixtures shared by all tests: tiny models, the demo dataset, markers.
+
+Plain helpers (functions, classes, constants) are in tests/helpers.py.
 
 - `tiny_model(arch="sd15") -> Path`: a tiny random-weight diffusers model of arch
   "sd15", "sd2v" or "sdxl", built once per session (seed 0).
 - `tiny_model_dir`: the sd15 one.
+- `models`: the tiny sd15 model loaded in fp32, once per test module (tests may change it).
 - `tiny_single_file(arch="sd15") -> Path`: the same weights as one fp16 .safetensors in
   the original (LDM / SGM) layout, as downloaded from CivitAI.
 - `demo_dataset`: the demo dataset folder (scripts/make_demo_dataset.py, seed 0).
@@ -102,6 +105,23 @@ def tiny_single_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
 def tiny_model_dir(tiny_model: Callable[..., Path]) -> Path:
     """The tiny SD1.5 model folder."""
     return tiny_model("sd15")
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model: Callable[..., Path]):
+    """The tiny SD1.5 model loaded in fp32; one per test module, as tests apply networks to it."""
+    import torch
+
+    from trainer.models import load_models
+
+    return load_models(
+        str(tiny_model("sd15")),
+        v2=False,
+        v_parameterization=False,
+        sdxl=False,
+        dtype=torch.float32,
+        vae_path=None,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 OURS = ("trainer", "lora_gui")
 # What lora_gui may import of the engine: its public doors.
 GUI_DOORS = ("trainer.api", "trainer.config", "trainer.presets")

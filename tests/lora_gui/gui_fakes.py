@@ -1,8 +1,15 @@
-"""A fake trainer api for GUI tests: no model, no torch, events on demand."""
+"""What the GUI tests share: a fake trainer api (no model, no torch, events on demand),
+form values, small files, and waiting for a condition or a free port.
+
+Torch-free like lora_gui itself, so GUI test runs never import torch; the trainer's
+tests share tests/helpers.py instead.
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,3 +173,19 @@ def write_png(path: Path, size: int = 8) -> Path:
 
 def problem(key: str, message: str) -> Problem:
     return Problem(key, message)
+
+
+def until(predicate, timeout: float = 5.0) -> None:
+    """Wait until `predicate()` is true; fail if it is not within `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    """A localhost port no one listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

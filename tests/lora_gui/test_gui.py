@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +10,9 @@ import pytest
 
 import gui
 
+from .gui_fakes import FakeApi, free_port
+
 ROOT = Path(gui.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_another_host_without_auth_exits_2_with_a_message():
@@ -144,8 +139,6 @@ def test_ctrl_c_lets_a_running_training_save_first(tmp_path, values):
 
     from lora_gui.runner import Runner
     from trainer.config import validate_values
-
-    from .gui_fakes import FakeApi
 
     api = FakeApi(steps=50, gate=threading.Event())
     runner = Runner(api)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,7 @@ from lora_gui.panel import error_markdown, progress_markdown
 from trainer.config import Problem
 from trainer.events import Event
 
-from .gui_fakes import FakeApi, write_png
-
-
-def until(predicate, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
+from .gui_fakes import FakeApi, until, write_png
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 from lora_gui.panel import format_duration, format_speed, loss_frame, progress_markdown
@@ -13,7 +12,7 @@ from lora_gui.runner import Runner, RunState, accelerate_command
 from trainer.config import validate_values
 from trainer.events import Event
 
-from .gui_fakes import FakeApi
+from .gui_fakes import FakeApi, until
 
 
 class FakeProc:
@@ -135,10 +134,7 @@ def test_stop_interrupts_the_child_process(values):
 
     runner = Runner(FakeApi(), popen=lambda cmd, **kw: SlowProc(), interrupt=interrupt)
     runner.start(validate_values(values), num_processes=2)
-    for _ in range(500):
-        if runner.snapshot().step == 1:
-            break
-        time.sleep(0.01)
+    until(lambda: runner.snapshot().step == 1)  # the first step is shown before Stop
     assert runner.stop()
     assert runner.wait(5)
     assert len(interrupted) == 1 and runner.snapshot().status == "stopped"

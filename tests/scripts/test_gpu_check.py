@@ -6,11 +6,11 @@ import re
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 CHECK = ROOT / "scripts" / "gpu_check.sh"
 
 

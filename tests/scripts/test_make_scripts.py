@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 IMAGE_SUFFIXES = {".png", ".jpg"}
 
 

@@ -7,29 +7,15 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from tests.helpers import REQUIRED, make_toy_dataset, write_preset
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
 from trainer.config.rules.blocks import block_index, parse_block_values
 from trainer.network.build import build_network, kohya_network_args
 from trainer.network.lora_file import save_lora
 
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 # IN00-IN11 off, MID 3, OUT00-OUT11 2,2,2,4,4,4,6,6,6,8,8,8 (the tiny U-Net uses OUT00-OUT08).
 DIMS = ",".join(["0"] * 12 + ["3"] + ["2"] * 3 + ["4"] * 3 + ["6"] * 3 + ["8"] * 3)
 ALPHAS = ",".join(["1"] * 12 + ["1.5"] + ["1"] * 6 + ["3"] * 6)
-
-
-@pytest.fixture(scope="module")
-def models(tiny_model):
-    from trainer.models import load_models
-
-    return load_models(
-        str(tiny_model("sd15")),
-        v2=False,
-        v_parameterization=False,
-        sdxl=False,
-        dtype=torch.float32,
-        vae_path=None,
-    )
 
 
 def build(models, **settings):
@@ -194,7 +180,6 @@ def test_block_settings_are_written_to_the_network_args_as_kohya_does():
 
 @pytest.mark.slow
 def test_a_short_run_with_block_dims_saves_those_ranks(tiny_model, tmp_path):
-    from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=2)

@@ -3,6 +3,7 @@
 import random
 from types import SimpleNamespace
 
+from tests.helpers import DataCfg
 from trainer.data.captions import CaptionOptions, process_caption, tag_frequency
 
 CAPTION = "mychar, red hair, smile, outdoors, blue sky, tree, looking at viewer"
@@ -172,14 +173,13 @@ def test_wildcards_pick_a_line_and_a_choice_and_keep_escaped_braces():
 def test_a_multi_line_caption_file_trains_every_line_with_wildcards_on(tmp_path):
     from PIL import Image
 
-    from tests.trainer.test_dataset import Cfg
     from trainer.data.dataset import TrainDataset
     from trainer.plan.training_plan import prepare_data
 
     (tmp_path / "3_x").mkdir()
     Image.new("RGB", (128, 128)).save(tmp_path / "3_x" / "a.png")
     (tmp_path / "3_x" / "a.txt").write_text("first line\n\nsecond line\nthird {one|two}\n", encoding="utf-8")
-    p = prepare_data(Cfg(train_data_dir=str(tmp_path)))
+    p = prepare_data(DataCfg(train_data_dir=str(tmp_path)))
     assert p.scan.items[0].caption == "first line"
     off = TrainDataset(p.scan, None, p.choices)
     assert {off.caption(i, e) for i in range(3) for e in range(1, 5)} == {"first line"}

@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset, collate
@@ -123,7 +123,7 @@ def test_flip_aug_makes_mirrored_batches(tmp_path):
     flips = []
     for epoch in range(1, 6):
         for batch in loader.epoch(epoch):
-            for k, (i, flipped) in enumerate(zip(batch["indices"], batch["flipped"])):
+            for k, (i, flipped) in enumerate(zip(batch["indices"], batch["flipped"], strict=True)):
                 plain = ds.load_image(i, flip=False)["image"]
                 expected = plain.flip(-1) if flipped else plain
                 assert torch.equal(batch["images"][k], expected)
@@ -193,7 +193,7 @@ def test_workers_give_the_same_batches_as_the_main_process(tmp_path, persistent)
     _, worker_loader = make_loader(cfg, workers=2, persistent=persistent)
     expected, got = _batches(main_loader, [1, 2, 3]), _batches(worker_loader, [1, 2, 3])
     assert len(got) == len(expected) == 6
-    for (i1, c1, f1, img1), (i2, c2, f2, img2) in zip(expected, got):
+    for (i1, c1, f1, img1), (i2, c2, f2, img2) in zip(expected, got, strict=True):
         assert (i1, c1, f1) == (i2, c2, f2)
         assert torch.equal(img1, img2)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.trainer.test_train_e2e import write_preset
+from tests.helpers import write_preset
 from trainer.config import config_from_dict
 from trainer.data.dataset_config import read_dataset_config, resolve_dataset_config
 from trainer.data.folders import DatasetError

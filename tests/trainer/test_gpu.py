@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.trainer.test_train_e2e import make_toy_dataset
+from tests.helpers import make_toy_dataset
 
 pytestmark = pytest.mark.gpu
 

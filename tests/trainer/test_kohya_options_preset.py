@@ -3,14 +3,8 @@ option load here with each value in place (numbers as Kohya writes them, often s
 
 import json
 
+from tests.helpers import KOHYA_PATHS
 from trainer.presets import load_preset
-
-BASE = {
-    "pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5",
-    "train_data_dir": "C:/img",
-    "output_dir": "C:/out",
-    "output_name": "mine",
-}
 
 STANDARD = {
     "LoRA_type": "Standard",
@@ -129,7 +123,7 @@ LYCORIS = {
 
 def load(tmp_path, preset: dict):
     path = tmp_path / "kohya.json"
-    path.write_text(json.dumps({**BASE, **preset}), encoding="utf-8")
+    path.write_text(json.dumps({**KOHYA_PATHS, **preset}), encoding="utf-8")
     return load_preset(path)
 
 

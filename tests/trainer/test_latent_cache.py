@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.data.dataset import TrainDataset
 from trainer.data.latent_cache import (

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.__main__ import main
 from trainer.models import load_models
 from trainer.network import LoRANetwork

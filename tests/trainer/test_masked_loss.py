@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.trainer.test_dataset import Cfg
+from tests.helpers import DataCfg, write_preset
 from trainer.data.dataset import TrainDataset, collate
 from trainer.data.latent_cache import build_latent_cache, latent_mask
 from trainer.plan.training_plan import prepare_data
@@ -46,7 +46,7 @@ def dataset(tmp_path):
     half_transparent(tmp_path / "1_x" / "half.png", size=(300, 256))  # cut to 256x256, left 22
     Image.new("RGB", (256, 256), (0, 200, 0)).save(tmp_path / "1_x" / "opaque.png")
     p = prepare_data(
-        Cfg(
+        DataCfg(
             train_data_dir=str(tmp_path),
             max_resolution="320,320",
             max_bucket_reso=512,
@@ -106,7 +106,6 @@ def test_the_latent_cache_keeps_masks_at_the_latent_size_on_disk_too(dataset):
 def test_a_fully_transparent_dataset_teaches_nothing(tiny_model, tmp_path):
     from safetensors import safe_open
 
-    from tests.trainer.test_train_e2e import write_preset
     from trainer.api import run_training
 
     folder = tmp_path / "data" / "1_ghost"

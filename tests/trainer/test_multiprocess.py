@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from tests.trainer.test_train_e2e import ROOT, make_toy_dataset, write_preset
+from tests.helpers import ROOT, make_toy_dataset, write_preset
 
 
 @pytest.mark.slow

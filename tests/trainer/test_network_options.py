@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import REQUIRED, make_toy_dataset, write_preset
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
 from trainer.config.rules.blocks import BlockWeights, block_of, parse_block_weights
 from trainer.network import LoRAModule
@@ -15,7 +16,6 @@ from trainer.network.max_norm import apply_max_norm, delta_norm
 from trainer.network.param_groups import LoRAPlus, build_param_groups
 from trainer.run.options import StepHooks, text_encoder_stop_step
 
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 UNET_NAMES = [
     "lora_unet_down_blocks_0_attentions_0_proj_in",  # IN01
     "lora_unet_down_blocks_1_attentions_1_proj_out",  # IN05
@@ -34,7 +34,7 @@ class ToyNet(nn.Module):
         self.bases = nn.ModuleList([make() for _ in range(len(unet_names) + 1)])
         self.bases.requires_grad_(False)
         self.te_loras = [LoRAModule("lora_te_text_model_encoder_layers_0_mlp_fc1", self.bases[0], 4, 2)]
-        self.unet_loras = [LoRAModule(n, b, 4, 2) for n, b in zip(unet_names, self.bases[1:])]
+        self.unet_loras = [LoRAModule(n, b, 4, 2) for n, b in zip(unet_names, self.bases[1:], strict=True)]
         for lora in self.loras:
             lora.apply_to()
             self.add_module(lora.lora_name, lora)
@@ -156,7 +156,7 @@ def test_max_norm_caps_each_modules_delta_norm_and_counts_the_scaled_ones(conv):
     stats = apply_max_norm(net, 0.1, torch.device("cpu"))
     after = [delta_norm(lora).item() for lora in net.loras]
     assert stats.keys_scaled == sum(b > 0.1 for b in before) == 2
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert a == pytest.approx(min(b, 0.1), rel=1e-4)  # big ones land on the cap exactly
     assert stats.max_norm == pytest.approx(max(after), rel=1e-4)
     assert stats.mean_norm == pytest.approx(sum(after) / len(after), rel=1e-4)
@@ -222,7 +222,6 @@ def test_kohya_keys_for_the_text_encoder_stop():
 def test_a_run_with_loraplus_block_weights_max_norm_huber_and_te_stop(tiny_model, tmp_path):
     from safetensors import safe_open
 
-    from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
     from trainer.presets import load_preset
     from trainer.run.train import train_with_events
 

@@ -6,14 +6,12 @@ import importlib.util
 import pytest
 import torch
 
-from tests.trainer.test_optimizers import REQUIRED, ToyNet, train
+from tests.helpers import CPU, REQUIRED, ToyNet, train_toy
 from trainer.config import TrainingConfig, config_from_dict
 from trainer.config.rules.optimizer_args import BITSANDBYTES, LR_FREE, SCHEDULE_FREE
 from trainer.config.settings.choices import OPTIMIZERS
 from trainer.network.param_groups import build_param_groups
 from trainer.optim.optimizers import averaged_weights, make_optimizer, make_scheduler
-
-CPU = torch.device("cpu")
 
 # Kohya name, learning rate, the class sd-scripts builds for it (module, name).
 KOHYA_CPU_OPTIMIZERS = [
@@ -95,7 +93,7 @@ def test_schedule_free_optimizers_keep_a_constant_learning_rate_and_say_the_sche
         initial_lr=1.0,
         scheduler_type="torch.optim.lr_scheduler.StepLR",
     )
-    train(net, optimizer, scheduler, steps=8)
+    train_toy(net, optimizer, scheduler, steps=8)
     assert [g["lr"] for g in optimizer.param_groups] == [0.5, 1.0]
 
 
@@ -112,15 +110,15 @@ def test_averaged_weights_swaps_in_the_average_and_back_and_leaves_other_optimiz
     training_point = [p.detach().clone() for p in params]
     with averaged_weights(optimizer):
         assert not optimizer.param_groups[0]["train_mode"]
-        assert any(not torch.equal(p, y) for p, y in zip(params, training_point))
+        assert any(not torch.equal(p, y) for p, y in zip(params, training_point, strict=True))
     assert optimizer.param_groups[0]["train_mode"]
-    for p, y in zip(params, training_point):
+    for p, y in zip(params, training_point, strict=True):
         torch.testing.assert_close(p.detach(), y, rtol=0, atol=1e-7)
     adamw = make_optimizer(
         "AdamW", build_param_groups(net, unet_lr=1e-2, text_encoder_lr=1e-2), 1e-2, "", CPU
     )
     with averaged_weights(adamw):
-        assert all(torch.equal(p, y) for p, y in zip(params, training_point))
+        assert all(torch.equal(p, y) for p, y in zip(params, training_point, strict=True))
 
 
 def test_a_stopped_text_encoder_keeps_its_averaged_weights():
@@ -130,7 +128,7 @@ def test_a_stopped_text_encoder_keeps_its_averaged_weights():
     optimizer = make_optimizer(
         "AdamWScheduleFree", build_param_groups(net, unet_lr=1e-2, text_encoder_lr=1e-2), 1e-2, "", CPU
     )
-    train(net, optimizer, steps=3)
+    train_toy(net, optimizer, steps=3)
     te = net.te_loras[0].lora_down.weight
     with averaged_weights(optimizer):
         average = te.detach().clone()
@@ -145,7 +143,7 @@ def test_a_stopped_text_encoder_keeps_its_averaged_weights():
     )
     hooks.stop_text_encoder(2)
     assert optimizer.param_groups[0]["train_mode"]
-    train(net, optimizer, steps=2)  # the U-Net goes on; the frozen text encoder gets no gradient
+    train_toy(net, optimizer, steps=2)  # the U-Net goes on; the frozen text encoder gets no gradient
     with averaged_weights(optimizer):  # what a save writes
         torch.testing.assert_close(te.detach(), average, rtol=0, atol=0)
     assert optimizer.state_dict()["state"]  # its optimizer state is still in place

@@ -6,53 +6,17 @@ import types
 
 import pytest
 import torch
-from torch import nn
 
+from tests.helpers import CPU, REQUIRED, ToyNet, train_toy
 from trainer.config import ConfigError, config_from_dict
 from trainer.config.rules.optimizer_args import ADAFACTOR_FIXED_LR_ARGS, BITSANDBYTES
 from trainer.config.settings.choices import OPTIMIZERS, SCHEDULERS
-from trainer.network import LoRAModule
 from trainer.network.param_groups import build_param_groups
 from trainer.optim.optimizers import make_optimizer, make_scheduler, parse_optimizer_args
-
-CPU = torch.device("cpu")
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
-
-
-class ToyNet(nn.Module):
-    """A text-encoder and a U-Net LoRA on two small layers: what the optimizers see."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.te_base, self.unet_base = nn.Linear(8, 8), nn.Linear(8, 8)
-        self.requires_grad_(False)  # the base model is frozen
-        self.te_loras = [LoRAModule("lora_te_text_model_encoder_layers_0_mlp_fc1", self.te_base, 4, 4)]
-        self.unet_loras = [LoRAModule("lora_unet_down_blocks_0_attentions_0_proj_in", self.unet_base, 4, 4)]
-        for lora in self.loras:
-            lora.apply_to()
-            self.add_module(lora.lora_name, lora)
-
-    @property
-    def loras(self):
-        return self.te_loras + self.unet_loras
-
-    def loss(self) -> torch.Tensor:
-        x = torch.linspace(-1, 1, 32).reshape(4, 8)
-        return ((self.unet_base(self.te_base(x)) - 1.0) ** 2).mean()
 
 
 def lora_weights(net: ToyNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items() if ".lora_" in k}
-
-
-def train(net: ToyNet, optimizer, scheduler=None, steps: int = 2) -> None:
-    for _ in range(steps):
-        net.loss().backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
 
 
 CPU_OPTIMIZERS = [
@@ -72,7 +36,7 @@ def test_each_optimizer_changes_both_lora_halves_over_two_steps(name, lr, args):
     before = lora_weights(net)
     groups = build_param_groups(net, unet_lr=lr, text_encoder_lr=lr)
     optimizer = make_optimizer(name, groups, lr, args, CPU)
-    train(net, optimizer, steps=2)
+    train_toy(net, optimizer, steps=2)
     after = lora_weights(net)
     for key in before:  # up moves on step 1 (it starts at 0), down on step 2
         assert torch.isfinite(after[key]).all(), key
@@ -200,8 +164,8 @@ def test_relative_step_adafactor_picks_its_own_step_size_and_the_schedule_report
     assert optimizer.defaults["lr"] is None and optimizer.defaults["relative_step"]
     scheduler = make_scheduler(optimizer, name="adafactor", total_steps=10, warmup_steps=0, initial_lr=1e-4)
     assert scheduler.get_last_lr() == [1e-4, 1e-4]  # before the first step: the initial LR
-    train(net, optimizer, scheduler, steps=1)
-    for lr, group in zip(scheduler.get_last_lr(), optimizer.param_groups):
+    train_toy(net, optimizer, scheduler, steps=1)
+    for lr, group in zip(scheduler.get_last_lr(), optimizer.param_groups, strict=True):
         rms = group["params"][0].detach().pow(2).mean().sqrt().item()
         assert lr == pytest.approx(1e-2 * max(1e-3, rms), rel=1e-5)  # min(1e-2, 1/sqrt(step)) x RMS
 
@@ -213,7 +177,7 @@ def test_fixed_lr_adafactor_follows_the_warmup_schedule():
     scheduler = make_scheduler(optimizer, name="constant_with_warmup", total_steps=20, warmup_steps=4)
     lrs = [scheduler.get_last_lr()[0]]
     for _ in range(5):
-        train(net, optimizer, scheduler, steps=1)
+        train_toy(net, optimizer, scheduler, steps=1)
         lrs.append(scheduler.get_last_lr()[0])
     assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
 
@@ -282,7 +246,7 @@ def test_each_scheduler_sets_the_learning_rate_of_the_real_optimizer_at_chosen_s
     for step in range(max(expected) + 1):
         if step in expected:
             seen[step] = [g["lr"] for g in optimizer.param_groups]
-        train(net, optimizer, scheduler, steps=1) if step < 12 else scheduler.step()
+        train_toy(net, optimizer, scheduler, steps=1) if step < 12 else scheduler.step()
     for step, factor in expected.items():
         assert seen[step] == pytest.approx([0.05 * factor, 0.1 * factor], abs=1e-9), (name, step)
 
@@ -305,7 +269,7 @@ def test_min_lr_and_lr_end_are_read_against_the_optimizers_learning_rate():
     scheduler = make_scheduler(
         optimizer, name="cosine_with_min_lr", total_steps=10, warmup_steps=0, args_text="min_lr=0.01"
     )  # 10% of Learning rate 0.1
-    train(net, optimizer, scheduler, steps=10)
+    train_toy(net, optimizer, scheduler, steps=10)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.005, 0.01])
     optimizer = make_optimizer(
         "AdamW", build_param_groups(net, unet_lr=0.1, text_encoder_lr=0.1), 0.1, "", CPU
@@ -313,7 +277,7 @@ def test_min_lr_and_lr_end_are_read_against_the_optimizers_learning_rate():
     scheduler = make_scheduler(
         optimizer, name="polynomial", total_steps=10, warmup_steps=0, args_text="lr_end=0.02"
     )
-    train(net, optimizer, scheduler, steps=10)
+    train_toy(net, optimizer, scheduler, steps=10)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
 
 

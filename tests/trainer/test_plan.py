@@ -9,21 +9,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers import DataCfg
 from trainer.data.folders import DatasetError
 from trainer.plan.training_plan import build_plan, parse_resolution, prepare_data, save_names
 
 
 @dataclass
-class Cfg:
-    train_data_dir: str = ""
-    reg_data_dir: str = ""
-    caption_extension: str = ".txt"
+class Cfg(DataCfg):
+    """The data settings at SD1.5 sizes (256 to 1024 px) and what the plan reads besides."""
+
     max_resolution: str = "512,512"
-    enable_bucket: bool = True
     min_bucket_reso: int = 256
     max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
     train_batch_size: int = 2
     epoch: int = 1
     max_train_epochs: int = 0

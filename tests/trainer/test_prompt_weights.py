@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.text.conditioning import TextConditioner, chunk_ids, tokenize
 from trainer.text.weights import DOWN, UP, apply_weights, parse_weighted, plain_text, weighted_ids
@@ -28,20 +29,6 @@ def test_the_a1111_weight_syntax(text, parts):
 
 def test_plain_text_drops_only_the_syntax():
     assert plain_text("1girl, (red hair:1.3), [simple background]") == "1girl, red hair, simple background"
-
-
-@pytest.fixture(scope="module")
-def models(tiny_model):
-    from trainer.models import load_models
-
-    return load_models(
-        str(tiny_model("sd15")),
-        v2=False,
-        v_parameterization=False,
-        sdxl=False,
-        dtype=torch.float32,
-        vae_path=None,
-    )
 
 
 def test_a_caption_without_weights_tokenizes_exactly_as_before(models):
@@ -83,7 +70,6 @@ def test_apply_weights_changes_nothing_when_every_weight_is_one():
 
 
 def test_weighted_captions_loads_from_kohya_and_trains(tiny_model, tmp_path):
-    from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
     from trainer.__main__ import main
 
     cfg, warnings = config_from_dict(

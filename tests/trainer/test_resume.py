@@ -9,73 +9,22 @@ later step and A's final file.
 from __future__ import annotations
 
 import json
-import threading
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.trainer.test_train_e2e import make_toy_dataset
+from tests.helpers import (
+    assert_same_tensors,
+    load_tensors,
+    make_toy_dataset,
+    resumable_settings,
+    train_with_losses,
+)
 from trainer.__main__ import main
 from trainer.config import config_from_dict
 from trainer.plan.training_plan import prepare_data
 from trainer.run.state import Position, check_resume, read_state_info, state_dir_for
-from trainer.run.train import Run, train_with_events
-
-
-def settings(model: Path, data: Path, out: Path, **over) -> dict:
-    values = {
-        "pretrained_model_name_or_path": str(model),
-        "train_data_dir": str(data),
-        "output_dir": str(out),
-        "output_name": "toy",
-        "mixed_precision": "no",
-        "optimizer": "AdamW",
-        "learning_rate": 1e-2,
-        "unet_lr": 1e-2,
-        "text_encoder_lr": 1e-3,
-        "lr_scheduler": "cosine",
-        "lr_warmup": 0,
-        "train_batch_size": 2,
-        "epoch": 2,
-        "save_every_n_epochs": 1,
-        "max_resolution": "64,64",
-        "min_bucket_reso": 64,
-        "max_bucket_reso": 128,
-        "bucket_no_upscale": False,
-        "network_dim": 4,
-        "network_alpha": 4,
-        "network_dropout": 0.1,
-        "save_precision": "float",
-        "seed": 7,
-        "save_state": True,
-        "num_cpu_threads_per_process": 1,
-    }
-    values.update(over)
-    return values
-
-
-def train(values: dict, stop_after: int | None = None) -> tuple[int, dict[int, float], list]:
-    """Train in this process; returns (exit code, loss of each step, events)."""
-    cfg, _ = config_from_dict(values)
-    losses: dict[int, float] = {}
-    events: list = []
-    stop = threading.Event()
-    original = Run._step_loss
-
-    def spy(self, batch, generator):
-        loss = original(self, batch, generator)
-        step = self.keeper.position.step + 1
-        losses[step] = float(loss.detach())
-        if stop_after is not None and step >= stop_after:
-            stop.set()
-        return loss
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Run, "_step_loss", spy)
-        code = train_with_events(cfg, events.append, stop)
-    return code, losses, events
+from trainer.run.train import train_with_events
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +32,9 @@ def runs(tiny_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     data = make_toy_dataset(tmp / "data", n=4, size=64)
     model = tiny_model("sd15")
-    a = train(settings(model, data, tmp / "a"))
-    b = train(settings(model, data, tmp / "b"), stop_after=3)
+    a = train_with_losses(resumable_settings(model, data, tmp / "a"))
+    b = train_with_losses(resumable_settings(model, data, tmp / "b"), stop_after=3)
     return {"tmp": tmp, "data": data, "model": model, "a": a, "b": b}
-
-
-def _tensors(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
-
-
-def assert_same_tensors(x: dict, y: dict) -> None:
-    assert x.keys() == y.keys()
-    for key, value in x.items():
-        torch.testing.assert_close(value, y[key], rtol=0, atol=1e-6, msg=key)
 
 
 def test_states_are_written_beside_each_lora_with_sd_scripts_names(runs):
@@ -130,17 +69,17 @@ def test_stop_saves_the_lora_and_a_mid_epoch_state(runs):
 def test_resumed_run_repeats_every_later_step_and_the_final_file(runs, state, first):
     tmp = runs["tmp"]
     out = tmp / f"resumed-{first}"
-    values = settings(runs["model"], runs["data"], out, resume=str(tmp / state))
-    code, losses, events = train(values)
+    values = resumable_settings(runs["model"], runs["data"], out, resume=str(tmp / state))
+    code, losses, events = train_with_losses(values)
     assert code == 0, [e.data for e in events if e.kind == "error"]
     reference = runs["a"][1]
     assert sorted(losses) == list(range(first, 5))
     for step, loss in losses.items():
         assert loss == pytest.approx(reference[step], abs=1e-6), step
-    assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "a" / "toy.safetensors"))
+    assert_same_tensors(load_tensors(out / "toy.safetensors"), load_tensors(tmp / "a" / "toy.safetensors"))
     assert_same_tensors(
-        _tensors(out / "toy-state" / "lora.safetensors"),
-        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
+        load_tensors(out / "toy-state" / "lora.safetensors"),
+        load_tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
     )
     assert any("Resumed from" in e.data.get("message", "") for e in events if e.kind == "log")
 
@@ -152,7 +91,7 @@ def test_a_state_that_does_not_match_is_refused_naming_the_difference(runs, tmp_
     for i in range(3):  # one image fewer
         src = runs["data"] / "1_toy" / f"img{i}.png"
         (tmp_path / "data" / "1_toy" / src.name).write_bytes(src.read_bytes())
-    values = settings(
+    values = resumable_settings(
         runs["model"],
         tmp_path / "data",
         tmp_path / "out",
@@ -175,7 +114,7 @@ def test_a_state_that_does_not_match_is_refused_naming_the_difference(runs, tmp_
 
 
 def test_cli_resume_flag_and_bad_state_folders(runs, tmp_path, capsys):
-    values = settings(runs["model"], runs["data"], tmp_path / "out", seed=8)
+    values = resumable_settings(runs["model"], runs["data"], tmp_path / "out", seed=8)
     preset = tmp_path / "preset.json"
     preset.write_text(json.dumps(values), encoding="utf-8")
     lora = runs["tmp"] / "a" / "toy.safetensors"
@@ -225,14 +164,18 @@ def test_a_run_whose_text_encoder_stopped_saves_and_resumes_exactly(runs):
     (the frozen text encoder keeps its optimizer state) and resumes to the same file."""
     tmp = runs["tmp"]
     over = {"stop_text_encoder_training": 25}  # 4 steps: the text encoder stops after step 1
-    code, full, events = train(settings(runs["model"], runs["data"], tmp / "te-a", **over))
+    code, full, events = train_with_losses(
+        resumable_settings(runs["model"], runs["data"], tmp / "te-a", **over)
+    )
     assert code == 0, [e.data for e in events if e.kind == "error"]
     assert (tmp / "te-a" / "toy-000001-state").is_dir()
     out = tmp / "te-b"
-    code, losses, events = train(
-        settings(runs["model"], runs["data"], out, resume=str(tmp / "te-a" / "toy-000001-state"), **over)
+    code, losses, events = train_with_losses(
+        resumable_settings(
+            runs["model"], runs["data"], out, resume=str(tmp / "te-a" / "toy-000001-state"), **over
+        )
     )
     assert code == 0, [e.data for e in events if e.kind == "error"]
     for step, loss in losses.items():
         assert loss == pytest.approx(full[step], abs=1e-6), step
-    assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "te-a" / "toy.safetensors"))
+    assert_same_tensors(load_tensors(out / "toy.safetensors"), load_tensors(tmp / "te-a" / "toy.safetensors"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import FIELDS, config_from_dict
 from trainer.sampling.prompts import (
     SamplePrompt,
@@ -72,9 +72,9 @@ def test_sample_size_defaults_to_the_training_resolution_and_rounds_to_64():
 
 
 def test_timing_follows_sd_scripts():
-    due = lambda step, epoch_end=None, n=0, e=0: sampling_due(
-        step=step, every_n_steps=n, every_n_epochs=e, epoch_end=epoch_end
-    )
+    def due(step, epoch_end=None, n=0, e=0):
+        return sampling_due(step=step, every_n_steps=n, every_n_epochs=e, epoch_end=epoch_end)
+
     assert [s for s in range(1, 10) if due(s, n=3)] == [3, 6, 9]
     assert not due(3, epoch_end=1, n=3)  # step sampling happens after steps only
     assert [e for e in range(1, 6) if due(10, epoch_end=e, e=2)] == [2, 4]
@@ -254,7 +254,7 @@ def test_samples_show_the_lora(models_with_lora, tmp_path):
         assert (pixels("c") - before).abs().mean() > 1.0
     finally:
         with torch.no_grad():
-            for p, s in zip(ups, saved):
+            for p, s in zip(ups, saved, strict=True):
                 p.copy_(s)
 
 

@@ -1,4 +1,5 @@
-"""Step saves, pruning of older saves, TensorBoard logs and the metadata a user types."""
+"""Step saves, pruning of older saves and training states, TensorBoard logs and the metadata
+a user types."""
 
 from pathlib import Path
 from types import SimpleNamespace
@@ -6,10 +7,17 @@ from types import SimpleNamespace
 import pytest
 from safetensors import safe_open
 
-from tests.trainer.test_train_e2e import make_toy_dataset, write_preset
+from tests.helpers import make_toy_dataset, write_preset
 from trainer.config import FIELDS, config_from_dict
 from trainer.network.lora_file import build_metadata
-from trainer.plan.saves import IntermediateSaves, prune_epoch_files, prune_step_files, step_saves
+from trainer.plan.saves import (
+    IntermediateSaves,
+    prune_epoch_files,
+    prune_epoch_states,
+    prune_step_files,
+    prune_step_states,
+    step_saves,
+)
 
 
 def touch(folder: Path, *names: str) -> None:
@@ -155,6 +163,72 @@ def test_the_settings_are_in_the_schema_with_kohya_names():
     )
     assert (cfg.save_every_n_steps, cfg.save_last_n_steps, cfg.save_last_n_epochs) == (500, 0, 3)
     assert (cfg.logging_dir, cfg.training_comment, cfg.metadata_title) == ("logs", "hi", "T")
+
+
+# ---- training states (save_state) ------------------------------------------------------------
+def make_state(folder: Path, name: str) -> None:
+    (folder / name).mkdir(parents=True)
+    (folder / name / "state.json").write_text("{}")
+
+
+def test_old_state_folders_are_pruned_but_never_a_folder_that_is_not_a_state(tmp_path):
+    for e in (1, 2, 3):
+        make_state(tmp_path, f"toy-{e:06d}-state")
+    (tmp_path / "toy-000000-state").mkdir()  # not ours: no state.json
+    make_state(tmp_path, "toy-state")  # the final state
+    removed = prune_epoch_states(tmp_path, "toy", current_epoch=3, keep=1)
+    assert sorted(p.name for p in removed) == ["toy-000001-state", "toy-000002-state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy-000000-state", "toy-000003-state", "toy-state"]
+    for s in (100, 200, 300):
+        make_state(tmp_path, f"toy-step{s:08d}-state")
+    prune_step_states(tmp_path, "toy", current_step=300, window=150)
+    assert not (tmp_path / "toy-step00000100-state").exists()
+    assert (tmp_path / "toy-step00000200-state").exists()
+
+
+def test_states_follow_the_file_pruning_unless_their_own_number_is_set(tmp_path):
+    class Saver:
+        def save(self, name, epoch, step, final=False):
+            (tmp_path / f"{name}.safetensors").write_bytes(b"x")
+            make_state(tmp_path, f"{name}-state")
+            return tmp_path / f"{name}.safetensors"
+
+    epochs_only = settings(tmp_path, save_every_n_steps=0, save_last_n_steps=0, save_last_n_epochs_state=2)
+    logs = []
+    saves = IntermediateSaves(
+        epochs_only, Saver(), total_steps=10, epochs=5, is_main=True, on_log=logs.append
+    )
+    for epoch in (1, 2, 3):
+        saves.after_epoch(epoch, epoch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "toy-000002-state",
+        "toy-000003-state",
+        "toy-000003.safetensors",
+    ]
+    assert any("training state toy-000001-state" in line for line in logs)
+
+
+def test_a_run_with_save_state_keeps_only_the_newest_state(tiny_model, tmp_path):
+    from trainer.__main__ import main
+
+    data = make_toy_dataset(tmp_path / "data", n=2)
+    preset = write_preset(
+        tmp_path,
+        tiny_model("sd15"),
+        data,
+        max_train_steps=3,
+        epoch=1,
+        save_every_n_epochs=1,
+        save_last_n_epochs=1,
+        save_state=True,
+    )
+    assert main(["--config", str(preset)]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "toy-000002-state",
+        "toy-000002.safetensors",
+        "toy-state",
+        "toy.safetensors",
+    ]
 
 
 # ---- metadata the user types -----------------------------------------------------------------

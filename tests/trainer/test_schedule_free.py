@@ -12,8 +12,13 @@ from __future__ import annotations
 import pytest
 import schedulefree
 
-from tests.trainer.test_resume import _tensors, assert_same_tensors, settings, train
-from tests.trainer.test_train_e2e import make_toy_dataset
+from tests.helpers import (
+    assert_same_tensors,
+    load_tensors,
+    make_toy_dataset,
+    resumable_settings,
+    train_with_losses,
+)
 from trainer.run.saving import LoRASaver
 from trainer.sampling.preview import Sampler
 
@@ -29,7 +34,7 @@ SCHEDULE_FREE = {
 
 
 def watched_train(values: dict) -> tuple[tuple, list[tuple[str, str, bool]]]:
-    """train() from test_resume, logging ("eval" | "train" | "save" | "sample", what, train mode)."""
+    """train_with_losses(), logging ("eval" | "train" | "save" | "sample", what, train mode)."""
     log: list[tuple[str, str, bool]] = []
     seen: dict = {}
     cls = schedulefree.AdamWScheduleFree
@@ -60,7 +65,7 @@ def watched_train(values: dict) -> tuple[tuple, list[tuple[str, str, bool]]]:
         mp.setattr(cls, "train", spy_train)
         mp.setattr(LoRASaver, "save", spy_save)
         mp.setattr(Sampler, "sample", spy_sample)
-        result = train(values)
+        result = train_with_losses(values)
     return result, log
 
 
@@ -69,7 +74,7 @@ def run_a(tiny_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schedule_free")
     data = make_toy_dataset(tmp / "data", n=4, size=64)
     model = tiny_model("sd15")
-    result, log = watched_train(settings(model, data, tmp / "a", **SCHEDULE_FREE))
+    result, log = watched_train(resumable_settings(model, data, tmp / "a", **SCHEDULE_FREE))
     return {"tmp": tmp, "data": data, "model": model, "result": result, "log": log}
 
 
@@ -96,17 +101,17 @@ def test_every_save_and_sample_reads_the_averaged_weights_then_training_goes_on(
 def test_a_resumed_schedule_free_run_repeats_the_later_steps_and_the_final_file(run_a):
     tmp = run_a["tmp"]
     out = tmp / "resumed"
-    values = settings(
+    values = resumable_settings(
         run_a["model"], run_a["data"], out, resume=str(tmp / "a" / "toy-000001-state"), **SCHEDULE_FREE
     )
-    code, losses, events = train(values)
+    code, losses, events = train_with_losses(values)
     assert code == 0, [e.data for e in events if e.kind == "error"]
     reference = run_a["result"][1]
     assert sorted(losses) == [3, 4]
     for step, loss in losses.items():
         assert loss == pytest.approx(reference[step], abs=1e-6), step
-    assert_same_tensors(_tensors(out / "toy.safetensors"), _tensors(tmp / "a" / "toy.safetensors"))
+    assert_same_tensors(load_tensors(out / "toy.safetensors"), load_tensors(tmp / "a" / "toy.safetensors"))
     assert_same_tensors(
-        _tensors(out / "toy-state" / "lora.safetensors"),
-        _tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
+        load_tensors(out / "toy-state" / "lora.safetensors"),
+        load_tensors(tmp / "a" / "toy-state" / "lora.safetensors"),
     )

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from tests.helpers import REQUIRED
 from trainer.config import ConfigError, config_from_dict
 from trainer.config.rules.schedules import lr_factor, scheduler_arg_problems, warmup_steps_for
 from trainer.run.noise import (
@@ -15,8 +16,6 @@ from trainer.run.noise import (
     sample_timesteps,
     snr,
 )
-
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
 
 
 def test_warmup_is_a_percent_of_steps_unless_steps_are_given():

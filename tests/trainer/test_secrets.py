@@ -10,12 +10,11 @@ import ast
 import json
 from pathlib import Path
 
-from tests.trainer.test_train_e2e import make_toy_dataset
+from tests.helpers import ROOT, make_toy_dataset
 from trainer.config import config_from_dict
 from trainer.presets import save_preset
 from trainer.run.train import Run, train_with_events
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_TopSecret0123456789"
 WANDB = "wandb0123456789abcdef"
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from tests.helpers import ROOT
 from trainer.optim.optimizers import make_optimizer
 from trainer.run.cpu_threads import apply_cpu_thread_defaults, wait_policy_for
 from trainer.run.speed import apply_speed_options, unet_blocks
 from trainer.transfer import to_device
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_idle_cpu_threads_sleep_only_when_the_cpu_is_already_busy() -> None:

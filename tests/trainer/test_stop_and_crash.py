@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from tests.trainer.test_train_e2e import make_toy_dataset
+from tests.helpers import ROOT, make_toy_dataset, toy_settings
 from trainer.config import config_from_dict
 from trainer.files import clean_stale_temps
 from trainer.network.lora_file import SaveError, save_lora
@@ -32,36 +32,20 @@ from trainer.run import guards
 from trainer.run.state import load_training
 from trainer.run.train import Run, train_with_events
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def settings(model: Path, data: Path, out: Path, **over) -> dict:
     """2 images of 64 px, batch 2: one step per epoch, a save (and state) after each."""
     values = {
-        "pretrained_model_name_or_path": str(model),
-        "train_data_dir": str(data),
-        "output_dir": str(out),
-        "output_name": "toy",
-        "mixed_precision": "no",
-        "optimizer": "AdamW",
         "learning_rate": 1e-3,
-        "lr_scheduler": "constant",
-        "lr_warmup": 0,
-        "train_batch_size": 2,
-        "epoch": 3,
+        "unet_lr": 1e-4,  # the learning rates' defaults
+        "text_encoder_lr": 1e-4,
         "save_every_n_epochs": 1,
-        "max_resolution": "64,64",
-        "min_bucket_reso": 64,
-        "max_bucket_reso": 128,
-        "bucket_no_upscale": False,
         "network_dim": 2,
         "network_alpha": 2,
         "save_state": True,
         "seed": 3,
-        "num_cpu_threads_per_process": 1,
     }
-    values.update(over)
-    return values
+    return toy_settings(model, data, out, **{**values, **over})
 
 
 @pytest.fixture(scope="module")

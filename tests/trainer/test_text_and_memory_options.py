@@ -5,24 +5,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.helpers import REQUIRED
 from trainer.config import ConfigError, TrainingConfig, config_from_dict
 from trainer.run.options import allow_fp16_gradients, apply_attention_and_fp8, lora_dtype
-
-REQUIRED = {"pretrained_model_name_or_path": "m", "train_data_dir": "d", "output_dir": "o"}
-
-
-@pytest.fixture(scope="module")
-def models(tiny_model):
-    from trainer.models import load_models
-
-    return load_models(
-        str(tiny_model("sd15")),
-        v2=False,
-        v_parameterization=False,
-        sdxl=False,
-        dtype=torch.float32,
-        vae_path=None,
-    )
 
 
 @torch.no_grad()

@@ -3,63 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 
+from tests.helpers import ROOT, make_toy_dataset, write_preset
 from trainer.__main__ import main
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_toy_dataset(root: Path, n: int = 4, size: int = 64) -> Path:
-    """A learnable toy set: red squares on white, captioned 'toy, red square'."""
-    folder = root / "1_toy"
-    folder.mkdir(parents=True)
-    for i in range(n):
-        img = Image.new("RGB", (size, size), "white")
-        a = 8 + 4 * i
-        for x in range(a, a + size // 2):
-            for y in range(a, a + size // 2):
-                img.putpixel((x, y), (220, 20, 20))
-        img.save(folder / f"img{i}.png")
-        (folder / f"img{i}.txt").write_text("toy, red square", encoding="utf-8")
-    return root
-
-
-def write_preset(tmp: Path, model: Path, data: Path, **over) -> Path:
-    preset = {
-        "pretrained_model_name_or_path": str(model),
-        "train_data_dir": str(data),
-        "output_dir": str(tmp / "out"),
-        "output_name": "toy",
-        "mixed_precision": "no",
-        "optimizer": "AdamW",
-        "learning_rate": 1e-2,
-        "unet_lr": 1e-2,
-        "text_encoder_lr": 1e-3,
-        "lr_scheduler": "constant",
-        "lr_warmup": 0,
-        "train_batch_size": 2,
-        "epoch": 3,
-        "save_every_n_epochs": 2,
-        "max_resolution": "64,64",
-        "min_bucket_reso": 64,
-        "max_bucket_reso": 128,
-        "bucket_no_upscale": False,
-        "network_dim": 4,
-        "network_alpha": 4,
-        "save_precision": "fp16",
-        "seed": 7,
-        "num_cpu_threads_per_process": 1,  # tiny models: one thread beats two
-    }
-    preset.update(over)
-    path = tmp / "preset.json"
-    path.write_text(json.dumps(preset), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
