@@ -1,6 +1,6 @@
 """Bad input, before anything loads: a corpus of broken images, captions and folders made
 here, and the device / output checks. Each case is skipped or reported by name, never a
-crash (ANCHORS.md section 8: what Kohya users lose runs to)."""
+crash (docs/ANCHORS.md section 8: what Kohya users lose runs to)."""
 
 from __future__ import annotations
 

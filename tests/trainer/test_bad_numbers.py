@@ -1,5 +1,5 @@
 """Bad numbers and settings are refused by key, never with a traceback: the issue's list,
-the CLI's report, and property tests over every setting (ANCHORS.md section 8)."""
+the CLI's report, and property tests over every setting (docs/ANCHORS.md section 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bucket maths against hand-computed Kohya cases (ANCHORS.md section 3)."""
+"""Bucket maths against hand-computed Kohya cases (docs/ANCHORS.md section 3)."""
 
 from types import SimpleNamespace
 

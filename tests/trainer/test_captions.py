@@ -1,4 +1,4 @@
-"""Caption processing in Kohya's order (ANCHORS.md section 2)."""
+"""Caption processing in Kohya's order (docs/ANCHORS.md section 2)."""
 
 import random
 from types import SimpleNamespace

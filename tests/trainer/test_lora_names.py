@@ -1,5 +1,5 @@
 """Where the LoRA goes and what its modules are called: the targets and Kohya names at the
-published SD1.5 / SD2 / SDXL sizes (ANCHORS.md section 5), counted on meta-device models."""
+published SD1.5 / SD2 / SDXL sizes (docs/ANCHORS.md section 5), counted on meta-device models."""
 
 from __future__ import annotations
 

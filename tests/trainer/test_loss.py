@@ -11,7 +11,7 @@ from trainer.run.noise import perturb_noise, sample_noise, snr
 from trainer.run.options import noise_kwargs, per_sample_training_loss
 
 BETAS = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
-AC = torch.cumprod(1 - BETAS, 0)  # the DDPM schedule of SD (ANCHORS.md section 7)
+AC = torch.cumprod(1 - BETAS, 0)  # the DDPM schedule of SD (docs/ANCHORS.md section 7)
 
 
 def g(seed: int = 0) -> torch.Generator:

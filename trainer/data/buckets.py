@@ -2,7 +2,7 @@
 
 Images of different shapes are trained at different resolutions ("buckets") of roughly
 the same area, so nothing is squashed and little is cropped. Users compare our step
-counts and crops with the Kohya GUI's, so every rounding here follows ANCHORS.md
+counts and crops with the Kohya GUI's, so every rounding here follows docs/ANCHORS.md
 section 3 to the pixel:
 
 - normal mode: a fixed bucket list (`make_buckets`); each image goes to the bucket whose

@@ -1,4 +1,4 @@
-"""Caption processing per training step (pure; the order follows Kohya, ANCHORS.md §2).
+"""Caption processing per training step (pure; the order follows Kohya, docs/ANCHORS.md §2).
 
 0. `enable_wildcard`: one line of a multi-line caption file, picked at random, and each
    `{a|b|c}` in it replaced by one of its choices (`{{` and `}}` are literal braces).

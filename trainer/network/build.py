@@ -85,7 +85,7 @@ def build_network(
         ranks=rank_plan(cfg, arch),
         **common,
     )
-    # LoRA-FA (sd-scripts' networks.lora_fa): the random down projection stays as initialised
+    # LoRA-FA (Kohya's LoRA-FA network type): the random down projection stays as initialised
     network.frozen_down = cfg.LoRA_type == "LoRA-FA"
     return network
 

@@ -1,6 +1,6 @@
 """Which layers get a LoRA, what they are called, and the network that holds them all.
 
-Targets (what sd-scripts' ``networks.lora`` creates, so module counts and names match):
+Targets (those of Kohya's LoRA network, docs/ANCHORS.md section 5, so module counts and names match):
 - U-Net: every Linear and 1x1 Conv2d inside each ``Transformer2DModel`` (proj_in,
   proj_out, attn1/attn2 to_q/to_k/to_v/to_out.0, ff.net.0.proj, ff.net.2).
 - U-Net with ``conv_rank > 0`` (LoCon): also every Linear / Conv2d of the ResNet blocks

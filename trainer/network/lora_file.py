@@ -4,7 +4,7 @@ A crash, a full disk or a read-only folder must never leave a half-written or co
 LoRA where a previous good one was, so every save goes to a temp file in the same
 folder, is flushed to disk, then renamed over the target in one step.
 
-Metadata follows what sd-scripts writes (ANCHORS.md section 6), because A1111, Forge,
+Metadata follows what sd-scripts writes (docs/ANCHORS.md section 6), because A1111, Forge,
 ComfyUI and CivitAI read those keys: ``ss_*`` training facts, ``sshs_model_hash`` (the
 SHA-256 of the tensor data, i.e. the file minus its header) and ``modelspec.*``.
 """

@@ -1,4 +1,4 @@
-"""Noise, timesteps and loss weights for the DDPM training objective (ANCHORS.md section 7).
+"""Noise, timesteps and loss weights for the DDPM training objective (docs/ANCHORS.md section 7).
 
 Small pure functions on tensors, each one formula, so they are tested on CPU directly.
 """

@@ -23,7 +23,7 @@ One value per block of the original U-Net, in sd-scripts' order:
   the middle block (MID00..MID02), OUT00..OUT08, the output layer (no LoRA).
 A module's block is the one of the block-wise learning rates (`block_of`).
 
-Rules (sd-scripts' ``networks.lora``): the block path is on when `block_dims` or a
+Rules (Kohya's LoRA network): the block path is on when `block_dims` or a
 block learning-rate weight is set. Then Linear and 1x1 conv layers take the block's dim
 and alpha (`block_alphas`, else network_alpha); 3x3 convs take `conv_block_dims` /
 `conv_block_alphas` (else conv alpha), or conv_dim everywhere for LoCon without

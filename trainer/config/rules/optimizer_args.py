@@ -5,7 +5,7 @@ Kohya's "Optimizer extra arguments" field is a space-separated list of key=value
 values (numbers, booleans, tuples, words), never evaluated as code, so the config check,
 the dry-run plan and the optimizer factory all read it the same way.
 
-The rules encode what Kohya users run into (ANCHORS.md section 4, the seed guide):
+The rules encode what Kohya users run into (docs/ANCHORS.md section 4, the seed guide):
 - Adafactor with relative_step on (its default) picks its own step size, so the schedule
   must be the `adafactor` one and a warmup cannot apply: in the Kohya GUI a warmup
   other than 0 crashes the run. Here it is refused up front with the two combinations

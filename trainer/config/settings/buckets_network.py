@@ -1,6 +1,6 @@
 """The Parameters tab: resolution, buckets and the network (LoRA type, rank, alpha).
 
-Key names and defaults are the Kohya GUI's (ANCHORS.md section 4), except where noted.
+Key names and defaults are the Kohya GUI's (docs/ANCHORS.md section 4), except where noted.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `max_train_steps` defaults to 0 (derived from epochs) because Kohya's 1600 silently
 overrides the epoch count.
 
-Key names and defaults are the Kohya GUI's (ANCHORS.md section 4), except where noted.
+Key names and defaults are the Kohya GUI's (docs/ANCHORS.md section 4), except where noted.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Source Model and Folders tabs: the base model, the images, where the LoRA goes.
 
-Key names and defaults are the Kohya GUI's (ANCHORS.md section 4), except where noted.
+Key names and defaults are the Kohya GUI's (docs/ANCHORS.md section 4), except where noted.
 """
 
 from __future__ import annotations
