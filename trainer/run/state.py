@@ -11,7 +11,7 @@ beside the final file, `<output_name>-stopped-<step>-state` after Stop. It holds
                        (read back with torch.load(weights_only=True): tensors and plain values)
 
 and is written to a hidden temporary folder, flushed, then renamed into place
-(`trainer.files`), so a folder under its real name is always complete.
+(`trainer.files.write_folder_atomic`), so a folder under its real name is always complete.
 
 Resuming gives the same run as one that never stopped: the weights, optimizer and
 schedule come back before the loop, every random generator right at its start, and the
@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
 from trainer.config import Problem, TrainingConfig, preset_dict
-from trainer.files import describe_os_error, fsync_dir, replace_dir, temp_name, write_bytes_synced
+from trainer.files import describe_os_error, write_folder_atomic
 from trainer.network.lora_file import SaveError
 from trainer.run.rng_state import capture_rng, gather_rng, restore_rng
 
@@ -227,27 +226,24 @@ def write_state(folder: Path, *, weights: dict[str, torch.Tensor], training: dic
     for key, tensor in weights.items():
         if not torch.isfinite(tensor).all():
             raise SaveError(f"refusing to save the training state: {key} contains NaN or inf")
-    tmp = temp_name(folder)
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        write_bytes_synced(
-            tmp / WEIGHTS_FILE, serialize({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
+
+    def fill(tmp: Path) -> None:
+        (tmp / WEIGHTS_FILE).write_bytes(
+            serialize({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
         )
         buf = io.BytesIO()
         torch.save(training, buf)
-        write_bytes_synced(tmp / TRAINING_FILE, buf.getvalue())
+        (tmp / TRAINING_FILE).write_bytes(buf.getvalue())
         text = json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n"
-        write_bytes_synced(tmp / STATE_FILE, text.encode("utf-8"))
-        fsync_dir(tmp)
-        replace_dir(tmp, folder)
+        (tmp / STATE_FILE).write_bytes(text.encode("utf-8"))
+
+    try:
+        return write_folder_atomic(folder, fill)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise SaveError(
             f"could not save the training state {folder}: {describe_os_error(exc)} "
             f"({exc}); an earlier state of that name is unchanged"
         ) from exc
-    return folder
 
 
 def state_info(cfg: TrainingConfig, prepared, position: Position, lora_file: str, total_steps: int) -> dict:
