@@ -12,8 +12,8 @@ peaks and exit). Answers are single stdout lines starting with `@@bench ` and a 
 object; everything else on stdout / stderr is the libraries' chatter.
 
 - ours: trainer.run.train.Run built from the preset with these in-memory models
-  (`Run.prepare(models)`), stepped as its loop steps it (`_step_loss`, backward,
-  `_optimizer_step`), with its caches, loader and settings.
+  (`Run.prepare(models)`), stepped as its loop steps it (`Run.step_loss`, backward,
+  `Run.optimizer_step`), with its caches, loader and settings.
 - reference: the recipe of diffusers' train_text_to_image_lora / train_dreambooth_lora:
   `add_adapter(LoraConfig(...))` on the same layers with the same rank and alpha, LoRA
   weights cast to fp32, autocast, torch AdamW, and the VAE and text encoder(s) run every
@@ -101,9 +101,9 @@ def make_ours(cfg, models) -> tuple[Callable[[], torch.Tensor], dict]:
     batches = _endless(run.loader)
 
     def step() -> torch.Tensor:
-        loss = run._step_loss(next(batches), generator)
+        loss = run.step_loss(next(batches), generator)
         run.acc.backward(loss)
-        run._optimizer_step()
+        run.optimizer_step()
         return loss
 
     facts = {

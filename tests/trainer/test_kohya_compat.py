@@ -14,7 +14,7 @@ from trainer.config import FIELDS, config_from_dict
 from trainer.config.kohya import parse_additional_parameters
 from trainer.config.validate import ConfigError
 from trainer.launch import accelerate_command, under_launcher
-from trainer.plan.saves import IntermediateSaves, prune_epoch_states, prune_step_states
+from trainer.plan.saves import SaveSchedule, prune_epoch_states, prune_older, prune_step_states
 
 BASE = {
     "pretrained_model_name_or_path": "runwayml/stable-diffusion-v1-5",
@@ -217,9 +217,11 @@ def test_states_follow_the_file_pruning_unless_their_own_number_is_set(tmp_path)
         save_last_n_steps=0,
     )
     logs = []
-    saves = IntermediateSaves(settings, Saver(), total_steps=10, epochs=5, is_main=True, on_log=logs.append)
+    saves = SaveSchedule(settings, total_steps=10, epochs=5)
     for epoch in (1, 2, 3):
-        saves.after_epoch(epoch, epoch)
+        point = saves.after_epoch(epoch, epoch)
+        Saver().save(point.name, point.epoch, point.step)
+        logs += prune_older(settings, point)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "toy-000002-state",
         "toy-000003-state",

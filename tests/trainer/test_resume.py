@@ -62,7 +62,7 @@ def train(values: dict, stop_after: int | None = None) -> tuple[int, dict[int, f
     losses: dict[int, float] = {}
     events: list = []
     stop = threading.Event()
-    original = Run._step_loss
+    original = Run.step_loss
 
     def spy(self, batch, generator):
         loss = original(self, batch, generator)
@@ -73,7 +73,7 @@ def train(values: dict, stop_after: int | None = None) -> tuple[int, dict[int, f
         return loss
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Run, "_step_loss", spy)
+        mp.setattr(Run, "step_loss", spy)
         code = train_with_events(cfg, events.append, stop)
     return code, losses, events
 
@@ -201,7 +201,7 @@ def test_every_random_generator_comes_back():
 
     import numpy as np
 
-    from trainer.run.state import capture_rng, restore_rng
+    from trainer.run.rng_state import capture_rng, restore_rng
 
     gen = torch.Generator().manual_seed(1)
 
