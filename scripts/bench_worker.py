@@ -43,8 +43,8 @@ _SIDE = sys.argv[sys.argv.index("--side") + 1 :][:1] if "--side" in sys.argv els
 if _SIDE == ["ours"] or "--same-env" in sys.argv:
     import trainer  # noqa: F401
 
-import torch
-from bench_models import build_models
+import torch  # noqa: E402 - after the trainer, on our side (see above)
+from bench_models import build_models  # noqa: E402 - scripts/ is on the path when run as a script
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
