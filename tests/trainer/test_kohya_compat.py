@@ -218,8 +218,7 @@ def test_states_follow_the_file_pruning_unless_their_own_number_is_set(tmp_path)
     )
     logs = []
     saves = SaveSchedule(settings, total_steps=10, epochs=5)
-    for epoch in (1, 2, 3):
-        point = saves.after_epoch(epoch, epoch)
+    for point in (saves.after_epoch(epoch, epoch) for epoch in (1, 2, 3)):
         Saver().save(point.name, point.epoch, point.step)
         logs += prune_older(settings, point)
     assert sorted(p.name for p in tmp_path.iterdir()) == [

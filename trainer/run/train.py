@@ -34,7 +34,7 @@ from trainer.events import Event, EventCallback
 from trainer.files import clean_stale_temps
 from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
-from trainer.plan.training_plan import Plan, build_plan, prepare_data
+from trainer.plan.training_plan import Plan, PreparedData, build_plan, prepare_data
 from trainer.run.guards import LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
@@ -103,7 +103,12 @@ class Run(RunSetup):
     """
 
     def __init__(
-        self, cfg: TrainingConfig, plan: Plan, prepared, emit: EventCallback, stop: threading.Event
+        self,
+        cfg: TrainingConfig,
+        plan: Plan,
+        prepared: PreparedData,
+        emit: EventCallback,
+        stop: threading.Event,
     ) -> None:
         self.cfg, self.plan, self.prepared, self.emit, self.stop = cfg, plan, prepared, emit, stop
 
