@@ -20,6 +20,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from trainer.config import TrainingConfig
 
@@ -115,7 +116,7 @@ class SavePoint:
     name: str
     epoch: int
     step: int
-    series: str
+    series: Literal["epoch", "step", "final", "stopped"]
 
     @property
     def final(self) -> bool:
