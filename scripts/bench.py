@@ -13,7 +13,8 @@ noisy, shared machine slows both alike; the seconds per step are the medians.
 fp32, text encoder trained, latents cached); `sd15` / `sdxl` default to rank 16, the U-Net
 only, bf16 on a GPU, and gradient checkpointing for SDXL. `--first-step` also times the
 demo from `python -m trainer` to its first step. `--json` writes
-{"ours": {...}, "reference": {...}, "ratio": ours / reference seconds per step, ...}.
+{"ours": {...}, "reference": {...}, "ratio": ours / reference seconds per step, ...}
+(the report's parts: scripts/bench_report.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "scripts") not in sys.path:  # scripts/ is not a package; its modules import by name
+    sys.path.insert(0, str(ROOT / "scripts"))
+from bench_report import add_flops, load_average, machine, print_report, summary  # noqa: E402
+
 ARCHS = ("tiny", "tiny-sdxl", "sd15", "sdxl")
-SD15_TFLOP_PER_IMAGE_512 = 1.73  # forward + backward through the activations, SD1.5 U-Net at 512 px
-BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "4090": 165.2}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -210,25 +211,11 @@ def measure(args: argparse.Namespace, preset: dict, resolution: int, tmp: Path) 
         results = {}
         for side, worker in sides.items():
             memory = worker.ask("done")
-            results[side] = _summary(times[side], preset["train_batch_size"], worker.ready, memory)
+            results[side] = summary(times[side], preset["train_batch_size"], worker.ready, memory)
         return results
     finally:
         for worker in sides.values():
             worker.close()
-
-
-def _summary(times: list[float], batch: int, ready: dict, memory: dict) -> dict:
-    median = statistics.median(times)
-    return {
-        "sec_per_step": round(median, 5),
-        "images_per_sec": round(batch / median, 3),
-        "peak_mem_gib": memory["peak_mem_gib"],
-        "setup_peak_mem_gib": memory["setup_peak_mem_gib"],
-        "peak_kind": memory["peak_kind"],
-        "setup_s": ready["setup_s"],
-        "step_times": [round(t, 5) for t in times],
-        **{k: ready[k] for k in ("lora_layers", "trainable_params", "latent_cache", "text_cache")},
-    }
 
 
 def time_to_first_step(tmp: Path) -> tuple[float, float]:
@@ -282,44 +269,9 @@ def time_to_first_step(tmp: Path) -> tuple[float, float]:
     return round(first, 2), round(cpu, 2)
 
 
-def machine(device: str) -> dict:
-    """What ran it: CPU model and cores, or the GPU."""
-    info = {"platform": platform.platform(), "python": platform.python_version()}
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor()
-    info["cores"] = os.cpu_count()
-    if device == "cuda":
-        import torch
-
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def _load() -> float | None:
-    """The 1-minute load average: how busy the machine was (others' work shows up here)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
-def _flops(result: dict, args: argparse.Namespace, resolution: int, gpu: str) -> None:
-    """For SD1.5 at 512 px: TFLOP/s achieved and the share of the card's bf16 peak."""
-    if args.arch != "sd15" or resolution != 512:
-        return
-    achieved = result["images_per_sec"] * SD15_TFLOP_PER_IMAGE_512
-    result["tflops"] = round(achieved, 1)
-    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in gpu), None)
-    if peak:
-        result["share_of_bf16_peak"] = round(achieved / peak, 4)
-
-
 def run(args: argparse.Namespace) -> dict:
     """The whole benchmark; returns the JSON-able report."""
-    load_before = _load()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         tmp = Path(name)
         data = write_dataset(
@@ -337,9 +289,9 @@ def run(args: argparse.Namespace) -> dict:
                 results["ours"]["peak_mem_gib"] / max(results["reference"]["peak_mem_gib"], 1e-9), 3
             ),
         }
-        report["machine"] = {**machine(args.device), "load_avg_1min": [load_before, _load()]}
+        report["machine"] = {**machine(args.device), "load_avg_1min": [load_before, load_average()]}
         for side in ("ours", "reference"):
-            _flops(report[side], args, resolution, report["machine"].get("gpu", ""))
+            add_flops(report[side], args, resolution, report["machine"].get("gpu", ""))
         if args.first_step:
             wall, cpu = time_to_first_step(tmp)
             report["demo_time_to_first_step_s"], report["demo_one_step_run_cpu_s"] = wall, cpu
@@ -364,35 +316,12 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def _print(report: dict) -> None:
-    s = report["settings"]
-    print(
-        f"{s['arch']} on {s['device']}, batch {s['batch']}, {s['resolution']} px, rank {s['rank']}, "
-        f"precision {s['precision']}, {s['steps']} steps after {s['warmup']} warm-up"
-    )
-    for side in ("ours", "reference"):
-        r = report[side]
-        print(
-            f"  {side:9} {r['sec_per_step']:.4f} s/step  {r['images_per_sec']:.2f} img/s  "
-            f"peak {r['peak_mem_gib']:.3f} GiB  setup {r['setup_s']} s"
-        )
-    print(
-        f"  ratio ours / reference: {report['ratio']} (time), {report['memory_ratio']} (memory); "
-        f"load average {report['machine']['load_avg_1min']}"
-    )
-    if "demo_time_to_first_step_s" in report:
-        print(
-            f"  demo time to first step: {report['demo_time_to_first_step_s']} s "
-            f"(the one-step run used {report['demo_one_step_run_cpu_s']} CPU s)"
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     if args.steps < 1 or args.warmup < 0:
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
     report = run(args)
-    _print(report)
+    print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -12,8 +12,8 @@ peaks and exit). Answers are single stdout lines starting with `@@bench ` and a 
 object; everything else on stdout / stderr is the libraries' chatter.
 
 - ours: trainer.run.train.Run built from the preset with these in-memory models
-  (`Run.prepare(models)`), stepped as its loop steps it (`_step_loss`, backward,
-  `_optimizer_step`), with its caches, loader and settings.
+  (`Run.prepare(models)`), stepped as its loop steps it (`Run.step_loss`, backward,
+  `Run.optimizer_step`), with its caches, loader and settings.
 - reference: the recipe of diffusers' train_text_to_image_lora / train_dreambooth_lora:
   `add_adapter(LoraConfig(...))` on the same layers with the same rank and alpha, LoRA
   weights cast to fp32, autocast, torch AdamW, and the VAE and text encoder(s) run every
@@ -43,8 +43,8 @@ _SIDE = sys.argv[sys.argv.index("--side") + 1 :][:1] if "--side" in sys.argv els
 if _SIDE == ["ours"] or "--same-env" in sys.argv:
     import trainer  # noqa: F401
 
-import torch
-from bench_models import build_models
+import torch  # noqa: E402 - after the trainer, on our side (see above)
+from bench_models import build_models  # noqa: E402 - scripts/ is on the path when run as a script
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -101,9 +101,9 @@ def make_ours(cfg, models) -> tuple[Callable[[], torch.Tensor], dict]:
     batches = _endless(run.loader)
 
     def step() -> torch.Tensor:
-        loss = run._step_loss(next(batches), generator)
+        loss = run.step_loss(next(batches), generator)
         run.acc.backward(loss)
-        run._optimizer_step()
+        run.optimizer_step()
         return loss
 
     facts = {

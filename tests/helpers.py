@@ -118,7 +118,7 @@ def train_with_losses(values: dict, stop_after: int | None = None) -> tuple[int,
     losses: dict[int, float] = {}
     events: list = []
     stop = threading.Event()
-    original = Run._step_loss
+    original = Run.step_loss
 
     def spy(self, batch, generator):
         loss = original(self, batch, generator)
@@ -129,7 +129,7 @@ def train_with_losses(values: dict, stop_after: int | None = None) -> tuple[int,
         return loss
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Run, "_step_loss", spy)
+        mp.setattr(Run, "step_loss", spy)
         code = train_with_events(cfg, events.append, stop)
     return code, losses, events
 

@@ -2,25 +2,24 @@
 
 A file or folder the trainer writes appears complete under its name, or not at all.
 
-Everything the trainer writes for keeps (LoRA files, training states, presets) goes to a
-hidden temporary name in the same folder, is flushed to the disk, then renamed into
-place. A crash, SIGKILL or power cut leaves at worst a hidden `.<name>.tmp-<pid>` behind,
-which `clean_stale_temps` removes at the next start; the file or folder under the real
-name is always the previous complete one or the new complete one.
+Everything the trainer writes for keeps (LoRA files, training states, presets, the
+latent cache) goes to a hidden temporary name in the same folder, is flushed to the disk,
+then renamed into place: `write_file_atomic` (bytes), `write_file_atomic_with` (a writer
+that wants the path: safetensors, numpy), `write_folder_atomic` (a folder of files).
+A crash, SIGKILL or power cut leaves at worst a hidden `.<name>.tmp-<pid>` behind, which
+`clean_stale_temps` removes at the next start; the file or folder under the real name is
+always the previous complete one or the new complete one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 try:
     import tomllib
@@ -57,26 +56,71 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_synced(path: Path, data: bytes) -> None:
-    """Write `data` to `path` and flush it to the disk (no rename: for files in a temp folder)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
+def fsync_file(path: Path) -> None:
+    """Flush a file that something else wrote (a library given its path) to the disk."""
+    with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a temp file or folder after a failed write; a second error must not hide the first."""
+    with contextlib.suppress(OSError):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_file_atomic(path: Path, data: bytes) -> Path:
     """Replace `path` with `data` in one step. Raises OSError; the old file is then untouched."""
+    return write_file_atomic_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_file_atomic_with(path: Path, write: Callable[[Path], object], *, sync_folder: bool = True) -> Path:
+    """Replace `path` with the file that `write(temp_path)` creates, in one step.
+
+    For writers that want a path or a file of their own (safetensors, numpy): `write`
+    creates the hidden temp file, which is then flushed to the disk and renamed over
+    `path`. Raises what `write` raises, or OSError; the temp file is then removed and the
+    old file untouched. `sync_folder=False` leaves the rename to the OS's own pace, for a
+    cache whose lost file only costs recomputing it.
+    """
     path = Path(path)
     tmp = temp_name(path)
     try:
-        write_bytes_synced(tmp, data)
+        write(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
+        if sync_folder:
+            fsync_dir(path.parent)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp)
         raise
-    fsync_dir(path.parent)
     return path
+
+
+def write_folder_atomic(folder: Path, fill: Callable[[Path], object]) -> Path:
+    """Replace `folder` with the one that `fill(temp_folder)` fills, in one step.
+
+    `fill` writes its files into the empty hidden temp folder; each is then flushed to
+    the disk and the folder moved into place (`replace_dir`). Raises what `fill` raises,
+    or OSError; the temp folder is then removed and an older `folder` stays as it was.
+    """
+    folder = Path(folder)
+    tmp = temp_name(folder)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        fill(tmp)
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                fsync_file(path)
+        fsync_dir(tmp)
+        replace_dir(tmp, folder)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return folder
 
 
 def replace_dir(tmp: Path, target: Path) -> None:

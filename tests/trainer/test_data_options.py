@@ -235,7 +235,7 @@ def test_reg_images_loss_is_weighted_by_prior_loss_weight(tmp_path, tiny_model):
     def loss_of(i):
         torch.manual_seed(0)  # the VAE's latent sample
         return float(
-            run._step_loss(collate([run.dataset.sample(i, 1)]), torch.Generator().manual_seed(1)).detach()
+            run.step_loss(collate([run.dataset.sample(i, 1)]), torch.Generator().manual_seed(1)).detach()
         )
 
     train_loss = loss_of(train_i)

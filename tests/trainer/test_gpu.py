@@ -66,9 +66,9 @@ def _train(run, steps: int) -> list[torch.Tensor]:
     generator = torch.Generator(device=run.device).manual_seed(0)
     batches, losses = _batches(run), []
     for _ in range(steps):
-        loss = run._step_loss(next(batches), generator)
+        loss = run.step_loss(next(batches), generator)
         run.acc.backward(loss)
-        run._optimizer_step()
+        run.optimizer_step()
         losses.append(loss.detach())
     return losses
 

@@ -140,7 +140,7 @@ def test_every_random_generator_comes_back():
 
     import numpy as np
 
-    from trainer.run.state import capture_rng, restore_rng
+    from trainer.run.rng_state import capture_rng, restore_rng
 
     gen = torch.Generator().manual_seed(1)
 

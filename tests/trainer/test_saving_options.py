@@ -8,12 +8,13 @@ import pytest
 from safetensors import safe_open
 
 from tests.helpers import make_toy_dataset, write_preset
-from trainer.config import FIELDS, config_from_dict
+from trainer.config import FIELDS, TrainingConfig, config_from_dict
 from trainer.network.lora_file import build_metadata
 from trainer.plan.saves import (
-    IntermediateSaves,
+    SaveSchedule,
     prune_epoch_files,
     prune_epoch_states,
+    prune_older,
     prune_step_files,
     prune_step_states,
     step_saves,
@@ -101,18 +102,17 @@ def settings(tmp_path, **over):
 
 def test_old_files_are_pruned_only_after_the_new_one_is_written(tmp_path):
     touch(tmp_path, "toy-000001.safetensors", "toy-step00000001.safetensors")
-    failing = IntermediateSaves(
-        settings(tmp_path), FakeSaver(tmp_path, fail=True), total_steps=10, epochs=5, is_main=True
-    )
-    with pytest.raises(OSError):
-        failing.after_epoch(2, 2)
-    with pytest.raises(OSError):
-        failing.after_step(5, 2)
+    cfg = TrainingConfig.model_construct(**vars(settings(tmp_path)))
+    saves = SaveSchedule(cfg, total_steps=10, epochs=5)
+    for point in (saves.after_epoch(2, 2), saves.after_step(5, 2)):
+        with pytest.raises(OSError):
+            FakeSaver(tmp_path, fail=True).save(point.name, point.epoch, point.step)
+            prune_older(cfg, point)
     assert names(tmp_path) == ["toy-000001.safetensors", "toy-step00000001.safetensors"]
 
-    saves = IntermediateSaves(settings(tmp_path), FakeSaver(tmp_path), total_steps=10, epochs=5, is_main=True)
-    saves.after_epoch(2, 2)
-    saves.after_step(5, 2)
+    for point in (saves.after_epoch(2, 2), saves.after_step(5, 2)):
+        FakeSaver(tmp_path).save(point.name, point.epoch, point.step)
+        prune_older(cfg, point)
     assert names(tmp_path) == ["toy-000002.safetensors", "toy-step00000005.safetensors"]
     assert saves.after_epoch(5, 10) is None and saves.after_step(10, 5) is None  # the final's turn
 
@@ -195,11 +195,10 @@ def test_states_follow_the_file_pruning_unless_their_own_number_is_set(tmp_path)
 
     epochs_only = settings(tmp_path, save_every_n_steps=0, save_last_n_steps=0, save_last_n_epochs_state=2)
     logs = []
-    saves = IntermediateSaves(
-        epochs_only, Saver(), total_steps=10, epochs=5, is_main=True, on_log=logs.append
-    )
-    for epoch in (1, 2, 3):
-        saves.after_epoch(epoch, epoch)
+    saves = SaveSchedule(epochs_only, total_steps=10, epochs=5)
+    for point in (saves.after_epoch(epoch, epoch) for epoch in (1, 2, 3)):
+        Saver().save(point.name, point.epoch, point.step)
+        logs += prune_older(epochs_only, point)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "toy-000002-state",
         "toy-000003-state",

@@ -84,14 +84,14 @@ def test_no_file_event_or_log_of_a_run_holds_the_token(tiny_model, tmp_path, mon
             "num_cpu_threads_per_process": 1,
         }
     )
-    original = Run._step_loss
+    original = Run.step_loss
 
     def leaky(self, batch, generator):  # an error that quotes the token, at step 2
         if self.keeper.position.step >= 1:
             raise RuntimeError(f"401 Unauthorized for token {TOKEN}")
         return original(self, batch, generator)
 
-    monkeypatch.setattr(Run, "_step_loss", leaky)
+    monkeypatch.setattr(Run, "step_loss", leaky)
     events: list = []
     assert train_with_events(cfg, events.append) == 1
     written = [p for folder in (out, logs) for p in folder.rglob("*") if p.is_file()]

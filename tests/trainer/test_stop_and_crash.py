@@ -212,13 +212,13 @@ def test_nan_loss_stops_at_once_and_saves_nothing_after_it(tiny_model, data, tmp
     out.mkdir()
     save_file({"x": torch.ones(2)}, str(out / "toy.safetensors"))  # a good file from before
     before = (out / "toy.safetensors").read_bytes()
-    original = Run._step_loss
+    original = Run.step_loss
 
     def poisoned(self, batch, generator):
         loss = original(self, batch, generator)
         return loss * float("nan") if self.keeper.position.step + 1 >= 2 else loss
 
-    monkeypatch.setattr(Run, "_step_loss", poisoned)
+    monkeypatch.setattr(Run, "step_loss", poisoned)
     # as on a GPU: the loss is read at report time and before each save, not every step
     monkeypatch.setattr(
         "trainer.run.train.LossGuard", functools.partial(guards.LossGuard, sync_each_step=False)
@@ -253,7 +253,7 @@ def test_out_of_memory_names_the_settings_and_the_ways_out(tiny_model, data, tmp
     def oom(self, batch, generator):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(Run, "_step_loss", oom)
+    monkeypatch.setattr(Run, "step_loss", oom)
     code, events = run(settings(tiny_model("sd15"), data, tmp_path / "out", optimizer="AdamW"))
     assert code == 1
     error = error_of(events)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.data.dataset import TrainDataset
+from trainer.files import write_file_atomic_with
 
 CACHE_FORMAT = 1  # raise when the image pipeline or the file layout changes
 _SAMPLE_PER_TENSOR = 4096
@@ -140,7 +140,7 @@ def write_cache_file(
     original_size: tuple[int, int],
     crop_ltrb: tuple[int, int, int, int],
 ) -> None:
-    """Write the cache file atomically (temp file + rename). Raises OSError."""
+    """Write the cache file atomically (trainer.files: temp file, flushed, renamed). Raises OSError."""
     arrays: dict[str, np.ndarray] = {
         "cache_key": np.array(json.dumps(key, sort_keys=True)),
         "original_size": np.array(original_size, dtype=np.int64),
@@ -152,15 +152,13 @@ def write_cache_file(
         arrays["time_ids" + suffix] = time_ids.astype(np.float32)
         if mask:
             arrays["alpha_mask" + suffix] = mask[0].astype(np.float32)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: given a path, numpy would add ".npz" to it
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    # a lost rename only costs encoding that image again: no wait for the folder's sync
+    write_file_atomic_with(path, write, sync_folder=False)
 
 
 def _time_ids(sample: dict) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 A crash, a full disk or a read-only folder must never leave a half-written or corrupted
 LoRA where a previous good one was, so every save goes to a temp file in the same
-folder, is flushed to disk, then renamed over the target in one step.
+folder, is flushed to disk, then renamed over the target in one step
+(`trainer.files.write_file_atomic_with`).
 
 Metadata follows what sd-scripts writes (docs/ANCHORS.md section 6), because A1111, Forge,
 ComfyUI and CivitAI read those keys: ``ss_*`` training facts, ``sshs_model_hash`` (the
@@ -24,7 +25,8 @@ import torch
 from safetensors.torch import save as serialize
 from torch import Tensor
 
-from trainer.files import describe_os_error, fsync_dir, temp_name
+from trainer.config import FIELDS, TrainingConfig
+from trainer.files import describe_os_error, write_file_atomic_with
 
 _DTYPES = {
     "fp16": torch.float16,
@@ -93,20 +95,14 @@ def save_lora(
     meta["sshs_model_hash"] = _data_hash(serialize(prepared))
     blob = serialize(prepared, metadata=meta)
 
-    tmp = temp_name(path)  # hidden; a killed run's leftovers are cleaned at the next start
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def write(tmp: Path) -> None:  # the hidden temp file; a killed run's is cleaned at the next start
         with open(tmp, "wb") as f:
             f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomic_with(path, write)
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise SaveError(f"could not save {path}: {describe_os_error(exc)} ({exc})") from exc
     return path
 
@@ -152,7 +148,7 @@ def _model_name(name: str) -> str:
 
 
 def build_metadata(
-    cfg: Any,
+    cfg: TrainingConfig,
     *,
     arch: str,
     v_parameterization: bool,
@@ -173,20 +169,21 @@ def build_metadata(
 ) -> dict[str, str]:
     """The ss_* and modelspec.* metadata of one saved LoRA, every value a string.
 
-    ``cfg`` is any object with Kohya-named attributes (missing ones default as in the
-    Kohya GUI). Values are formatted as sd-scripts formats them (str() of the Python
-    value, JSON for dicts) so tools that parse them keep working.
+    ``cfg``: the run's config. A tool that writes a LoRA of its own may pass any object
+    with some of its Kohya-named settings; the schema's default stands in for the rest.
+    Values are formatted as sd-scripts formats them (str() of the Python value, JSON for
+    dicts) so tools that parse them keep working.
     """
     if arch not in _BASE_VERSION:
         raise ValueError(f"arch must be one of {sorted(_BASE_VERSION)}, got {arch!r}")
 
-    def get(name: str, default: Any = None) -> Any:
-        return getattr(cfg, name, default)
+    def get(name: str) -> Any:  # the schema's default stands in for a setting `cfg` lacks
+        return getattr(cfg, name, FIELDS[name].default)
 
-    alpha = get("network_alpha", 1.0)
-    batch = int(get("train_batch_size", 1))
-    total_batch = batch * int(get("gradient_accumulation_steps", 1) or 1) * int(get("num_processes", 1) or 1)
-    optimizer = str(get("optimizer", "AdamW8bit"))
+    alpha = get("network_alpha")
+    batch = int(get("train_batch_size"))
+    total_batch = batch * int(get("gradient_accumulation_steps") or 1) * int(get("num_processes") or 1)
+    optimizer = str(get("optimizer"))
     optimizer_args = get("optimizer_args")
     if optimizer_args:
         if isinstance(optimizer_args, (list, tuple)):
@@ -196,19 +193,19 @@ def build_metadata(
     base_version = "sd_v2_v" if v2 and v_parameterization else _BASE_VERSION[arch]
     architecture = "stable-diffusion-v2-768-v/lora" if v2 and v_parameterization else _ARCHITECTURE[arch]
     width, height = resolution
-    output_name = str(get("output_name", "last"))
+    output_name = str(get("output_name"))
     safe_args = {k: v for k, v in network_args.items() if not _SECRET.search(str(k))}
 
     meta: dict[str, Any] = {
         "ss_network_module": network_module,
-        "ss_network_dim": get("network_dim", 8),
+        "ss_network_dim": get("network_dim"),
         "ss_network_alpha": float(alpha) if alpha is not None else None,
         "ss_network_args": json.dumps(safe_args, default=str),
-        "ss_learning_rate": get("learning_rate", 1e-4),
+        "ss_learning_rate": get("learning_rate"),
         "ss_unet_lr": get("unet_lr"),
         "ss_text_encoder_lr": get("text_encoder_lr"),
         "ss_optimizer": optimizer,
-        "ss_lr_scheduler": get("lr_scheduler", "cosine"),
+        "ss_lr_scheduler": get("lr_scheduler"),
         "ss_lr_warmup_steps": lr_warmup_steps,
         "ss_max_train_steps": max_train_steps,
         "ss_num_epochs": total_epochs,
@@ -217,7 +214,7 @@ def build_metadata(
         "ss_batch_size_per_device": batch,
         "ss_total_batch_size": total_batch,
         "ss_resolution": (width, height),
-        "ss_mixed_precision": get("mixed_precision", "fp16"),
+        "ss_mixed_precision": get("mixed_precision"),
         "ss_clip_skip": get("clip_skip"),
         "ss_v2": v2,
         "ss_base_model_version": base_version,
@@ -232,12 +229,12 @@ def build_metadata(
         "ss_bucket_info": json.dumps(bucket_info),
         "ss_noise_offset": get("noise_offset"),
         "ss_min_snr_gamma": get("min_snr_gamma"),
-        "ss_caption_dropout_rate": get("caption_dropout_rate", 0.0),
-        "ss_flip_aug": bool(get("flip_aug", False)),
-        "ss_color_aug": bool(get("color_aug", False)),
-        "ss_shuffle_caption": bool(get("shuffle_caption", False)),
-        "ss_keep_tokens": get("keep_tokens", 0),
-        "ss_enable_bucket": bool(get("enable_bucket", True)),
+        "ss_caption_dropout_rate": get("caption_dropout_rate"),
+        "ss_flip_aug": bool(get("flip_aug")),
+        "ss_color_aug": bool(get("color_aug")),
+        "ss_shuffle_caption": bool(get("shuffle_caption")),
+        "ss_keep_tokens": get("keep_tokens"),
+        "ss_enable_bucket": bool(get("enable_bucket")),
         "ss_training_comment": get("training_comment"),
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": architecture,
@@ -252,7 +249,7 @@ def build_metadata(
             meta[f"ss_{name}"] = get(name)
     if hasattr(cfg, "debiased_estimation_loss"):  # sd-scripts' key for this setting
         meta["ss_debiased_estimation"] = bool(get("debiased_estimation_loss"))
-    timesteps = (get("min_timestep", 0), get("max_timestep", 1000))
+    timesteps = (get("min_timestep"), get("max_timestep"))
     if timesteps != (0, 1000):  # like sd-scripts: only a narrowed range is recorded
         meta["modelspec.timestep_range"] = f"{timesteps[0]},{timesteps[1]}"
     for name in ("author", "description", "license", "tags"):

@@ -1,23 +1,28 @@
-"""Intermediate LoRA files: when to write them, their names, and pruning the old ones.
+"""The LoRA files a run writes: when, under which name, and pruning the older ones.
 
 Names as sd-scripts writes them: `<name>-<epoch:06d>.safetensors` after every
 `save_every_n_epochs`-th epoch, `<name>-step<step:08d>.safetensors` every
 `save_every_n_steps` steps; neither at the very end, where the final `<name>.safetensors`
-is written. Pruning, also as sd-scripts: `save_last_n_epochs` keeps the newest N epoch
+is written; `<name>-stopped-<step>.safetensors` on Stop. `SaveSchedule` answers when (a
+`SavePoint`, or None); the run writes it (trainer.run.save_point) and then calls
+`prune_older`. Pruning, also as sd-scripts: `save_last_n_epochs` keeps the newest N epoch
 files; `save_last_n_steps` keeps the step files written in the last N steps. A file is
-deleted only after the newer one is safely on disk (the save raises otherwise, and then
-nothing is pruned), and the final file is never touched. The `<file>-state` folders
-(save_state) are pruned the same way, keeping `save_last_n_epochs_state` /
-`save_last_n_steps_state` where set (sd-scripts' override), else the files' numbers;
-only a folder that holds a training state (its state.json) is ever removed.
+deleted only after the newer one is safely on disk, and the final file is never touched.
+The `<file>-state` folders (save_state) are pruned the same way, keeping
+`save_last_n_epochs_state` / `save_last_n_steps_state` where set (sd-scripts' override),
+else the files' numbers; only a folder that holds a training state (its state.json) is
+ever removed.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal
+
+from trainer.config import TrainingConfig
 
 EXT = "safetensors"
 
@@ -77,10 +82,6 @@ def prune_step_states(folder: str | Path, output_name: str, current_step: int, w
     return doomed
 
 
-def _setting(settings, key: str) -> int:
-    return int(getattr(settings, key, 0) or 0)
-
-
 def prune_epoch_files(folder: str | Path, output_name: str, current_epoch: int, keep: int) -> list[Path]:
     """Delete all but the newest `keep` epoch files up to `current_epoch`; returns them.
 
@@ -107,70 +108,70 @@ def prune_step_files(folder: str | Path, output_name: str, current_step: int, wi
     return doomed
 
 
-class _Saver(Protocol):
-    def save(self, name: str, epoch: int, step: int, final: bool = False) -> Path: ...
+@dataclass(frozen=True)
+class SavePoint:
+    """One LoRA file to write: its name (without .safetensors), the epoch and step it holds,
+    and its series: "epoch" or "step" (intermediate, pruned), "final" or "stopped"."""
+
+    name: str
+    epoch: int
+    step: int
+    series: Literal["epoch", "step", "final", "stopped"]
+
+    @property
+    def final(self) -> bool:
+        return self.series == "final"
+
+    @property
+    def ends_run(self) -> bool:
+        """The final file or Stop's: save_state_on_train_end writes the state with these."""
+        return self.series in ("final", "stopped")
 
 
-class IntermediateSaves:
-    """Writes the per-epoch and per-step files of a run and prunes the older ones.
+class SaveSchedule:
+    """When a run writes a LoRA file, and its name (cfg: save_every_n_epochs,
+    save_every_n_steps, output_name). Decides only; writes nothing."""
 
-    settings: the config (save_every_n_epochs, save_every_n_steps, save_last_n_epochs,
-    save_last_n_steps, output_dir, output_name). Only the main process prunes.
-    """
+    def __init__(self, cfg: TrainingConfig, *, total_steps: int, epochs: int) -> None:
+        self.cfg, self.total_steps, self.epochs = cfg, total_steps, epochs
 
-    def __init__(
-        self,
-        settings,
-        saver: _Saver,
-        *,
-        total_steps: int,
-        epochs: int,
-        is_main: bool,
-        on_log=lambda message: None,
-    ):
-        self.s, self.saver, self.is_main, self.log = settings, saver, is_main, on_log
-        self.total_steps, self.epochs = total_steps, epochs
-        self.folder = Path(settings.output_dir)
-
-    def after_step(self, step: int, epoch: int) -> Path | None:
-        """Save `<name>-step<step>` when due (never at the last step), then prune."""
-        every = int(getattr(self.s, "save_every_n_steps", 0) or 0)
+    def after_step(self, step: int, epoch: int) -> SavePoint | None:
+        """`<name>-step<step>` when due (never at the last step: the final file follows)."""
+        every = self.cfg.save_every_n_steps
         if every <= 0 or step % every or step >= self.total_steps:
             return None
-        path = self.saver.save(step_file_stem(self.s.output_name, step), epoch, step)
-        if self.is_main:
-            window = _setting(self.s, "save_last_n_steps")
-            self._report(prune_step_files(self.folder, self.s.output_name, step, window))
-            self._report(
-                prune_step_states(
-                    self.folder,
-                    self.s.output_name,
-                    step,
-                    _setting(self.s, "save_last_n_steps_state") or window,
-                )
-            )
-        return path
+        return SavePoint(step_file_stem(self.cfg.output_name, step), epoch, step, "step")
 
-    def after_epoch(self, epoch: int, step: int) -> Path | None:
-        """Save `<name>-<epoch>` when due (never after the last epoch), then prune."""
-        every = int(getattr(self.s, "save_every_n_epochs", 0) or 0)
-        if every <= 0 or epoch % every or epoch >= self.epochs:
+    def after_epoch(self, epoch: int, step: int) -> SavePoint | None:
+        """`<name>-<epoch>` when due (never after the last epoch, nor once the last step is
+        trained: the final file follows)."""
+        every = self.cfg.save_every_n_epochs
+        if every <= 0 or epoch % every or epoch >= self.epochs or step >= self.total_steps:
             return None
-        path = self.saver.save(epoch_file_stem(self.s.output_name, epoch), epoch, step)
-        if self.is_main:
-            keep = _setting(self.s, "save_last_n_epochs")
-            self._report(prune_epoch_files(self.folder, self.s.output_name, epoch, keep))
-            self._report(
-                prune_epoch_states(
-                    self.folder,
-                    self.s.output_name,
-                    epoch,
-                    _setting(self.s, "save_last_n_epochs_state") or keep,
-                )
-            )
-        return path
+        return SavePoint(epoch_file_stem(self.cfg.output_name, epoch), epoch, step, "epoch")
 
-    def _report(self, removed: list[Path]) -> None:
-        for path in removed:
-            kind = "training state" if path.name.endswith("-state") else "file"
-            self.log(f"removed the older intermediate {kind} {path.name}")
+    def final(self, step: int) -> SavePoint:
+        return SavePoint(self.cfg.output_name, self.epochs, step, "final")
+
+    def stopped(self, epoch: int, step: int) -> SavePoint:
+        return SavePoint(f"{self.cfg.output_name}-stopped-{step}", epoch, step, "stopped")
+
+
+def prune_older(cfg: TrainingConfig, point: SavePoint) -> list[str]:
+    """Once `point` is safely on disk: remove the older files and states of its series that
+    the keep settings no longer keep. Returns a note per removal, for the log."""
+    folder, name = Path(cfg.output_dir), cfg.output_name
+    if point.series == "step":
+        window = cfg.save_last_n_steps
+        removed = prune_step_files(folder, name, point.step, window)
+        removed += prune_step_states(folder, name, point.step, cfg.save_last_n_steps_state or window)
+    elif point.series == "epoch":
+        keep = cfg.save_last_n_epochs
+        removed = prune_epoch_files(folder, name, point.epoch, keep)
+        removed += prune_epoch_states(folder, name, point.epoch, cfg.save_last_n_epochs_state or keep)
+    else:
+        return []  # the final file and Stop's prune nothing
+    return [
+        f"removed the older intermediate {'training state' if p.name.endswith('-state') else 'file'} {p.name}"
+        for p in removed
+    ]

@@ -13,7 +13,9 @@ import types
 
 import torch
 
+from trainer.config import TrainingConfig
 from trainer.config.rules.optimizer_args import BITSANDBYTES
+from trainer.config.specs import SECRET_KEYS
 from trainer.network.lora_file import SaveError
 
 # The Run methods a failure can happen in, and what the user would call that phase.
@@ -24,7 +26,8 @@ _PHASES = {
     "_cache_text": "while caching the text-encoder outputs",
     "_make_optimizer": "while setting up the optimizer",
     "_loop": "during a training step",
-    "_step_loss": "during a training step",
+    "step_loss": "during a training step",
+    "optimizer_step": "during a training step",
 }
 
 
@@ -43,7 +46,7 @@ class LossGuard:
     the same step and stops there, so none is left waiting for the others.
     """
 
-    def __init__(self, cfg, sync_each_step: bool | None = None, world: int = 1) -> None:
+    def __init__(self, cfg: TrainingConfig, sync_each_step: bool | None = None, world: int = 1) -> None:
         self.cfg = cfg
         self.sync_each_step = sync_each_step if world == 1 else True
         self.world = world
@@ -135,7 +138,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def out_of_memory_message(cfg, exc: BaseException) -> tuple[str, str]:
+def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
     """(message naming the settings that used the memory, hint listing the ways out)."""
     on_gpu = isinstance(exc, torch.cuda.OutOfMemoryError) or "cuda" in str(exc).lower()
     where = "The GPU" if on_gpu else "The computer"
@@ -181,18 +184,16 @@ def out_of_memory_message(cfg, exc: BaseException) -> tuple[str, str]:
     return message, "Ways out, most effective first:\n" + "\n".join(f"- {w}" for w in ways)
 
 
-def redact(text: str, cfg) -> str:
+def redact(text: str, cfg: TrainingConfig) -> str:
     """`text` with every secret setting's value (tokens, API keys) replaced by ***."""
-    from trainer.config.specs import SECRET_KEYS
-
     for key in SECRET_KEYS:
-        value = str(getattr(cfg, key, "") or "")
+        value = str(getattr(cfg, key) or "")
         if len(value) >= 4:
             text = text.replace(value, "***")
     return text
 
 
-def explain_failure(cfg, exc: BaseException) -> tuple[str, str]:
+def explain_failure(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
     """(message, hint) for an exception that ended a run; never a traceback."""
     if is_out_of_memory(exc):
         message, hint = out_of_memory_message(cfg, exc)

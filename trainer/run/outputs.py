@@ -1,15 +1,15 @@
-"""What a run writes while it trains, besides the final LoRA: intermediate saves (with
-pruning), preview samples and TensorBoard logs. The loop calls four hooks:
+"""What a run shows while it trains, besides its LoRA files (trainer.run.save_point):
+preview samples and TensorBoard logs. The loop calls these hooks:
 
-    outputs.before_training()                       # sample_at_first
-    outputs.after_step(step, epoch, loss, avg, lrs) # TB scalars, step saves, step samples
-    outputs.after_epoch(epoch, step, avg, last)     # TB epoch loss, epoch saves, epoch samples
-    outputs.close()                                 # flush TensorBoard
+    outputs.before_training()                 # sample_at_first
+    outputs.after_step(step, loss, avg, lrs)  # TB scalars, step samples
+    outputs.on_report()                       # flush TensorBoard while the GPU is read anyway
+    outputs.after_epoch(epoch, step, avg)     # TB epoch loss, epoch samples
+    outputs.close()                           # flush TensorBoard
 
-Only the main process samples and logs; saving is left to the saver (which writes on the
-main process only) so every process walks the same code path. A sample is drawn with a
-schedule-free optimizer's averaged weights (`trainer.optim.optimizers.averaged_weights`), which every
-process swaps in and out alike.
+Only the main process samples and logs, but every process walks the same code path: a
+sample is drawn with a schedule-free optimizer's averaged weights
+(`trainer.optim.optimizers.averaged_weights`), which every process swaps in and out alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 
 from trainer.config import TrainingConfig, parse_resolution
 from trainer.events import Event, EventCallback
-from trainer.plan.saves import IntermediateSaves
 from trainer.sampling.prompts import read_sample_prompts, sampling_due
 
 
@@ -31,10 +30,8 @@ class RunOutputs:
     def __init__(
         self,
         cfg: TrainingConfig,
-        plan,
         models,
         network,
-        saver,
         *,
         optimizer: torch.optim.Optimizer,
         device: torch.device,
@@ -43,10 +40,6 @@ class RunOutputs:
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ):
         self.cfg, self.emit, self.optimizer = cfg, emit, optimizer
-        log = lambda message: emit(Event("log", {"message": message}))
-        self.saves = IntermediateSaves(
-            cfg, saver, total_steps=plan.total_steps, epochs=plan.epochs, is_main=is_main, on_log=log
-        )
         self.sampler = None
         scheduled = cfg.sample_every_n_steps > 0 or cfg.sample_every_n_epochs > 0 or cfg.sample_at_first
         self.sampling = bool(scheduled and cfg.sample_prompts.strip())  # on every process
@@ -74,7 +67,7 @@ class RunOutputs:
 
             self.tb = TensorBoardLogger(cfg.logging_dir, cfg.output_name)
             self.lr_tags = group_tags(optimizer.param_groups)
-            log(f"TensorBoard logs: {self.tb.folder}")
+            emit(Event("log", {"message": f"TensorBoard logs: {self.tb.folder}"}))
 
     def _sample(self, **when) -> None:
         from trainer.optim.optimizers import averaged_weights
@@ -87,12 +80,9 @@ class RunOutputs:
         if self.sampling and self.cfg.sample_at_first:
             self._sample(step=0)
 
-    def after_step(
-        self, step: int, epoch: int, loss: torch.Tensor, avg_loss: torch.Tensor, lrs: list[float]
-    ) -> None:
+    def after_step(self, step: int, loss: torch.Tensor, avg_loss: torch.Tensor, lrs: list[float]) -> None:
         if self.tb is not None:
-            self.tb.log_step(step, loss, avg_loss, dict(zip(self.lr_tags, lrs)))
-        self.saves.after_step(step, epoch)
+            self.tb.log_step(step, loss, avg_loss, dict(zip(self.lr_tags, lrs, strict=False)))
         if self.sampling and sampling_due(
             step=step,
             every_n_steps=self.cfg.sample_every_n_steps,
@@ -105,11 +95,9 @@ class RunOutputs:
         if self.tb is not None:
             self.tb.flush()
 
-    def after_epoch(self, epoch: int, step: int, avg_loss: float, last: bool = False) -> None:
+    def after_epoch(self, epoch: int, step: int, avg_loss: float) -> None:
         if self.tb is not None:
             self.tb.log_epoch(epoch, avg_loss)
-        if not last:
-            self.saves.after_epoch(epoch, step)
         if self.sampling and sampling_due(
             step=step,
             every_n_steps=self.cfg.sample_every_n_steps,

@@ -1,4 +1,8 @@
-"""Files a run writes besides the loop: LoRA saves (with metadata) and the crash log."""
+"""The LoRA file of a save (Kohya keys, ss_* metadata) and the crash log of a failed run.
+
+`LoRASaver` is step 3 of a save (trainer.run.save_point: loss checked, averaged weights,
+this file, the training state, pruning); it writes on the main process only.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from trainer.config import TrainingConfig, parse_resolution
 from trainer.events import Event, EventCallback
 from trainer.network.lora_file import build_metadata, kohya_dtype, save_lora
+from trainer.plan.training_plan import Plan
 
 
 class LoRASaver:
@@ -16,7 +21,7 @@ class LoRASaver:
     def __init__(
         self,
         cfg: TrainingConfig,
-        plan,
+        plan: Plan,
         models,
         network,
         dataset,

@@ -11,7 +11,9 @@ beside the final file, `<output_name>-stopped-<step>-state` after Stop. It holds
                        (read back with torch.load(weights_only=True): tensors and plain values)
 
 and is written to a hidden temporary folder, flushed, then renamed into place
-(`trainer.files`), so a folder under its real name is always complete.
+(`trainer.files.write_folder_atomic`), so a folder under its real name is always complete.
+The run's side (its position, the resume, the state written with each save) is
+`trainer.run.state_keeper`.
 
 Resuming gives the same run as one that never stopped: the weights, optimizer and
 schedule come back before the loop, every random generator right at its start, and the
@@ -23,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,9 +35,9 @@ from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
 from trainer.config import Problem, TrainingConfig, preset_dict
-from trainer.files import describe_os_error, fsync_dir, replace_dir, temp_name, write_bytes_synced
+from trainer.files import describe_os_error, write_folder_atomic
 from trainer.network.lora_file import SaveError
-from trainer.run.rng_state import capture_rng, gather_rng, restore_rng
+from trainer.plan.training_plan import PreparedData
 
 STATE_FORMAT = 1
 STATE_FILE, WEIGHTS_FILE, TRAINING_FILE = "state.json", "lora.safetensors", "training.pt"
@@ -76,7 +77,7 @@ def _files(scan, root: str) -> list[list]:
     return sorted([Path(os.path.relpath(item.path, base)).as_posix(), item.repeats] for item in scan.items)
 
 
-def fingerprint(cfg: TrainingConfig, prepared) -> dict:
+def fingerprint(cfg: TrainingConfig, prepared: PreparedData) -> dict:
     """The settings a state is only valid with: base model, network, optimizer, batching, data."""
     lora_type = cfg.LoRA_type
     network: dict[str, Any] = {
@@ -181,7 +182,9 @@ def read_state_info(folder: str | Path) -> dict:
     return info
 
 
-def check_resume(cfg: TrainingConfig, prepared, total_steps: int) -> tuple[list[Problem], list[str]]:
+def check_resume(
+    cfg: TrainingConfig, prepared: PreparedData, total_steps: int
+) -> tuple[list[Problem], list[str]]:
     """Problems (the state cannot continue this config) and notes, before any model loads."""
     if not cfg.resume.strip():
         return [], []
@@ -227,30 +230,29 @@ def write_state(folder: Path, *, weights: dict[str, torch.Tensor], training: dic
     for key, tensor in weights.items():
         if not torch.isfinite(tensor).all():
             raise SaveError(f"refusing to save the training state: {key} contains NaN or inf")
-    tmp = temp_name(folder)
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        write_bytes_synced(
-            tmp / WEIGHTS_FILE, serialize({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
+
+    def fill(tmp: Path) -> None:
+        (tmp / WEIGHTS_FILE).write_bytes(
+            serialize({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
         )
         buf = io.BytesIO()
         torch.save(training, buf)
-        write_bytes_synced(tmp / TRAINING_FILE, buf.getvalue())
+        (tmp / TRAINING_FILE).write_bytes(buf.getvalue())
         text = json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n"
-        write_bytes_synced(tmp / STATE_FILE, text.encode("utf-8"))
-        fsync_dir(tmp)
-        replace_dir(tmp, folder)
+        (tmp / STATE_FILE).write_bytes(text.encode("utf-8"))
+
+    try:
+        return write_folder_atomic(folder, fill)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise SaveError(
             f"could not save the training state {folder}: {describe_os_error(exc)} "
             f"({exc}); an earlier state of that name is unchanged"
         ) from exc
-    return folder
 
 
-def state_info(cfg: TrainingConfig, prepared, position: Position, lora_file: str, total_steps: int) -> dict:
+def state_info(
+    cfg: TrainingConfig, prepared: PreparedData, position: Position, lora_file: str, total_steps: int
+) -> dict:
     """The contents of state.json (secrets are never in it: preset_dict leaves them out)."""
     config = preset_dict(cfg)
     config.pop("resume", None)
@@ -272,176 +274,3 @@ def load_training(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, di
     weights = load_file(folder / WEIGHTS_FILE)
     training = torch.load(folder / TRAINING_FILE, map_location="cpu", weights_only=True)
     return weights, training, info
-
-
-# ---- the Run's side ---------------------------------------------------------------------------
-class StateKeeper:
-    """A Run's training state: where the loop stands, the state saved with each LoRA, and
-    the resume before the loop.
-
-    Hooks in the Run, in order: `guarded(saver)` and `resume()` after setup, `start(generator)`
-    where the loop begins, `advance(...)` after every optimizer step, `end_epoch(epoch)` when an
-    epoch is complete (a state saved then resumes at the next epoch).
-    """
-
-    def __init__(self, run, guard) -> None:
-        self.run, self.cfg, self.guard = run, run.cfg, guard
-        self.position = self.resumed_from = Position()
-        self._rng: dict | None = None
-        self._rng_by_rank: list | None = None
-        self.generator: torch.Generator | None = None
-
-    def guarded(self, saver) -> GuardedSaver:
-        return GuardedSaver(saver, self)
-
-    def resume(self) -> None:
-        """Clean what a killed run left; with `resume` set, load weights, optimizer, schedule."""
-        from trainer.events import Event
-        from trainer.files import clean_stale_temps
-
-        run, cfg = self.run, self.cfg
-        if run.acc.is_main_process and cfg.output_dir.strip():
-            for note in clean_stale_temps(Path(cfg.output_dir)):
-                run.emit(Event("log", {"message": note}))
-        if not cfg.resume.strip():
-            return
-        from trainer.run.guards import TrainingError
-
-        try:
-            weights, training, info = load_training(cfg.resume)
-        except Exception as exc:  # noqa: BLE001 - a damaged file, whichever library reads it
-            raise TrainingError(
-                f"the training state {cfg.resume} cannot be read ({exc}); resume "
-                "from an earlier -state folder"
-            ) from None
-        try:
-            run.network.load_state_dict(weights, strict=True)
-            run.optimizer.load_state_dict(training["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise TrainingError(
-                f"the training state {cfg.resume} does not fit this network or "
-                f"optimizer ({exc}); start a new run or use matching settings"
-            ) from None
-        from trainer.optim.optimizers import set_train_mode
-
-        set_train_mode(run.optimizer)  # a schedule-free state holds the average: back to training
-        run.scheduler.load_state_dict(training["scheduler"])
-        scaler = getattr(run.acc, "scaler", None)
-        if scaler is not None and training.get("scaler"):
-            scaler.load_state_dict(training["scaler"])
-        self.position = self.resumed_from = Position(**info["position"])
-        self._rng = training["rng"]
-        self._rng_by_rank = training.get("rng_by_rank")  # several processes: each one's
-        run.emit(
-            Event(
-                "log",
-                {
-                    "message": f"Resumed from {cfg.resume}: epoch {self.resumed_from.epoch}, "
-                    f"step {self.resumed_from.step}"
-                },
-            )
-        )
-
-    def start(self, generator: torch.Generator) -> Position:
-        """Where the loop begins; on a resume every random generator is put back first."""
-        self.generator = generator
-        if self._rng is not None:
-            acc = self.run.acc
-            by_rank = self._rng_by_rank
-            if not by_rank or len(by_rank) != acc.num_processes:
-                by_rank = None
-            if by_rank is not None or acc.process_index == 0:
-                rng = by_rank[acc.process_index] if by_rank is not None else self._rng
-                if not restore_rng(rng, generator):
-                    from trainer.events import Event
-
-                    self.run.emit(
-                        Event(
-                            "warning",
-                            {
-                                "message": (
-                                    f"{self.cfg.resume} was saved on a {self._rng['generator_device'].upper()}, "
-                                    f"this run is on a {generator.device.type.upper()}: training continues, but "
-                                    "its noise differs from the run that saved it"
-                                )
-                            },
-                        )
-                    )
-            else:  # saved by another number of processes: the others get a fresh seed
-                generator.manual_seed(self.cfg.seed + acc.process_index + 1_000_003 * self.resumed_from.step)
-        return self.resumed_from
-
-    def advance(self, epoch: int, batches_done: int, step: int) -> None:
-        self.position = Position(epoch, batches_done, step)
-
-    def end_epoch(self, epoch: int, num_batches: int) -> None:
-        """Once every batch of `epoch` is trained, a state saved from now on starts the next one.
-
-        A run that stopped at an epoch's last batch keeps pointing into that epoch, so the
-        resumed run still does that epoch's end (its save, its samples)."""
-        p = self.position
-        if p.epoch == epoch and p.batches_done >= num_batches:
-            self.position = Position(epoch + 1, 0, p.step)
-
-    def wants_state(self, final: bool) -> bool:
-        """save_state: with every save; save_state_on_train_end: at the end and on Stop."""
-        ending = final or self.run.stop.is_set()
-        return self.cfg.save_state or (self.cfg.save_state_on_train_end and ending)
-
-    def save(self, lora_path: Path, final: bool = False, rng_by_rank: list | None = None) -> Path:
-        """Write `<lora name>-state` for the current position (main process only);
-        `rng_by_rank`: every process's generators (`gather_rng`) when there are several."""
-        from trainer.events import Event
-
-        run = self.run
-        scaler = getattr(run.acc, "scaler", None)
-        training = {
-            "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": capture_rng(self.generator),
-            "rng_by_rank": rng_by_rank,
-        }
-        info = state_info(self.cfg, run.prepared, self.position, Path(lora_path).name, run.plan.total_steps)
-        folder = write_state(
-            state_dir_for(lora_path), weights=run.network.state_dict(), training=training, info=info
-        )
-        run.emit(
-            Event(
-                "saved",
-                {
-                    "path": str(folder),
-                    "epoch": self.position.epoch,
-                    "step": self.position.step,
-                    "final": final,
-                    "state": True,
-                },
-            )
-        )
-        return folder
-
-
-class GuardedSaver:
-    """The Run's LoRA saver with the guarantees around it: the loss is checked before every
-    save (no NaN weights over a good file), and the training state is written after it.
-    A schedule-free optimizer's averaged weights are what both hold (trainer.optim.optimizers)."""
-
-    def __init__(self, inner, keeper: StateKeeper) -> None:
-        self.inner, self.keeper = inner, keeper
-
-    def save(self, *args, **kwargs) -> Path:
-        from trainer.optim.optimizers import averaged_weights
-
-        self.keeper.guard.check()
-        with averaged_weights(self.keeper.run.optimizer):  # every process, so they stay alike
-            path = self.inner.save(*args, **kwargs)
-            final = bool(kwargs.get("final", False))
-            if self.keeper.wants_state(final):  # the same answer on every process
-                acc = self.keeper.run.acc
-                rngs = gather_rng(self.keeper.generator, acc.num_processes)  # all processes at once
-                if acc.is_main_process:
-                    self.keeper.save(path, final, rngs)
-        return path
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)

@@ -1,19 +1,18 @@
 """The training run, read top to bottom: setup -> models -> network -> data -> loop -> save.
 
 Features and the settings behind them:
-- mixed precision (`mixed_precision`): autocast, LoRA weights in fp32, fp16 grad scaling.
-- the data phase (dataset, loader, latent and text caches, masked loss, weighted
-  captions): `trainer.run.data.RunData`, which Run extends.
-- buckets, repeats, reg images (`prior_loss_weight`), captions: `trainer.data`.
-- noise offset / multires / min-SNR: `trainer.run.noise`; LR schedules: `trainer.config.rules.schedules`.
-- optimizers and schedulers by Kohya name (`optimizer`, `lr_scheduler`): `trainer.optim.optimizers`
-  (a schedule-free optimizer's averaged weights are what saves and samples read);
-  LoRA type incl. LyCORIS, LoRA+, block-wise LR: `trainer.network.build`; loss types,
-  ip noise, mem_eff_attn, fp8_base, full_fp16/bf16, max-norm, text-encoder stop:
-  `trainer.run.options`.
-- saves (`save_every_n_epochs`, `save_every_n_steps`, pruning), samples (Samples tab),
-  TensorBoard (`logging_dir`): `trainer.run.outputs`. Stop (a threading.Event):
-  `<name>-stopped-<step>`.
+- the setup phase (accelerator, mixed precision, models, LoRA, optimizer and LR
+  schedule): `trainer.run.setup.RunSetup`; the data phase (dataset, loader, latent and
+  text caches, masked loss, weighted captions): `trainer.run.data.RunData`. Run extends both.
+- the step (`Run.step_loss`, `Run.optimizer_step`), public so that benchmarks and tests
+  step a Run as its loop does: noise offset / multires / min-SNR: `trainer.run.noise`; loss
+  types, ip noise: `trainer.run.options`; `max_grad_norm`; a schedule-free optimizer's
+  averaged weights are what saves and samples read (`trainer.optim.optimizers`).
+- saves (`save_every_n_epochs`, `save_every_n_steps`, pruning, `save_state`): the loop
+  asks `trainer.plan.saves.SaveSchedule` when, and `trainer.run.save_point.save_point`
+  writes (loss check, averaged weights, LoRA, state, pruning). Stop (a threading.Event):
+  `<name>-stopped-<step>`. Resume (`resume`): `trainer.run.state_keeper`.
+- samples (Samples tab), TensorBoard (`logging_dir`): `trainer.run.outputs`.
 - several processes (`accelerate launch`): each rank takes every world-th batch; the
   gradients are averaged; only the main process writes files and reports.
 """
@@ -29,28 +28,23 @@ from pathlib import Path
 import torch
 
 from trainer.config import ConfigError, TrainingConfig
-from trainer.config.rules.schedules import warmup_steps_for
 from trainer.data.dataset_config import resolve_dataset_config
 from trainer.data.folders import DatasetError
 from trainer.events import Event, EventCallback
+from trainer.files import clean_stale_temps
 from trainer.models import ModelLoadError
-from trainer.plan.training_plan import Plan, build_plan, prepare_data
-from trainer.run.data import RunData
+from trainer.plan.saves import SaveSchedule
+from trainer.plan.training_plan import Plan, PreparedData, build_plan, prepare_data
 from trainer.run.guards import LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
-from trainer.run.options import (
-    StepHooks,
-    allow_fp16_gradients,
-    apply_attention_and_fp8,
-    lora_dtype,
-    noise_kwargs,
-    per_sample_training_loss,
-)
+from trainer.run.options import noise_kwargs, per_sample_training_loss
 from trainer.run.outputs import RunOutputs
 from trainer.run.preflight import run_preflight
+from trainer.run.save_point import SaveParts, save_point
 from trainer.run.saving import LoRASaver, write_crash_log
-from trainer.run.speed import apply_speed_options
-from trainer.run.state import StateKeeper, check_resume
+from trainer.run.setup import RunSetup
+from trainer.run.state import check_resume
+from trainer.run.state_keeper import StateKeeper, TrainingObjects
 from trainer.transfer import to_device
 
 
@@ -96,186 +90,77 @@ def train_with_events(
         return fail(1, message, hint, str(log or ""))
 
 
-class Run(RunData):
-    """One training run; `execute` runs the phases in order."""
+class Run(RunSetup):
+    """One training run; `execute` runs the phases in order: setup (`prepare`,
+    trainer.run.setup), the training state and saves, the loop, the final file.
 
-    def __init__(self, cfg: TrainingConfig, plan: Plan, prepared, emit: EventCallback, stop: threading.Event):
+    The training step is public, so that scripts/bench_worker.py and the tests step a
+    prepared Run exactly as its loop does:
+
+        loss = run.step_loss(batch, generator)   # forward: the loss of one batch
+        run.acc.backward(loss)                   # (the loop divides by gradient_accumulation_steps)
+        run.optimizer_step()                     # once per accumulated batch
+    """
+
+    def __init__(
+        self,
+        cfg: TrainingConfig,
+        plan: Plan,
+        prepared: PreparedData,
+        emit: EventCallback,
+        stop: threading.Event,
+    ) -> None:
         self.cfg, self.plan, self.prepared, self.emit, self.stop = cfg, plan, prepared, emit, stop
 
-    # ---- setup ------------------------------------------------------------------------
     def execute(self) -> None:
         self.prepare()
-        cfg = self.cfg
-        self.saver = LoRASaver(
+        cfg, plan, acc = self.cfg, self.plan, self.acc
+        if acc.is_main_process and cfg.output_dir.strip():
+            for note in clean_stale_temps(Path(cfg.output_dir)):  # what a killed run left
+                self.emit(Event("log", {"message": note}))
+        # the training state: resumed here (weights, optimizer, schedule), written with saves
+        training = TrainingObjects(self.network, self.optimizer, self.scheduler, acc.scaler)
+        self.keeper = StateKeeper(cfg, self.prepared, plan.total_steps)
+        self.keeper.resume(training, self.emit)
+        # the run decides when to save (SaveSchedule); every save reads these (save_point)
+        self.guard = LossGuard(cfg, world=acc.num_processes)
+        self.schedule = SaveSchedule(cfg, total_steps=plan.total_steps, epochs=plan.epochs)
+        lora = LoRASaver(
             cfg,
-            self.plan,
+            plan,
             self.models,
             self.network,
             self.dataset,
             self.started_at,
-            self.acc.is_main_process,
+            acc.is_main_process,
             self.emit,
             lr_warmup_steps=self.warmup,
         )
-        # every save checks the loss first and writes the training state after; resume loads it
-        self.guard = LossGuard(cfg, world=self.acc.num_processes)
-        self.keeper = StateKeeper(self, self.guard)
-        self.saver = self.keeper.guarded(self.saver)
-        self.keeper.resume()
+        self.save_parts = SaveParts(
+            cfg, self.guard, training, lora, self.keeper, acc.num_processes, acc.is_main_process, self.emit
+        )
         self.outputs = RunOutputs(
             cfg,
-            self.plan,
             self.models,
             self.network,
-            self.saver,
             optimizer=self.optimizer,
             device=self.device,
-            is_main=self.acc.is_main_process,
+            is_main=acc.is_main_process,
             emit=self.emit,
-            autocast=self.acc.autocast,
+            autocast=acc.autocast,
         )
         try:
             self._loop()
         finally:
             self.outputs.close()
 
-    def prepare(self, models=None) -> None:
-        """Everything a training step needs: accelerator, models, LoRA, data and caches,
-        optimizer. `models`: an already loaded SDModels to use instead of loading the
-        configured model (scripts/bench.py steps a Run built this way)."""
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
+    # ---- the step ---------------------------------------------------------------------------
+    def step_loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """The denoising loss of one batch (weighted per sample), ready for backward.
 
-        cfg = self.cfg
-        torch.set_num_threads(cfg.num_cpu_threads_per_process)
-        # cpu=True without CUDA, so that several CPU processes still form a (gloo) group
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
-        self.device = self.acc.device
-        set_seed(cfg.seed)
-        self.emit(
-            Event(
-                "started",
-                {
-                    "output_dir": cfg.output_dir,
-                    "output_name": cfg.output_name,
-                    "device": str(self.device),
-                    "processes": self.acc.num_processes,
-                },
-            )
-        )
-        self.started_at = time.time()
-        self._load_models(models)
-        self._make_network()
-        for note in apply_speed_options(cfg, self.models.unet, self.device):  # opt-in; off by default
-            self.emit(Event("log", {"message": note}))
-        self._make_data()
-        self._make_optimizer()
-
-    def _load_models(self, models=None) -> None:
-        from trainer.models import load_models
-
-        cfg = self.cfg
-        on_gpu = self.device.type == "cuda"
-        # Frozen weights in half precision on a GPU: half the memory, same speed under autocast.
-        self.weight_dtype = (
-            {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32)
-            if on_gpu
-            else torch.float32
-        )
-        self.models = m = models or load_models(
-            cfg.pretrained_model_name_or_path,
-            v2=cfg.v2,
-            v_parameterization=cfg.v_parameterization,
-            sdxl=cfg.sdxl,
-            dtype=self.weight_dtype,
-            vae_path=cfg.vae or None,
-        )
-        if m.arch == "sdxl" and self.weight_dtype == torch.float16:
-            m.vae.to(dtype=torch.float32)  # the SDXL VAE overflows in fp16
-        for module in (m.unet, m.vae, *m.text_encoders):
-            module.to(self.device)
-        if cfg.xformers == "xformers":
-            m.unet.enable_xformers_memory_efficient_attention()
-        elif cfg.xformers == "none":
-            from diffusers.models.attention_processor import AttnProcessor
-
-            m.unet.set_attn_processor(AttnProcessor())
-        if cfg.gradient_checkpointing:
-            m.unet.enable_gradient_checkpointing()
-        apply_attention_and_fp8(cfg, m.unet)  # mem_eff_attn, fp8_base
-        self.noise_scheduler = m.noise_scheduler
-        self.alphas_cumprod = m.noise_scheduler.alphas_cumprod.to(self.device)
-
-    def _make_network(self) -> None:
-        from trainer.network.build import build_network
-
-        cfg, m = self.cfg, self.models
-        self.train_unet = not cfg.network_train_text_encoder_only
-        self.train_te = not cfg.network_train_unet_only
-        # Standard / Kohya LoCon: our LoRANetwork; LyCORIS/*: lycoris-lora's modules
-        self.network = build_network(
-            cfg,
-            m.unet,
-            m.text_encoders,
-            arch=m.arch,
-            train_unet=self.train_unet,
-            train_text_encoder=self.train_te,
-        )
-        self.network.apply_to()
-        if cfg.network_weights:
-            self.network.load_kohya_weights(cfg.network_weights)
-        self.network.to(self.device, dtype=lora_dtype(cfg))  # full_fp16 / full_bf16
-        # Train mode where a LoRA learns: the LoRA dropouts act only then (the frozen
-        # weights have no dropout or batch norm, so nothing else changes).
-        if self.train_unet:
-            m.unet.train()
-        if self.train_te:
-            for te in m.text_encoders:
-                te.train()
-        if self.train_te and cfg.gradient_checkpointing:
-            for te in m.text_encoders:
-                te.gradient_checkpointing_enable()
-
-    def _make_optimizer(self) -> None:
-        from trainer.network.build import network_param_groups
-        from trainer.optim.optimizers import make_optimizer, make_scheduler
-
-        cfg = self.cfg
-        unet_lr = cfg.unet_lr or cfg.learning_rate
-        te_lr = cfg.text_encoder_lr or cfg.learning_rate
-        # per-part learning rates, LoRA+ ratios and block-wise weights
-        groups = network_param_groups(
-            cfg,
-            self.network,
-            arch=self.models.arch,
-            unet_lr=unet_lr if self.train_unet else 0.0,
-            text_encoder_lr=te_lr if self.train_te else 0.0,
-        )
-        self.params = [p for g in groups for p in g["params"]]
-        optimizer = make_optimizer(cfg.optimizer, groups, cfg.learning_rate, cfg.optimizer_args, self.device)
-        total = self.plan.total_steps
-        self.warmup = warmup_steps_for(total, cfg.lr_warmup, cfg.lr_warmup_steps)
-        self.scheduler = make_scheduler(
-            optimizer,
-            name=cfg.lr_scheduler,
-            total_steps=total,
-            warmup_steps=self.warmup,
-            num_cycles=cfg.lr_scheduler_num_cycles,
-            power=cfg.lr_scheduler_power,
-            initial_lr=cfg.learning_rate,
-            args_text=cfg.lr_scheduler_args,
-            scheduler_type=cfg.lr_scheduler_type,
-        )
-        self.optimizer = self.acc.prepare(optimizer)  # handles the fp16 grad scaler
-        if cfg.full_fp16:
-            allow_fp16_gradients(self.acc)
-        self.hooks = StepHooks(
-            cfg, self.network, self.optimizer, total, self.device, self.emit, train_text_encoder=self.train_te
-        )
-
-    # ---- the loop -----------------------------------------------------------------------
-    def _step_loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        """The denoising loss of one batch (weighted per sample)."""
+        Noise, timesteps and the noisy latents are drawn from `generator`; the U-Net
+        predicts under autocast; the loss type, masks, prior loss and min-SNR weights
+        follow the settings (trainer.run.options, trainer.run.noise)."""
         cfg = self.cfg
         latents, time_ids = self._latents(batch)
         noise = sample_noise(latents, generator=generator, **noise_kwargs(cfg))
@@ -334,6 +219,17 @@ class Run(RunData):
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= self.acc.num_processes
 
+    def optimizer_step(self) -> None:
+        """After backward: average the gradients (several processes), clip them
+        (`max_grad_norm`), step the optimizer and the LR schedule, clear the gradients."""
+        self._sync_gradients()
+        if self.cfg.max_grad_norm > 0:
+            self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    # ---- the loop -----------------------------------------------------------------------------
     def _stop_requested(self, agreed: bool) -> bool:
         """Stop (the GUI button, Ctrl-C, SIGTERM) after this step. With several processes the
         request can reach them a step apart, so they go by what they agreed on when the loss
@@ -346,20 +242,17 @@ class Run(RunData):
             self.stop.set()
         return agreed
 
-    def _optimizer_step(self) -> None:
-        """Average (several processes), clip, step the optimizer and the LR, clear the grads."""
-        self._sync_gradients()
-        if self.cfg.max_grad_norm > 0:
-            self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
     def _loop(self) -> None:
-        cfg, plan = self.cfg, self.plan
+        cfg, plan, keeper = self.cfg, self.plan, self.keeper
         accum = cfg.gradient_accumulation_steps
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed + self.acc.process_index)
-        at = self.keeper.start(generator)  # step 0, or a resumed state's position (RNGs restored)
+        # step 0, or a resumed state's position (its random generators restored)
+        at = keeper.start(
+            generator,
+            process_index=self.acc.process_index,
+            num_processes=self.acc.num_processes,
+            emit=self.emit,
+        )
         self.hooks.resumed_at(at.step)  # a text encoder whose training had stopped stays frozen
         total, step, last_emit = plan.total_steps, at.step, 0.0
         t0 = time.time()
@@ -375,7 +268,7 @@ class Run(RunData):
                 if batch is None or (epoch, bi) < (at.epoch, at.batches_done):
                     continue  # every image failed, or trained before the resumed state was saved
                 # forward and backward; the loss is divided so accumulated gradients average
-                loss = self._step_loss(batch, generator)
+                loss = self.step_loss(batch, generator)
                 # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
                 agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
                 self.acc.backward(loss / accum)
@@ -384,10 +277,10 @@ class Run(RunData):
                 if (bi + 1) % accum and bi + 1 != num_batches:
                     continue
                 # clip, step the optimizer and the learning rate
-                self._optimizer_step()
+                self.optimizer_step()
                 step += 1
                 self.hooks.after_step(step)  # scale_weight_norms, stop_text_encoder_training
-                self.keeper.advance(epoch, bi + 1, step)
+                keeper.advance(epoch, bi + 1, step)
                 # report about twice a second (reading the loss waits for the GPU)
                 now = time.time()
                 if now - last_emit > 0.5 or step == total or step == 1:
@@ -395,25 +288,29 @@ class Run(RunData):
                     self._report(step, total, epoch, loss, epoch_loss / epoch_batches, t0)
                     self.outputs.on_report()
                 if self._stop_requested(agreed_stop):
-                    path = self.saver.save(f"{cfg.output_name}-stopped-{step}", epoch, step)
+                    path = save_point(self.save_parts, self.schedule.stopped(epoch, step))
                     self.emit(
                         Event("stopped", {"path": str(path), "step": step, "reason": "stopped by the user"})
                     )
                     return
-                # TensorBoard, step saves (and pruning), step samples
+                # a step save when due (then pruning); TensorBoard, step samples
+                if point := self.schedule.after_step(step, epoch):
+                    save_point(self.save_parts, point)
                 self.outputs.after_step(
-                    step, epoch, loss.detach(), epoch_loss / epoch_batches, self.scheduler.get_last_lr()
+                    step, loss.detach(), epoch_loss / epoch_batches, self.scheduler.get_last_lr()
                 )
                 if step >= total:
                     break
             avg = float(epoch_loss / max(1, epoch_batches))
             self.emit(Event("epoch", {"epoch": epoch, "epochs": plan.epochs, "avg_loss": avg}))
-            self.keeper.end_epoch(epoch, num_batches)  # a state saved from here on starts the next epoch
-            # epoch saves (never after the last epoch: the final file follows), epoch samples
-            self.outputs.after_epoch(epoch, step, avg, last=step >= total or epoch == plan.epochs)
+            keeper.end_epoch(epoch, num_batches)  # a state saved from here on starts the next epoch
+            # an epoch save when due (never at the end: the final file follows); epoch samples
+            if point := self.schedule.after_epoch(epoch, step):
+                save_point(self.save_parts, point)
+            self.outputs.after_epoch(epoch, step, avg)
             if step >= total:
                 break
-        path = self.saver.save(cfg.output_name, plan.epochs, step, final=True)
+        path = save_point(self.save_parts, self.schedule.final(step))
         self.emit(
             Event(
                 "finished",
