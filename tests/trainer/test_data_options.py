@@ -16,7 +16,8 @@ from trainer.config import config_from_dict
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset, collate
 from trainer.data.loader import BatchLoader
-from trainer.plan.training_plan import build_plan, prepare_data
+from trainer.data.resolved import resolve_dataset
+from trainer.plan.training_plan import plan_dataset
 
 TAGS = "toy, red, square, white, small, plain"
 
@@ -48,7 +49,7 @@ def make_config(tmp_path, reg=False, **over):
 
 
 def make_loader(cfg, workers=0, persistent=False, warnings=None):
-    p = prepare_data(cfg)
+    p = resolve_dataset(cfg)
     ds = TrainDataset(
         p.scan,
         p.reg_scan,
@@ -123,7 +124,7 @@ def test_flip_aug_makes_mirrored_batches(tmp_path):
     flips = []
     for epoch in range(1, 6):
         for batch in loader.epoch(epoch):
-            for k, (i, flipped) in enumerate(zip(batch["indices"], batch["flipped"])):
+            for k, (i, flipped) in enumerate(zip(batch["indices"], batch["flipped"], strict=True)):
                 plain = ds.load_image(i, flip=False)["image"]
                 expected = plain.flip(-1) if flipped else plain
                 assert torch.equal(batch["images"][k], expected)
@@ -193,7 +194,7 @@ def test_workers_give_the_same_batches_as_the_main_process(tmp_path, persistent)
     _, worker_loader = make_loader(cfg, workers=2, persistent=persistent)
     expected, got = _batches(main_loader, [1, 2, 3]), _batches(worker_loader, [1, 2, 3])
     assert len(got) == len(expected) == 6
-    for (i1, c1, f1, img1), (i2, c2, f2, img2) in zip(expected, got):
+    for (i1, c1, f1, img1), (i2, c2, f2, img2) in zip(expected, got, strict=True):
         assert (i1, c1, f1) == (i2, c2, f2)
         assert torch.equal(img1, img2)
 
@@ -223,8 +224,8 @@ def test_reg_images_loss_is_weighted_by_prior_loss_weight(tmp_path, tiny_model):
         optimizer="AdamW",
         train_batch_size=1,
     )
-    prepared = prepare_data(cfg)
-    run = Run(cfg, build_plan(cfg, prepared), prepared, lambda event: None, threading.Event())
+    prepared = resolve_dataset(cfg)
+    run = Run(cfg, plan_dataset(prepared), prepared, lambda event: None, threading.Event())
     run.prepare()
     entries = run.dataset.entries
     train_i = next(i for i, e in enumerate(entries) if not e.is_reg)
