@@ -1,9 +1,10 @@
 """What the Folders and Source Model tabs say about the current values, as Markdown.
 
-The dataset summary is the trainer's own dry-run plan (`api.make_plan`), shown as the user
-types: folders with repeats, images, missing captions, skipped files and why, buckets,
-steps, the files that will be saved and the plan's advice. The model check is
-`api.detect_model`. Neither loads a model, so both stay instant.
+The dataset summary is the trainer's own dry-run plan (`api.make_plan`: the dataset
+resolved once, a dataset TOML included, then planned), shown as the user types: folders
+with repeats, images, missing captions, skipped files and why, buckets, steps, the files
+that will be saved and the plan's advice. The model check is `api.detect_model`. Neither
+loads a model, so both stay instant.
 """
 
 from __future__ import annotations

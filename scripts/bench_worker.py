@@ -89,11 +89,12 @@ def _peak(device: torch.device) -> float:
 # ---- ours -----------------------------------------------------------------------------------
 def make_ours(cfg, models) -> tuple[Callable[[], torch.Tensor], dict]:
     """Our trainer's Run, prepared with `models`; returns (one step, facts)."""
-    from trainer.plan.training_plan import build_plan, prepare_data
+    from trainer.data.resolved import resolve_dataset
+    from trainer.plan.training_plan import plan_dataset
     from trainer.run.train import Run
 
-    prepared = prepare_data(cfg)
-    plan = build_plan(cfg, prepared)
+    prepared = resolve_dataset(cfg)
+    plan = plan_dataset(prepared)
     run = Run(cfg, plan, prepared, lambda event: None, threading.Event())
     run.prepare(models)
     generator = torch.Generator(device=run.device).manual_seed(cfg.seed)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,19 +146,23 @@ def assert_same_tensors(x: dict, y: dict) -> None:
 
 
 # ---- settings ----------------------------------------------------------------------------------
-@dataclass
-class DataCfg:
-    """The data settings `prepare_data` reads (small buckets: 128 to 512 px)."""
+# The data settings the dataset resolution reads (small buckets: 128 to 512 px).
+DATA_VALUES = {
+    "train_data_dir": "",
+    "reg_data_dir": "",
+    "caption_extension": ".txt",
+    "max_resolution": "256,256",
+    "enable_bucket": True,
+    "min_bucket_reso": 128,
+    "max_bucket_reso": 512,
+    "bucket_reso_steps": 64,
+    "bucket_no_upscale": False,
+}
 
-    train_data_dir: str = ""
-    reg_data_dir: str = ""
-    caption_extension: str = ".txt"
-    max_resolution: str = "256,256"
-    enable_bucket: bool = True
-    min_bucket_reso: int = 128
-    max_bucket_reso: int = 512
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
+
+def DataCfg(**values: Any) -> TrainingConfig:  # noqa: N802 - reads like the config it builds
+    """A real config with DATA_VALUES, and `values` over them."""
+    return TrainingConfig(**{**DATA_VALUES, **values})
 
 
 # The paths of a Kohya GUI user's preset (Windows paths: nothing is read from them).

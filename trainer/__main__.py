@@ -1,9 +1,13 @@
 """`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl] [--resume STATE_DIR]`
 
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
-`accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself. Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
-with save_state, the training state are saved), 2 config or dataset problem, 1 training
-failure, 130 aborted by a second Ctrl-C.
+`accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself.
+Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and, with save_state, the
+training state are saved), 2 config or dataset problem, 1 training failure, 130 aborted
+by a second Ctrl-C.
+
+--dry-run resolves the dataset once (trainer.data.resolved) and prints its plan
+(trainer.plan.training_plan.build_plan); a run does the same inside train_with_events.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import signal
 import sys
 import threading
 
-from trainer.config import ConfigError
+from trainer.config import ConfigError, TrainingConfig
 from trainer.presets import load_preset
 
 
@@ -33,7 +37,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _launch(args: argparse.Namespace, cfg) -> int:
+def _launch(args: argparse.Namespace, cfg: TrainingConfig) -> int:
     """num_processes > 1 outside a launcher: run this same command under accelerate launch."""
     import subprocess
 

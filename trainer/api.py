@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 
 def make_plan(cfg: TrainingConfig) -> Plan:
-    """The dry-run plan: dataset scan, buckets, steps, saves. Loads no model.
+    """The dry-run plan: the dataset resolved once (a dataset TOML applied, folders
+    scanned, images bucketed), then its steps, buckets and saves. Loads no model.
 
-    Raises trainer.data.folders.DatasetError for a missing or badly laid out folder."""
+    Raises trainer.data.folders.DatasetError for a missing or badly laid out folder or an
+    unusable dataset TOML."""
     from trainer.plan.training_plan import build_plan
 
     return build_plan(cfg)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from trainer.config import TrainingConfig
 from trainer.config.checks import gpu_id_list
 
 # Set by `accelerate launch` / torchrun in each process it starts.
@@ -24,34 +24,32 @@ def under_launcher(environ: dict[str, str] | None = None) -> bool:
 
 
 def accelerate_command(
-    config_path: str | Path, cfg: Any, python: str = sys.executable, events: bool = True
+    config_path: str | Path, cfg: TrainingConfig, python: str = sys.executable, events: bool = True
 ) -> list[str]:
     """`python -m accelerate.commands.launch ... -m trainer --config PATH` for `cfg`.
 
     --multi_gpu is explicit, so that a user's default accelerate config cannot turn the run
     into one process (without CUDA the processes train on the CPU over gloo).
     """
-    n = int(getattr(cfg, "num_processes", 1) or 1)
     cmd = [
         python,
         "-m",
         "accelerate.commands.launch",
         "--multi_gpu",
         "--num_processes",
-        str(n),
+        str(cfg.num_processes),
         "--num_machines",
         "1",
         "--mixed_precision",
-        str(getattr(cfg, "mixed_precision", "no")),
+        cfg.mixed_precision,
         "--dynamo_backend",
         "no",
     ]
-    gpu_ids = gpu_id_list(getattr(cfg, "gpu_ids", ""))
+    gpu_ids = gpu_id_list(cfg.gpu_ids)
     if gpu_ids:
         cmd += ["--gpu_ids", ",".join(gpu_ids)]
-    port = int(getattr(cfg, "main_process_port", 0) or 0)
-    if port:
-        cmd += ["--main_process_port", str(port)]
+    if cfg.main_process_port:
+        cmd += ["--main_process_port", str(cfg.main_process_port)]
     cmd += ["-m", "trainer", "--config", str(config_path)]
     if events:
         cmd += ["--events", "jsonl"]

@@ -18,7 +18,7 @@ from trainer.config import ConfigError, config_from_dict
 from trainer.data.dataset import TrainDataset
 from trainer.data.folders import DatasetError, scan_dataset
 from trainer.data.images import load_rgb
-from trainer.plan.training_plan import prepare_data
+from trainer.data.resolved import resolve_dataset
 from trainer.run.preflight import run_preflight
 from trainer.text.length import check_captions, long_caption_warning
 
@@ -188,7 +188,7 @@ def test_a_file_deleted_during_training_is_skipped_not_a_crash(tmp_path):
             "min_bucket_reso": 64,
         }
     )
-    p = prepare_data(cfg)
+    p = resolve_dataset(cfg)
     warnings: list[str] = []
     ds = TrainDataset(p.scan, None, p.choices, on_warning=warnings.append)
     (d / "0.png").unlink()

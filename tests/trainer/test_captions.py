@@ -174,12 +174,12 @@ def test_a_multi_line_caption_file_trains_every_line_with_wildcards_on(tmp_path)
     from PIL import Image
 
     from trainer.data.dataset import TrainDataset
-    from trainer.plan.training_plan import prepare_data
+    from trainer.data.resolved import resolve_dataset
 
     (tmp_path / "3_x").mkdir()
     Image.new("RGB", (128, 128)).save(tmp_path / "3_x" / "a.png")
     (tmp_path / "3_x" / "a.txt").write_text("first line\n\nsecond line\nthird {one|two}\n", encoding="utf-8")
-    p = prepare_data(DataCfg(train_data_dir=str(tmp_path)))
+    p = resolve_dataset(DataCfg(train_data_dir=str(tmp_path)))
     assert p.scan.items[0].caption == "first line"
     off = TrainDataset(p.scan, None, p.choices)
     assert {off.caption(i, e) for i in range(3) for e in range(1, 5)} == {"first line"}

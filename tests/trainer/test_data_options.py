@@ -16,7 +16,8 @@ from trainer.config import config_from_dict
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset, collate
 from trainer.data.loader import BatchLoader
-from trainer.plan.training_plan import build_plan, prepare_data
+from trainer.data.resolved import resolve_dataset
+from trainer.plan.training_plan import plan_dataset
 
 TAGS = "toy, red, square, white, small, plain"
 
@@ -48,7 +49,7 @@ def make_config(tmp_path, reg=False, **over):
 
 
 def make_loader(cfg, workers=0, persistent=False, warnings=None):
-    p = prepare_data(cfg)
+    p = resolve_dataset(cfg)
     ds = TrainDataset(
         p.scan,
         p.reg_scan,
@@ -223,8 +224,8 @@ def test_reg_images_loss_is_weighted_by_prior_loss_weight(tmp_path, tiny_model):
         optimizer="AdamW",
         train_batch_size=1,
     )
-    prepared = prepare_data(cfg)
-    run = Run(cfg, build_plan(cfg, prepared), prepared, lambda event: None, threading.Event())
+    prepared = resolve_dataset(cfg)
+    run = Run(cfg, plan_dataset(prepared), prepared, lambda event: None, threading.Event())
     run.prepare()
     entries = run.dataset.entries
     train_i = next(i for i, e in enumerate(entries) if not e.is_reg)

@@ -12,7 +12,11 @@ from tests.helpers import DataCfg
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, EpochBatchSampler, TrainDataset, collate
 from trainer.data.images import load_rgb
-from trainer.plan.training_plan import prepare_data
+from trainer.data.resolved import resolve_dataset
+
+# Small buckets: the images below are 64-832 pixels.
+Cfg = DataCfg
+
 
 ENTRIES = (
     [(i, (512, 512)) for i in range(7)]
@@ -56,7 +60,7 @@ def make_dataset(root: Path) -> Path:
 
 @pytest.fixture
 def prepared(tmp_path):
-    return prepare_data(DataCfg(train_data_dir=str(make_dataset(tmp_path / "train"))))
+    return resolve_dataset(Cfg(train_data_dir=str(make_dataset(tmp_path / "train"))))
 
 
 def test_dataset_expands_repeats_but_keeps_one_image_each(prepared):
@@ -92,7 +96,7 @@ def test_crop_top_left_is_centred_and_mirrored_on_flip(tmp_path):
     (tmp_path / "1_x").mkdir()
     Image.new("RGB", (300, 256), (9, 9, 9)).save(tmp_path / "1_x" / "a.png")
     # 300x256 is under 320x320's area: it keeps its size, the bucket is cut to 256x256.
-    p = prepare_data(DataCfg(train_data_dir=str(tmp_path), max_resolution="320,320", bucket_no_upscale=True))
+    p = resolve_dataset(Cfg(train_data_dir=str(tmp_path), max_resolution="320,320", bucket_no_upscale=True))
     ds = TrainDataset(p.scan, None, p.choices)
     assert ds.entries[0].choice.bucket == (256, 256)
     assert ds.load_image(0, flip=False)["crop_top_left"] == (0, 22)
@@ -104,7 +108,7 @@ def test_transparent_png_is_composited_on_white(tmp_path):
     rgba = Image.new("RGBA", (256, 256), (255, 0, 0, 0))
     rgba.paste((0, 0, 0, 255), (0, 0, 128, 256))
     rgba.save(tmp_path / "1_x" / "clear.png")
-    p = prepare_data(DataCfg(train_data_dir=str(tmp_path)))
+    p = resolve_dataset(Cfg(train_data_dir=str(tmp_path)))
     image = TrainDataset(p.scan, None, p.choices).load_image(0, flip=False)["image"]
     assert image[:, 10, 200].tolist() == [1.0, 1.0, 1.0]  # transparent -> white
     assert image[:, 10, 10].tolist() == [-1.0, -1.0, -1.0]  # opaque black stays
@@ -174,7 +178,7 @@ def test_reg_entries_round_robin_and_are_marked(tmp_path):
     (tmp_path / "reg" / "1_person").mkdir(parents=True)
     for i in range(3):
         Image.new("RGB", (256, 256), (i, i, i)).save(tmp_path / "reg" / "1_person" / f"{i}.png")
-    p = prepare_data(DataCfg(train_data_dir=str(train), reg_data_dir=str(tmp_path / "reg")))
+    p = resolve_dataset(Cfg(train_data_dir=str(train), reg_data_dir=str(tmp_path / "reg")))
     ds = TrainDataset(p.scan, p.reg_scan, p.choices, p.reg_choices)
     reg = [e for e in ds.entries if e.is_reg]
     assert len(reg) == 4 and len(ds) == 8

@@ -8,8 +8,9 @@ from PIL import Image
 
 from tests.helpers import write_preset
 from trainer.config import config_from_dict
-from trainer.data.dataset_config import read_dataset_config, resolve_dataset_config
+from trainer.data.dataset_config import read_dataset_config
 from trainer.data.folders import DatasetError
+from trainer.data.resolved import resolve_dataset
 from trainer.plan.training_plan import build_plan
 
 BASE = {"pretrained_model_name_or_path": "m", "output_dir": "o", "mixed_precision": "no"}
@@ -74,15 +75,12 @@ def test_subsets_repeats_reg_and_run_settings_reach_the_plan(toml):
     assert plan.buckets == [{"resolution": [64, 64], "count": 16}]
     notes = "\n".join(plan.warnings)
     assert "train_batch_size = 1" in notes and "shuffle_caption = True" in notes
-    resolved, _ = resolve_dataset_config(cfg)
+    resolved = resolve_dataset(cfg).cfg
     assert resolved.shuffle_caption and resolved.keep_tokens == 1 and resolved.max_resolution == "64,64"
 
 
 def test_captions_come_from_each_subsets_extension_or_class_token(toml):
-    from trainer.plan.training_plan import prepare_data
-
-    cfg, _ = resolve_dataset_config(config_from_dict({**BASE, "dataset_config": str(toml)})[0])
-    prepared = prepare_data(cfg)
+    prepared = resolve_dataset(config_from_dict({**BASE, "dataset_config": str(toml)})[0])
     captions = sorted({item.caption for item in prepared.scan.items})
     assert captions == ["mychar, coat", "mychar, smile"]
     assert {item.caption for item in prepared.reg_scan.items} == {"woman"}

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.gpu
 
 def _prepared_run(tmp: Path, model: Path, **over):
     from trainer.config import config_from_dict
-    from trainer.plan.training_plan import build_plan, prepare_data
+    from trainer.data.resolved import resolve_dataset
+    from trainer.plan.training_plan import plan_dataset
     from trainer.run.train import Run
 
     preset = {
@@ -47,8 +48,8 @@ def _prepared_run(tmp: Path, model: Path, **over):
     }
     preset.update(over)
     cfg, _ = config_from_dict(preset)
-    prepared = prepare_data(cfg)
-    run = Run(cfg, build_plan(cfg, prepared), prepared, lambda event: None, threading.Event())
+    prepared = resolve_dataset(cfg)
+    run = Run(cfg, plan_dataset(prepared), prepared, lambda event: None, threading.Event())
     run.prepare()
     run.network.train()
     return run

@@ -19,7 +19,7 @@ from trainer.data.latent_cache import (
     read_cache_file,
     vae_fingerprint,
 )
-from trainer.plan.training_plan import prepare_data
+from trainer.data.resolved import resolve_dataset
 
 SCALE = 0.18215
 
@@ -69,7 +69,7 @@ def dataset_of(data, resolution="64,64", flip=False):
             "mixed_precision": "no",
         }
     )
-    p = prepare_data(cfg)
+    p = resolve_dataset(cfg)
     return TrainDataset(p.scan, None, p.choices, flip_aug=flip)
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from tests.helpers import DataCfg, write_preset
 from trainer.data.dataset import TrainDataset, collate
 from trainer.data.latent_cache import build_latent_cache, latent_mask
-from trainer.plan.training_plan import prepare_data
+from trainer.data.resolved import resolve_dataset
 from trainer.run.loss import per_sample_loss
 
 
@@ -45,7 +45,7 @@ def dataset(tmp_path):
     (tmp_path / "1_x").mkdir()
     half_transparent(tmp_path / "1_x" / "half.png", size=(300, 256))  # cut to 256x256, left 22
     Image.new("RGB", (256, 256), (0, 200, 0)).save(tmp_path / "1_x" / "opaque.png")
-    p = prepare_data(
+    p = resolve_dataset(
         DataCfg(
             train_data_dir=str(tmp_path),
             max_resolution="320,320",

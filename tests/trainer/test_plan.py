@@ -3,37 +3,42 @@
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.helpers import DataCfg
+from trainer.config import TrainingConfig, parse_resolution
 from trainer.data.folders import DatasetError
-from trainer.plan.training_plan import build_plan, parse_resolution, prepare_data, save_names
+from trainer.data.resolved import resolve_dataset
+from trainer.plan.training_plan import build_plan, save_names
+
+# The values the hand-computed numbers below assume.
+PLAN_VALUES = {
+    "max_resolution": "512,512",
+    "min_bucket_reso": 256,
+    "max_bucket_reso": 1024,
+    "train_batch_size": 2,
+    "epoch": 1,
+    "max_train_epochs": 0,
+    "max_train_steps": 0,
+    "gradient_accumulation_steps": 1,
+    "save_every_n_epochs": 1,
+    "output_name": "mylora",
+    "save_model_as": "safetensors",
+    "network_dim": 8,
+    "network_alpha": 1.0,
+    "optimizer": "AdamW8bit",
+    "lr_warmup": 10,
+    "lr_scheduler": "cosine",
+}
 
 
-@dataclass
-class Cfg(DataCfg):
-    """The data settings at SD1.5 sizes (256 to 1024 px) and what the plan reads besides."""
-
-    max_resolution: str = "512,512"
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    train_batch_size: int = 2
-    epoch: int = 1
-    max_train_epochs: int = 0
-    max_train_steps: int = 0
-    gradient_accumulation_steps: int = 1
-    save_every_n_epochs: int = 1
-    output_name: str = "mylora"
-    save_model_as: str = "safetensors"
-    network_dim: int = 8
-    network_alpha: float = 1.0
-    optimizer: str = "AdamW8bit"
-    lr_warmup: int = 10
-    lr_scheduler: str = "cosine"
+def Cfg(**values) -> TrainingConfig:  # noqa: N802
+    """The data settings at SD1.5 sizes (256 to 1024 px), what the plan reads besides, and
+    `values` over them."""
+    return DataCfg(**{**PLAN_VALUES, **values})
 
 
 def image(path: Path, size) -> None:
@@ -139,7 +144,7 @@ def test_skipped_files_and_missing_captions_are_reported(dataset):
 
 def test_unbucketable_images_are_skipped_not_fatal(dataset):
     image(dataset / "2_b" / "sliver.png", (8, 600))
-    prepared = prepare_data(Cfg(train_data_dir=str(dataset), bucket_no_upscale=True))
+    prepared = resolve_dataset(Cfg(train_data_dir=str(dataset), bucket_no_upscale=True))
     assert "sliver.png" not in [i.path.name for i in prepared.scan.items]
     assert len(prepared.choices) == len(prepared.scan.items)
     assert any("sliver.png" in s.path for s in prepared.scan.skipped)

@@ -22,7 +22,7 @@ from tests.helpers import (
 )
 from trainer.__main__ import main
 from trainer.config import config_from_dict
-from trainer.plan.training_plan import prepare_data
+from trainer.data.resolved import resolve_dataset
 from trainer.run.state import Position, check_resume, read_state_info, state_dir_for
 from trainer.run.train import train_with_events
 
@@ -100,7 +100,7 @@ def test_a_state_that_does_not_match_is_refused_naming_the_difference(runs, tmp_
         train_batch_size=1,
     )
     cfg, _ = config_from_dict(values)
-    problems, _ = check_resume(cfg, prepare_data(cfg), total_steps=100)
+    problems, _ = check_resume(cfg, resolve_dataset(cfg), total_steps=100)
     text = "\n".join(str(p) for p in problems)
     assert all(p.key == "resume" for p in problems)
     assert "network_dim: the state was trained with 4, this config has 8" in text
@@ -125,9 +125,9 @@ def test_cli_resume_flag_and_bad_state_folders(runs, tmp_path, capsys):
     assert "is not a training-state folder" in capsys.readouterr().out
     # a finished state has nothing left to train with the same epochs
     cfg, _ = config_from_dict({**values, "resume": str(runs["tmp"] / "a" / "toy-state")})
-    problems, _ = check_resume(cfg, prepare_data(cfg), total_steps=4)
+    problems, _ = check_resume(cfg, resolve_dataset(cfg), total_steps=4)
     assert problems and "nothing is left to train" in problems[0].message
-    problems, notes = check_resume(cfg, prepare_data(cfg), total_steps=6)
+    problems, notes = check_resume(cfg, resolve_dataset(cfg), total_steps=6)
     assert not problems and any("seed was 7" in n for n in notes)
 
 

@@ -178,7 +178,7 @@ class TrainDataset(Dataset):
         self.entries: list[ExpandedEntry] = []
         self.failed: set[int] = set()
         train_total = 0
-        for item, choice in zip(scan.items, choices):
+        for item, choice in zip(scan.items, choices, strict=True):
             self._add(item, choice, item.repeats, is_reg=False)
             train_total += item.repeats
         self.num_train_images = len(self.images)
@@ -186,7 +186,7 @@ class TrainDataset(Dataset):
             if len(reg_choices) != len(reg_scan.items):
                 raise ValueError(f"{len(reg_choices)} bucket choices for {len(reg_scan.items)} reg images")
             uses = reg_repeat_counts(reg_scan.items, train_total)
-            for item, choice, n in zip(reg_scan.items, reg_choices, uses):
+            for item, choice, n in zip(reg_scan.items, reg_choices, uses, strict=True):
                 if n:
                     self._add(item, choice, n, is_reg=True)
         self.num_reg_images = len(self.images) - self.num_train_images

@@ -28,6 +28,11 @@ options, `alpha_mask` = masked_loss) are one setting for the whole run in this t
 they become that setting, and one that differs between subsets is refused, naming them.
 Fine-tuning (`metadata_file`) and ControlNet (`conditioning_data_dir`) subsets are not
 LoRA datasets of this trainer and are refused too. Nothing in the file is executed.
+
+Its place in the data phase: `trainer.data.resolved.resolve_dataset` reads the file here
+(`read_dataset_config`), applies its run-wide settings to the config
+(`apply_dataset_settings`) and scans its subsets' folders (`scan_subsets`), once; the plan,
+preflight and the run read the ResolvedDataset it makes, never the file.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.data.folders import DatasetError
+from trainer.config import ConfigError, TrainingConfig, validate_values
+from trainer.data.folders import DatasetError, FolderScan, scan_subset_folder
 
 # dataset-config key -> our setting, for the options that hold for the whole run
 RUN_KEYS = {
@@ -86,7 +92,7 @@ REFUSED = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Subset:
     image_dir: Path
     num_repeats: int = 1
@@ -95,11 +101,11 @@ class Subset:
     caption_extension: str = ""  # "" = the run's caption_extension
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetConfig:
-    subsets: list[Subset]
+    subsets: tuple[Subset, ...]
     settings: dict[str, Any] = field(default_factory=dict)  # our setting -> value
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
 
 def _load_toml(path: Path) -> dict:
@@ -122,8 +128,9 @@ def _resolution(value: Any, where: str) -> str:
 def read_dataset_config(path: str | Path) -> DatasetConfig:
     """The subsets and run-wide settings of a dataset TOML file. Raises DatasetError.
 
-    A run, its plan and the GUI's live summary each ask for it; the file is read again
-    only when it changed (its size or modification time)."""
+    A run, the dry run and the GUI's live summary each resolve the dataset once
+    (trainer.data.resolved); the file is read again only when it changed (its size or
+    modification time)."""
     path = Path(path).expanduser()
     try:
         stat = path.stat()
@@ -139,87 +146,99 @@ def _read(path: Path, version: tuple[int, int] | None) -> DatasetConfig:
     datasets = data.get("datasets", [])
     if not isinstance(general, dict) or not isinstance(datasets, list) or not datasets:
         raise DatasetError(f"dataset_config: {path} has no [[datasets]] with [[datasets.subsets]]")
-    unknown = sorted(set(data) - {"general", "datasets"})
-    notes = [f"dataset_config: [{k}] is not used" for k in unknown]
-    seen: dict[str, tuple[Any, str]] = {}  # our setting -> (value, where it was set)
-    subsets: list[Subset] = []
-    ignored: set[str] = set()
+    notes = [f"dataset_config: [{k}] is not used" for k in sorted(set(data) - {"general", "datasets"})]
+    reader = _Reader(path)
+    reader.check_table(general, "[general]: ", SUBSET_KEYS[1:])
+    subsets = [s for d, dataset in enumerate(datasets, 1) for s in reader.dataset(d, dataset, general)]
+    if reader.ignored:
+        notes.append(f"dataset_config: not used by this trainer: {', '.join(sorted(reader.ignored))}")
+    if not any(not s.is_reg for s in subsets):
+        raise DatasetError("dataset_config: every subset is is_reg = true; add the training images")
+    return DatasetConfig(subsets=tuple(subsets), settings=reader.settings(), notes=tuple(notes))
 
-    def run_value(key: str, value: Any, where: str) -> None:
-        name = RUN_KEYS[key]
-        if key == "resolution":
-            value = _resolution(value, where)
-        if name in seen and seen[name][0] != value:
-            raise DatasetError(
-                f"dataset_config: {key} is {seen[name][0]!r} in {seen[name][1]} but {value!r} in "
-                f"{where.rstrip(': ') or 'another part'}; this trainer uses one {key} for the whole "
-                "run: set it once, under [general]"
-            )
-        seen[name] = (value, where.rstrip(": ") or "[general]")
 
-    def check_table(table: dict, where: str, allowed: tuple[str, ...]) -> None:
+class _Reader:
+    """One pass over a dataset TOML's tables: checks each key, gathers the run-wide values
+    (one value per setting, wherever it is set) and builds the subsets."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: dict[str, tuple[Any, str]] = {}  # our setting -> (value, where it was set)
+        self.ignored: set[str] = set()
+
+    def settings(self) -> dict[str, Any]:
+        return {name: value for name, (value, _) in self.seen.items()}
+
+    def check_table(self, table: dict, where: str, allowed: tuple[str, ...]) -> None:
+        """Refuse the keys of other dataset kinds and unknown keys; note the unused ones."""
         for key in table:
             if key in REFUSED:
                 raise DatasetError(f"dataset_config: {where}{REFUSED[key]}")
             if key in IGNORED:
-                ignored.add(key)
+                self.ignored.add(key)
             elif key not in RUN_KEYS and key not in allowed:
                 raise DatasetError(
                     f"dataset_config: {where}{key!r} is not a dataset option "
                     f"(sd-scripts' names: {', '.join(sorted([*RUN_KEYS, *SUBSET_KEYS]))})"
                 )
 
-    check_table(general, "[general]: ", SUBSET_KEYS[1:])
-    for d, dataset in enumerate(datasets, 1):
+    def run_value(self, key: str, value: Any, where: str) -> None:
+        """Record a run-wide option; a second, different value for it is refused."""
+        name = RUN_KEYS[key]
+        if key == "resolution":
+            value = _resolution(value, where)
+        if name in self.seen and self.seen[name][0] != value:
+            raise DatasetError(
+                f"dataset_config: {key} is {self.seen[name][0]!r} in {self.seen[name][1]} but {value!r} in "
+                f"{where.rstrip(': ') or 'another part'}; this trainer uses one {key} for the whole "
+                "run: set it once, under [general]"
+            )
+        self.seen[name] = (value, where.rstrip(": ") or "[general]")
+
+    def dataset(self, d: int, dataset: Any, general: dict) -> list[Subset]:
+        """The subsets of the d-th [[datasets]] table."""
         if not isinstance(dataset, dict) or not dataset.get("subsets"):
             raise DatasetError(f"dataset_config: dataset {d} has no [[datasets.subsets]]")
-        check_table(dataset, f"dataset {d}: ", (*SUBSET_KEYS[1:], "subsets"))
-        for s, subset in enumerate(dataset["subsets"], 1):
-            where = f"dataset {d} subset {s}: "
-            if not isinstance(subset, dict):
-                raise DatasetError(f"dataset_config: {where}must be a table of options")
-            check_table(subset, where, SUBSET_KEYS)
-            merged = {**general, **{k: v for k, v in dataset.items() if k != "subsets"}, **subset}
-            if not str(merged.get("image_dir", "")).strip():
-                raise DatasetError(f"dataset_config: {where}image_dir is missing")
-            for key, value in merged.items():
-                if key in RUN_KEYS:
-                    origin = "[general]" if key not in subset and key not in dataset else where.rstrip(": ")
-                    run_value(key, value, origin + ": ")
-            repeats = merged.get("num_repeats", 1)
-            if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-                raise DatasetError(
-                    f"dataset_config: {where}num_repeats = {repeats!r} must be a whole number, 1 or more"
-                )
-            image_dir = Path(str(merged["image_dir"])).expanduser()
-            if not image_dir.is_absolute():
-                image_dir = path.parent / image_dir  # relative to the TOML file
-            subsets.append(
-                Subset(
-                    image_dir=image_dir,
-                    num_repeats=repeats,
-                    class_tokens=str(merged.get("class_tokens", "") or ""),
-                    is_reg=bool(merged.get("is_reg", False)),
-                    caption_extension=str(merged.get("caption_extension", "") or ""),
-                )
+        self.check_table(dataset, f"dataset {d}: ", (*SUBSET_KEYS[1:], "subsets"))
+        own = {k: v for k, v in dataset.items() if k != "subsets"}
+        return [
+            self.subset(f"dataset {d} subset {s}: ", general, own, subset)
+            for s, subset in enumerate(dataset["subsets"], 1)
+        ]
+
+    def subset(self, where: str, general: dict, dataset: dict, subset: Any) -> Subset:
+        """One subset, its options merged as sd-scripts merges them (subset > dataset > general)."""
+        if not isinstance(subset, dict):
+            raise DatasetError(f"dataset_config: {where}must be a table of options")
+        self.check_table(subset, where, SUBSET_KEYS)
+        merged = {**general, **dataset, **subset}
+        if not str(merged.get("image_dir", "")).strip():
+            raise DatasetError(f"dataset_config: {where}image_dir is missing")
+        for key, value in merged.items():
+            if key in RUN_KEYS:
+                origin = "[general]" if key not in subset and key not in dataset else where.rstrip(": ")
+                self.run_value(key, value, origin + ": ")
+        repeats = merged.get("num_repeats", 1)
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise DatasetError(
+                f"dataset_config: {where}num_repeats = {repeats!r} must be a whole number, 1 or more"
             )
-    if ignored:
-        notes.append(f"dataset_config: not used by this trainer: {', '.join(sorted(ignored))}")
-    if not any(not s.is_reg for s in subsets):
-        raise DatasetError("dataset_config: every subset is is_reg = true; add the training images")
-    return DatasetConfig(subsets=subsets, settings={k: v for k, (v, _) in seen.items()}, notes=notes)
+        image_dir = Path(str(merged["image_dir"])).expanduser()
+        return Subset(
+            image_dir=image_dir
+            if image_dir.is_absolute()
+            else self.path.parent / image_dir,  # beside the TOML
+            num_repeats=repeats,
+            class_tokens=str(merged.get("class_tokens", "") or ""),
+            is_reg=bool(merged.get("is_reg", False)),
+            caption_extension=str(merged.get("caption_extension", "") or ""),
+        )
 
 
-def resolve_dataset_config(cfg: Any) -> tuple[Any, list[str]]:
-    """(the config with the file's run-wide settings applied, notes). Without a dataset
-    config: the config as it is. Raises DatasetError for a file that cannot be used."""
-    path = str(getattr(cfg, "dataset_config", "") or "").strip()
-    if not path:
-        return cfg, []
-    from trainer.config.validate import ConfigError, validate_values
-
-    dc = read_dataset_config(path)
-    changed = {k: v for k, v in dc.settings.items() if getattr(cfg, k, v) != v}
+def apply_dataset_settings(cfg: TrainingConfig, dc: DatasetConfig) -> tuple[TrainingConfig, list[str]]:
+    """(the config with the file's run-wide settings applied, notes: what it changed and
+    what it does not use). Raises DatasetError for a value the settings do not allow."""
+    changed = {k: v for k, v in dc.settings.items() if getattr(cfg, k) != v}
     notes = list(dc.notes)
     if changed:
         notes.append("dataset_config sets " + ", ".join(f"{k} = {v!r}" for k, v in changed.items()))
@@ -229,10 +248,8 @@ def resolve_dataset_config(cfg: Any) -> tuple[Any, list[str]]:
         raise DatasetError("dataset_config: " + "; ".join(str(p) for p in exc.problems)) from None
 
 
-def scan_subsets(dc: DatasetConfig, caption_extension: str, is_reg: bool):
+def scan_subsets(dc: DatasetConfig, caption_extension: str, is_reg: bool) -> FolderScan:
     """A FolderScan of the training (or reg) subsets, as scan_dataset makes for folders."""
-    from trainer.data.folders import FolderScan, scan_subset_folder
-
     scan = FolderScan()
     for subset in dc.subsets:
         if subset.is_reg != is_reg:

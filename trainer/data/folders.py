@@ -5,6 +5,10 @@ The image folder is a parent folder of `<repeats>_<name>` sub-folders, e.g.
 most common failure our users hit ("no data found"), so every problem is reported with
 what was found and what was expected, and a bad file is skipped with its reason
 rather than ending the run.
+
+`trainer.data.resolved.resolve_dataset` calls the scan once per plan or run (for a dataset
+TOML, through `trainer.data.dataset_config.scan_subsets`); the plan and the run read its
+result, never the folders again.
 """
 
 from __future__ import annotations
@@ -53,15 +57,44 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class ImageFolder:
+    """One folder of images as the run uses it: a `<repeats>_<name>` sub-folder or a
+    dataset TOML subset, with what its scan found."""
+
+    path: Path
+    repeats: int
+    class_token: str  # the caption of its images without a caption file
+    caption_extension: str  # with its dot, e.g. ".txt"
+    is_reg: bool
+    images: int  # usable images (before bucketing)
+    missing_captions: int
+
+    def summary(self) -> dict:
+        """The plan's row: folder, repeats, name (the class token), images, missing_captions, is_reg."""
+        return {
+            "folder": self.path.name,
+            "repeats": self.repeats,
+            "name": self.class_token,
+            "images": self.images,
+            "missing_captions": self.missing_captions,
+            "is_reg": self.is_reg,
+        }
+
+
 @dataclass
 class FolderScan:
-    """Everything found under one dataset folder."""
+    """Everything found under one dataset folder (or the folders of a dataset TOML)."""
 
     items: list[ImageItem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # one dict per sub-folder: folder, repeats, name, images, missing_captions, is_reg
-    subsets: list[dict] = field(default_factory=list)
+    folders: list[ImageFolder] = field(default_factory=list)
+
+    @property
+    def subsets(self) -> list[dict]:
+        """One summary dict per folder (ImageFolder.summary)."""
+        return [folder.summary() for folder in self.folders]
 
 
 def parse_repeats(folder_name: str) -> tuple[int, str] | None:
@@ -164,16 +197,7 @@ def _scan_subset(
             f"{folder.name}: {missing} of {images} images have no caption file ({ext}); "
             f"they are captioned with the class token '{name}'"
         )
-    scan.subsets.append(
-        {
-            "folder": folder.name,
-            "repeats": repeats,
-            "name": name,
-            "images": images,
-            "missing_captions": missing,
-            "is_reg": is_reg,
-        }
-    )
+    scan.folders.append(ImageFolder(folder, repeats, name, ext, is_reg, images, missing))
 
 
 def _caption_for(caption_path: Path, class_token: str, scan: FolderScan) -> tuple[str, bool, tuple[str, ...]]:
@@ -244,7 +268,7 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt", is_reg: bool
             _scan_subset(folder, repeats, name, root_resolved, ext, is_reg, scan)
         except OSError as err:  # e.g. no permission to list the folder
             scan.warnings.append(f"skipped folder '{folder.name}': cannot read it ({err})")
-    if not scan.subsets:
+    if not scan.folders:
         loose = len(_image_files(root))
         found = (
             f"it holds {loose} images directly, but images must be inside <repeats>_<name> sub-folders"
@@ -258,7 +282,7 @@ def scan_dataset(root: str | Path, caption_extension: str = ".txt", is_reg: bool
         problems = "".join(f"\n  {s.path}: {s.reason}" for s in scan.skipped[:10])
         raise DatasetError(
             f"No usable images in the {kind} '{root}' (sub-folders: "
-            f"{', '.join(s['folder'] for s in scan.subsets)}).{problems}\n{LAYOUT_EXAMPLE}"
+            f"{', '.join(f.path.name for f in scan.folders)}).{problems}\n{LAYOUT_EXAMPLE}"
         )
     return scan
 

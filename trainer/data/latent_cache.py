@@ -209,7 +209,7 @@ def _encode_chunk(
     for group in by_shape.values():
         images = torch.stack([sample["image"] for _, sample in group])
         latents = encode(images, [noise_seed(seed, i, f) for (i, f), _ in group])
-        out.extend((k, latent.float(), sample) for (k, sample), latent in zip(group, latents))
+        out.extend((k, latent.float(), sample) for (k, sample), latent in zip(group, latents, strict=True))
     return out
 
 

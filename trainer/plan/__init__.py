@@ -2,5 +2,5 @@
 per epoch, which files are saved when, and their names.
 
 No torch, so `--dry-run` and the GUI's live summary stay instant. Imports trainer.config
-and trainer.data (folders, buckets, dataset TOML) only.
+and trainer.data (the resolved dataset, folders) only.
 """

@@ -1,10 +1,12 @@
 """The training plan, worked out before any model loads (no torch: it must be instant).
 
-`build_plan(cfg)` scans the folders, places every image in its bucket and computes what
-the run will do: images and repeats, buckets with counts, steps per epoch, total steps,
-the files that will be saved, skipped files and advice. The CLI's --dry-run prints it
-and the GUI shows it live, so a user sees "1,500 steps, 4 files" before waiting for a
-model to load. `prepare_data(cfg)` is the same scan for the trainer to build its dataset.
+`plan_dataset(data)` reads a ResolvedDataset (trainer.data.resolved: the settings, the
+images in their buckets, the skipped files) and computes what the run will do: images
+and repeats, buckets with counts, steps per epoch, total steps, the files that will be
+saved, skipped files and advice. `build_plan(cfg)` is `resolve_dataset(cfg)` then
+`plan_dataset`: the CLI's --dry-run prints it and the GUI shows it live (trainer.api), so
+a user sees "1,500 steps, 4 files" before waiting for a model to load. A run resolves the
+dataset once and hands the same value to the plan and to its TrainDataset.
 """
 
 from __future__ import annotations
@@ -12,79 +14,17 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
-from trainer.config.checks import parse_resolution  # the schema's one rule for "W,H"
-from trainer.data.buckets import BucketChoice, BucketError, BucketSpec
-from trainer.data.folders import FolderScan, ImageItem, Skipped, reg_repeat_counts, scan_dataset
+from trainer.config import TrainingConfig
+from trainer.data.folders import reg_repeat_counts
+from trainer.data.resolved import ResolvedDataset, resolve_dataset
 from trainer.plan.saves import step_saves
 
 # The seed guide's rule of thumb for a style LoRA without reg images is 5,000-10,000
 # images x repeats. Only far outside it do we say anything, and only as a hint.
 FEW_IMAGE_REPEATS = 100
 MANY_IMAGE_REPEATS = 20_000
-
-
-def bucket_spec(cfg: Any) -> BucketSpec:
-    """The bucket settings of a config."""
-    return BucketSpec(
-        max_reso=parse_resolution(cfg.max_resolution),
-        enable_bucket=bool(cfg.enable_bucket),
-        min_bucket_reso=int(cfg.min_bucket_reso),
-        max_bucket_reso=int(cfg.max_bucket_reso),
-        bucket_reso_steps=int(cfg.bucket_reso_steps),
-        bucket_no_upscale=bool(cfg.bucket_no_upscale),
-    )
-
-
-@dataclass
-class PreparedData:
-    """Scans with each image's bucket; images no bucket can hold moved to skipped.
-
-    `choices[i]` belongs to `scan.items[i]`, `reg_choices[i]` to `reg_scan.items[i]`.
-    """
-
-    scan: FolderScan
-    choices: list[BucketChoice]
-    reg_scan: FolderScan | None = None
-    reg_choices: list[BucketChoice] = field(default_factory=list)
-
-
-def _place(scan: FolderScan, spec: BucketSpec) -> list[BucketChoice]:
-    kept: list[ImageItem] = []
-    choices: list[BucketChoice] = []
-    for item in scan.items:
-        try:
-            choices.append(spec.choose(item.width, item.height))
-            kept.append(item)
-        except BucketError as err:
-            scan.skipped.append(Skipped(str(item.path), str(err)))
-    scan.items = kept
-    return choices
-
-
-def prepare_data(cfg: Any) -> PreparedData:
-    """Scan the image (and reg) folder and bucket every image. Raises DatasetError."""
-    spec = bucket_spec(cfg)
-    ext = getattr(cfg, "caption_extension", ".txt") or ".txt"
-    if str(getattr(cfg, "dataset_config", "") or "").strip():  # subsets from a TOML file
-        from trainer.data.dataset_config import read_dataset_config, scan_subsets
-
-        dc = read_dataset_config(cfg.dataset_config)
-        scan = scan_subsets(dc, ext, is_reg=False)
-        prepared = PreparedData(scan=scan, choices=_place(scan, spec))
-        if any(s.is_reg for s in dc.subsets):
-            prepared.reg_scan = scan_subsets(dc, ext, is_reg=True)
-            prepared.reg_choices = _place(prepared.reg_scan, spec)
-        return prepared
-    scan = scan_dataset(cfg.train_data_dir, ext)
-    prepared = PreparedData(scan=scan, choices=_place(scan, spec))
-    reg_dir = getattr(cfg, "reg_data_dir", "") or ""
-    if str(reg_dir).strip():
-        prepared.reg_scan = scan_dataset(reg_dir, ext, is_reg=True)
-        prepared.reg_choices = _place(prepared.reg_scan, spec)
-    return prepared
 
 
 @dataclass
@@ -155,17 +95,17 @@ class Plan:
         return "\n".join(lines)
 
 
-def expanded_bucket_counts(prepared: PreparedData) -> tuple[Counter, int, int]:
+def expanded_bucket_counts(data: ResolvedDataset) -> tuple[Counter, int, int]:
     """Images x repeats per bucket (reg included), the train total and the reg total."""
     counts: Counter = Counter()
     train_total = 0
-    for item, choice in zip(prepared.scan.items, prepared.choices):
+    for item, choice in zip(data.scan.items, data.choices, strict=True):
         counts[choice.bucket] += item.repeats
         train_total += item.repeats
     reg_total = 0
-    if prepared.reg_scan is not None:
-        uses = reg_repeat_counts(prepared.reg_scan.items, train_total)
-        for n, choice in zip(uses, prepared.reg_choices):
+    if data.reg_scan is not None:
+        uses = reg_repeat_counts(data.reg_scan.items, train_total)
+        for n, choice in zip(uses, data.reg_choices, strict=True):
             if n:
                 counts[choice.bucket] += n
                 reg_total += n
@@ -182,20 +122,20 @@ def save_names(output_name: str, epochs: int, every: int, ext: str = "safetensor
     return names + [f"{output_name}.{ext}"]
 
 
-def _step_saves(cfg: Any, total_steps: int) -> list[str]:
-    """`<name>-step<step:08d>.safetensors` every save_every_n_steps steps, before the last."""
-    return step_saves(str(cfg.output_name), int(getattr(cfg, "save_every_n_steps", 0) or 0), total_steps)
+def _saves(cfg: TrainingConfig, epochs: int, total_steps: int) -> list[str]:
+    """`<name>-step<step:08d>` every save_every_n_steps steps, then the epoch saves and the final file."""
+    steps = step_saves(cfg.output_name, cfg.save_every_n_steps, total_steps)
+    return steps + save_names(cfg.output_name, epochs, cfg.save_every_n_epochs, cfg.save_model_as)
 
 
-def _config_dict(cfg: Any) -> dict:
+def _config_dict(cfg: TrainingConfig) -> dict:
     """The settings, without secrets: the plan is printed (--dry-run) and sent to the GUI."""
     from trainer.config.specs import SECRET_KEYS
 
-    values = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(vars(cfg))
-    return {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    return {k: v for k, v in cfg.model_dump().items() if k not in SECRET_KEYS}
 
 
-def _advice(cfg: Any, train_total: int) -> list[str]:
+def _advice(cfg: TrainingConfig, train_total: int) -> list[str]:
     """The seed guide's advice, only where it applies."""
     notes = []
     if train_total < FEW_IMAGE_REPEATS:
@@ -210,17 +150,14 @@ def _advice(cfg: Any, train_total: int) -> list[str]:
             f"the guide found 5,000-10,000 enough for a style. Lower the repeats in the "
             f"folder names if the LoRA overtrains."
         )
-    dim = getattr(cfg, "network_dim", None)
-    alpha = getattr(cfg, "network_alpha", None)
-    if dim is not None and alpha is not None and float(alpha) > float(dim):
+    dim, alpha = cfg.network_dim, cfg.network_alpha
+    if alpha > dim:
         notes.append(
-            f"network_alpha ({float(alpha):g}) is larger than network_dim ({dim}): "
+            f"network_alpha ({alpha:g}) is larger than network_dim ({dim}): "
             f"rank must be >= alpha, otherwise the LoRA is scaled up and training "
             f"becomes unstable. Try alpha between 1 and half the rank."
         )
-    optimizer = str(getattr(cfg, "optimizer", "")).lower()
-    warmup = getattr(cfg, "lr_warmup", 0) or 0
-    scheduler = str(getattr(cfg, "lr_scheduler", "")).lower()
+    optimizer, warmup, scheduler = cfg.optimizer.lower(), cfg.lr_warmup, cfg.lr_scheduler.lower()
     if optimizer == "adafactor" and warmup != 0 and scheduler != "adafactor":
         notes.append(
             f"Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in "
@@ -229,61 +166,55 @@ def _advice(cfg: Any, train_total: int) -> list[str]:
     return notes
 
 
-def build_plan(cfg: Any, prepared: PreparedData | None = None, num_processes: int | None = None) -> Plan:
-    """Work out the run's plan from a config. Raises DatasetError for unusable folders.
+def _epochs_and_steps(cfg: TrainingConfig, update_steps: int) -> tuple[int, int]:
+    """(epochs, total optimizer steps): max_train_epochs over epoch; max_train_steps, as in
+    Kohya, over both."""
+    epochs = cfg.max_train_epochs if cfg.max_train_epochs > 0 else cfg.epoch
+    if cfg.max_train_steps > 0:
+        return math.ceil(cfg.max_train_steps / update_steps), cfg.max_train_steps
+    return epochs, epochs * update_steps
 
-    `prepared` reuses a scan the caller already has; `num_processes` is the number of
-    GPUs/processes sharing each epoch (they split the batches); by default the config's.
+
+def build_plan(cfg: TrainingConfig, num_processes: int | None = None) -> Plan:
+    """The plan of a config: its dataset resolved (trainer.data.resolved), then planned.
+    Raises DatasetError for unusable folders or an unusable dataset TOML."""
+    return plan_dataset(resolve_dataset(cfg), num_processes)
+
+
+def plan_dataset(data: ResolvedDataset, num_processes: int | None = None) -> Plan:
+    """Work out the run's plan from its resolved dataset (and the settings it carries).
+
+    `num_processes` is the number of GPUs/processes sharing each epoch (they split the
+    batches); by default the config's.
     """
-    if num_processes is None:
-        num_processes = int(getattr(cfg, "num_processes", 1) or 1)
-    from trainer.data.dataset_config import resolve_dataset_config
-
-    cfg, dataset_notes = resolve_dataset_config(cfg)  # its batch size, resolution, ... (or none)
-    prepared = prepared or prepare_data(cfg)
-    batch_size = max(1, int(cfg.train_batch_size))
-    accumulation = max(1, int(getattr(cfg, "gradient_accumulation_steps", 1) or 1))
-    counts, train_total, reg_total = expanded_bucket_counts(prepared)
+    cfg = data.cfg
+    processes = num_processes if num_processes is not None else cfg.num_processes
+    counts, train_total, reg_total = expanded_bucket_counts(data)
 
     # Batches never mix buckets, so each bucket rounds up on its own.
-    steps_per_epoch = sum(math.ceil(n / batch_size) for n in counts.values())
-    update_steps = max(1, math.ceil(steps_per_epoch / (max(1, num_processes) * accumulation)))
-    max_epochs = int(getattr(cfg, "max_train_epochs", 0) or 0)
-    epochs = max_epochs if max_epochs > 0 else int(cfg.epoch)
-    max_steps = int(getattr(cfg, "max_train_steps", 0) or 0)
-    if max_steps > 0:  # Kohya: max_train_steps wins over epochs
-        total_steps = max_steps
-        epochs = math.ceil(max_steps / update_steps)
-    else:
-        total_steps = epochs * update_steps
+    steps_per_epoch = sum(math.ceil(n / cfg.train_batch_size) for n in counts.values())
+    update_steps = max(1, math.ceil(steps_per_epoch / (max(1, processes) * cfg.gradient_accumulation_steps)))
+    epochs, total_steps = _epochs_and_steps(cfg, update_steps)
 
-    scans = [prepared.scan] + ([prepared.reg_scan] if prepared.reg_scan else [])
-    skipped = [{"path": s.path, "reason": s.reason} for sc in scans for s in sc.skipped]
-    warnings = dataset_notes + [w for sc in scans for w in sc.warnings]
-    warnings += [f"skipped {s['path']}: {s['reason']}" for s in skipped]
+    skipped = [{"path": s.path, "reason": s.reason} for s in data.skipped]
+    warnings = data.warnings + [f"skipped {s['path']}: {s['reason']}" for s in skipped]
     warnings += _advice(cfg, train_total)
 
     return Plan(
         config=_config_dict(cfg),
-        images=len(prepared.scan.items),
-        reg_images=len(prepared.reg_scan.items) if prepared.reg_scan else 0,
+        images=len(data.scan.items),
+        reg_images=len(data.reg_scan.items) if data.reg_scan else 0,
         buckets=[{"resolution": [w, h], "count": n} for (w, h), n in sorted(counts.items())],
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         total_steps=total_steps,
-        saves=_step_saves(cfg, total_steps)
-        + save_names(
-            str(cfg.output_name),
-            epochs,
-            int(getattr(cfg, "save_every_n_epochs", 0) or 0),
-            str(getattr(cfg, "save_model_as", "safetensors") or "safetensors"),
-        ),
+        saves=_saves(cfg, epochs, total_steps),
         skipped=skipped,
         warnings=warnings,
-        subsets=[dict(s) for sc in scans for s in sc.subsets],
+        subsets=[folder.summary() for folder in data.subsets],
         image_repeats=train_total,
         reg_image_repeats=reg_total,
         update_steps_per_epoch=update_steps,
-        batch_size=batch_size,
-        gradient_accumulation_steps=accumulation,
+        batch_size=cfg.train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
     )

@@ -1,6 +1,10 @@
 """The data phase of a run (a mixin of trainer.run.train.Run): dataset, loader, caches, and
 each batch's latents and text conditioning.
 
+It reads the run's ResolvedDataset (`self.prepared`, made once by
+trainer.data.resolved.resolve_dataset before the plan): the images in their buckets become
+the TrainDataset, exactly as the plan counted them; no folder or dataset TOML is read again.
+
 Features and the settings behind them:
 - latent cache (`cache_latents`, `cache_latents_to_disk`, `vae_batch_size`): each image is
   encoded once, not once per repeat, and kept in `<image>.npz` files across runs
@@ -21,10 +25,12 @@ from functools import partial
 
 import torch
 
+from trainer.config import TrainingConfig
 from trainer.data.captions import CaptionOptions
 from trainer.data.dataset import BucketBatcher, TrainDataset
 from trainer.data.loader import BatchLoader
-from trainer.events import Event
+from trainer.data.resolved import ResolvedDataset
+from trainer.events import Event, EventCallback
 from trainer.text.conditioning import TextConditioner
 from trainer.text.length import check_captions
 from trainer.transfer import to_device
@@ -32,6 +38,9 @@ from trainer.transfer import to_device
 
 class RunData:
     """Builds the dataset, loader and caches of a Run, and serves each step's inputs."""
+
+    cfg: TrainingConfig
+    prepared: ResolvedDataset  # the settings, images and buckets the plan was made from
 
     def _make_data(self) -> None:
         cfg, p = self.cfg, self.prepared
@@ -46,7 +55,7 @@ class RunData:
             captions=CaptionOptions.from_config(cfg),
             seed=cfg.seed,
             masked_loss=cfg.masked_loss,
-            on_warning=lambda msg: self.emit(Event("warning", {"message": msg})),
+            on_warning=partial(_warn, self.emit),  # not a lambda over self: no cycle
         )
         self.batcher = BucketBatcher(self.dataset.bucket_entries(), cfg.train_batch_size, cfg.seed)
         self.text = TextConditioner(
@@ -108,18 +117,12 @@ class RunData:
         items = [item for item, _ in self.dataset.images]
         with_alpha = sum(has_alpha(item.path) for item in items)
         if with_alpha < len(items):
-            self.emit(
-                Event(
-                    "warning",
-                    {
-                        "message": (
-                            f"masked_loss: {len(items) - with_alpha} of {len(items)} image(s) have no transparency "
-                            "(alpha channel), so their whole picture is trained. Save the images as PNG/WebP with "
-                            "a transparent background where the LoRA should not learn."
-                        )
-                    },
-                )
+            message = (
+                f"masked_loss: {len(items) - with_alpha} of {len(items)} image(s) have no transparency "
+                "(alpha channel), so their whole picture is trained. Save the images as PNG/WebP with "
+                "a transparent background where the LoRA should not learn."
             )
+            self.emit(Event("warning", {"message": message}))
 
     @torch.no_grad()
     def _encode_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -176,7 +179,7 @@ class RunData:
 
     def _latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         if self.latent_cache is not None:
-            keys = list(zip(batch["image_indices"], batch["flipped"]))
+            keys = list(zip(batch["image_indices"], batch["flipped"], strict=True))
             pairs = [self.latent_cache[k] for k in keys]
             latents = torch.stack([p[0] for p in pairs])
             time_ids = torch.stack([p[1] for p in pairs])
@@ -189,3 +192,8 @@ class RunData:
             ).float()
         # copies that do not wait for the GPU: the host queues this step during the last one
         return to_device(latents, self.device), to_device(time_ids, self.device)
+
+
+def _warn(emit: EventCallback, message: str) -> None:
+    """A dataset warning as an event (the dataset keeps the callback, never the run)."""
+    emit(Event("warning", {"message": message}))

@@ -48,9 +48,33 @@ def _writable_dir(path: Path) -> str | None:
 
 
 def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
+    """(problems that block the run, warnings) for this machine and these paths.
+
+    A run passes the settings of its ResolvedDataset (`data.cfg`: a dataset TOML's values
+    applied); the GUI passes the form's config. Nothing here reads the dataset."""
     problems: list[Problem] = []
     warnings: list[str] = []
     cuda, bf16_ok = _cuda()
+    problems += _device_problems(cfg, cuda, bf16_ok)
+    if cfg.num_processes > 1 and not cuda:
+        warnings.append(
+            f"num_processes {cfg.num_processes} without an NVIDIA GPU: the processes "
+            "train on the CPU, which is for trying the setup, not for speed"
+        )
+    from trainer.run.preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base, GPUs
+
+    problems += option_preflight(cfg, cuda)
+    for check in (_model_checks, _output_checks):
+        more_problems, more_warnings = check(cfg)
+        problems += more_problems
+        warnings += more_warnings
+    problems += _file_problems(cfg)
+    return problems, warnings
+
+
+def _device_problems(cfg: TrainingConfig, cuda: bool, bf16_ok: bool) -> list[Problem]:
+    """Precision, bitsandbytes and xformers against this machine's GPU and packages."""
+    problems: list[Problem] = []
     if cfg.mixed_precision == "fp16" and not cuda:
         problems.append(
             Problem(
@@ -88,21 +112,20 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
                 "current PyTorch) or install the optional xformers extra",
             )
         )
-    if cfg.num_processes > 1 and not cuda:
-        warnings.append(
-            f"num_processes {cfg.num_processes} without an NVIDIA GPU: the processes "
-            "train on the CPU, which is for trying the setup, not for speed"
-        )
-    from trainer.run.preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base, GPUs
+    return problems
 
-    problems.extend(option_preflight(cfg, cuda))
+
+def _model_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
+    """The base model (detected, no weights loaded), the VAE and the LoRA to continue from."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
     model = cfg.pretrained_model_name_or_path.strip()
     if model:
         from trainer.models import ModelLoadError, detect_model
 
         try:
             info = detect_model(model)
-            if getattr(info, "message", ""):
+            if info.message:
                 warnings.append(info.message)
         except ModelLoadError as exc:
             problems.append(Problem("pretrained_model_name_or_path", str(exc)))
@@ -110,25 +133,41 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
         problems.append(Problem("vae", f"{cfg.vae} does not exist"))
     if cfg.network_weights.strip() and not Path(cfg.network_weights).is_file():
         problems.append(Problem("network_weights", f"{cfg.network_weights} is not a file"))
-    out = Path(cfg.output_dir) if cfg.output_dir.strip() else None
-    if out is not None:
-        why = _writable_dir(out)
-        if why:
-            problems.append(Problem("output_dir", why))
-        for key in ("train_data_dir", "reg_data_dir"):
-            data = getattr(cfg, key).strip()
-            if data and _inside(out, Path(data)):
-                problems.append(
-                    Problem(
-                        "output_dir",
-                        f"is inside the {key} folder {data}; LoRA files "
-                        "there would be read as training data. Choose another folder",
-                    )
+    return problems, warnings
+
+
+def _output_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
+    """The output folder: writable, not inside the image folders, whether the final file exists."""
+    if not cfg.output_dir.strip():
+        return [], []
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    out = Path(cfg.output_dir)
+    why = _writable_dir(out)
+    if why:
+        problems.append(Problem("output_dir", why))
+    for key, data in (
+        ("train_data_dir", cfg.train_data_dir.strip()),
+        ("reg_data_dir", cfg.reg_data_dir.strip()),
+    ):
+        if data and _inside(out, Path(data)):
+            problems.append(
+                Problem(
+                    "output_dir",
+                    f"is inside the {key} folder {data}; LoRA files "
+                    "there would be read as training data. Choose another folder",
                 )
-        if output_name_problem(cfg.output_name) is None:
-            final = out / f"{cfg.output_name}.safetensors"
-            if final.exists():
-                warnings.append(f"{final} already exists and will be replaced at the end of training")
+            )
+    if output_name_problem(cfg.output_name) is None:
+        final = out / f"{cfg.output_name}.safetensors"
+        if final.exists():
+            warnings.append(f"{final} already exists and will be replaced at the end of training")
+    return problems, warnings
+
+
+def _file_problems(cfg: TrainingConfig) -> list[Problem]:
+    """Sample prompts and sampler, the state to resume from, the TensorBoard folder."""
+    problems: list[Problem] = []
     if cfg.sample_prompts.strip():
         from trainer.sampling.prompts import read_sample_prompts
 
@@ -152,4 +191,4 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
         why = _writable_dir(Path(cfg.logging_dir))
         if why:
             problems.append(Problem("logging_dir", why))
-    return problems, warnings
+    return problems

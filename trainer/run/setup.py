@@ -22,6 +22,7 @@ import torch
 
 from trainer.config.rules.schedules import warmup_steps_for
 from trainer.events import Event
+from trainer.run.accelerator import make_accelerator
 from trainer.run.data import RunData
 from trainer.run.options import StepHooks, allow_fp16_gradients, apply_attention_and_fp8, lora_dtype
 from trainer.run.speed import apply_speed_options
@@ -34,13 +35,13 @@ class RunSetup(RunData):
         """Everything a training step needs: accelerator, models, LoRA, data and caches,
         optimizer. `models`: an already loaded SDModels to use instead of loading the
         configured model (scripts/bench.py steps a Run built this way)."""
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
 
         cfg = self.cfg
         torch.set_num_threads(cfg.num_cpu_threads_per_process)
-        # cpu=True without CUDA, so that several CPU processes still form a (gloo) group
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        # a fresh accelerate state each run; cpu=True without CUDA, so that several CPU
+        # processes still form a (gloo) group
+        self.acc = make_accelerator(cfg)
         self.device = self.acc.device
         set_seed(cfg.seed)
         self.emit(

@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from trainer.config import ConfigError, TrainingConfig
-from trainer.data.dataset_config import resolve_dataset_config
 from trainer.data.folders import DatasetError
+from trainer.data.resolved import ResolvedDataset, resolve_dataset
 from trainer.events import Event, EventCallback
 from trainer.files import clean_stale_temps
 from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
-from trainer.plan.training_plan import Plan, PreparedData, build_plan, prepare_data
+from trainer.plan.training_plan import Plan, plan_dataset
 from trainer.run.guards import LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
@@ -61,11 +61,9 @@ def train_with_events(
         return code
 
     try:
-        cfg, _ = resolve_dataset_config(
-            cfg
-        )  # a dataset TOML's batch size, resolution, ... (the plan notes it)
-        prepared = prepare_data(cfg)
-        plan = build_plan(cfg, prepared, num_processes=world)
+        prepared = resolve_dataset(cfg)  # once: a dataset TOML's batch size, resolution, ... applied
+        cfg = prepared.cfg  # what the plan, preflight and the run read from here on
+        plan = plan_dataset(prepared, num_processes=world)
     except DatasetError as exc:
         return fail(2, str(exc))
     problems, warnings = run_preflight(cfg)
@@ -106,7 +104,7 @@ class Run(RunSetup):
         self,
         cfg: TrainingConfig,
         plan: Plan,
-        prepared: PreparedData,
+        prepared: ResolvedDataset,
         emit: EventCallback,
         stop: threading.Event,
     ) -> None:
