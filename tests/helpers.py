@@ -5,7 +5,7 @@
   of a short run on it (tiny model, 64 px, batch 2, AdamW), as a dict or a preset file.
 - `resumable_settings`, `train_with_losses`, `load_tensors`, `assert_same_tensors`: runs
   that save their training state, trained in this process with the loss of every step.
-- `DataCfg`: the data settings `prepare_data` reads, without the rest of a config.
+- `DataCfg`: a real config with the data settings the dataset resolution reads (small buckets).
 - `KOHYA_PATHS`, `load_kohya`: a Kohya GUI user's preset, read by `config_from_dict`.
 - `assert_allowed`: a value is one its setting's spec allows (type, range, choices);
   `assert_named_without_traceback`: a refusal names the setting and shows no internals.

@@ -35,9 +35,9 @@ from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
 from trainer.config import Problem, TrainingConfig, preset_dict
+from trainer.data.resolved import ResolvedDataset
 from trainer.files import describe_os_error, write_folder_atomic
 from trainer.network.lora_file import SaveError
-from trainer.plan.training_plan import PreparedData
 
 STATE_FORMAT = 1
 STATE_FILE, WEIGHTS_FILE, TRAINING_FILE = "state.json", "lora.safetensors", "training.pt"
@@ -77,7 +77,7 @@ def _files(scan, root: str) -> list[list]:
     return sorted([Path(os.path.relpath(item.path, base)).as_posix(), item.repeats] for item in scan.items)
 
 
-def fingerprint(cfg: TrainingConfig, prepared: PreparedData) -> dict:
+def fingerprint(cfg: TrainingConfig, prepared: ResolvedDataset) -> dict:
     """The settings a state is only valid with: base model, network, optimizer, batching, data."""
     lora_type = cfg.LoRA_type
     network: dict[str, Any] = {
@@ -183,7 +183,7 @@ def read_state_info(folder: str | Path) -> dict:
 
 
 def check_resume(
-    cfg: TrainingConfig, prepared: PreparedData, total_steps: int
+    cfg: TrainingConfig, prepared: ResolvedDataset, total_steps: int
 ) -> tuple[list[Problem], list[str]]:
     """Problems (the state cannot continue this config) and notes, before any model loads."""
     if not cfg.resume.strip():
@@ -251,7 +251,7 @@ def write_state(folder: Path, *, weights: dict[str, torch.Tensor], training: dic
 
 
 def state_info(
-    cfg: TrainingConfig, prepared: PreparedData, position: Position, lora_file: str, total_steps: int
+    cfg: TrainingConfig, prepared: ResolvedDataset, position: Position, lora_file: str, total_steps: int
 ) -> dict:
     """The contents of state.json (secrets are never in it: preset_dict leaves them out)."""
     config = preset_dict(cfg)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from trainer.config import TrainingConfig
+from trainer.data.resolved import ResolvedDataset
 from trainer.events import Event, EventCallback
-from trainer.plan.training_plan import PreparedData
 from trainer.run.guards import TrainingError
 from trainer.run.rng_state import capture_rng, restore_rng
 from trainer.run.state import Position, load_training, state_dir_for, state_info, write_state
@@ -40,7 +40,7 @@ class StateKeeper:
     save (trainer.run.save_point).
     """
 
-    def __init__(self, cfg: TrainingConfig, prepared: PreparedData, total_steps: int) -> None:
+    def __init__(self, cfg: TrainingConfig, prepared: ResolvedDataset, total_steps: int) -> None:
         self.cfg, self.prepared, self.total_steps = cfg, prepared, total_steps
         self.position = self.resumed_from = Position()
         self._rng: dict | None = None

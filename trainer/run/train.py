@@ -19,6 +19,7 @@ Features and the settings behind them:
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -51,7 +52,25 @@ from trainer.transfer import to_device
 def train_with_events(
     cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None
 ) -> int:
-    """Plan, check, train. Returns 0 done or stopped, 1 training failure, 2 bad input."""
+    """Plan, check, train. Returns 0 done or stopped, 1 training failure, 2 bad input.
+
+    When it returns, nothing of the run is left: the app trains one run after another in
+    its own process, and the next Start needs the GPU memory back."""
+    try:
+        return _plan_check_train(cfg, on_event, stop)
+    finally:
+        release_memory()
+
+
+def release_memory() -> None:
+    """Free what a finished run left: its objects (the run holds no reference cycles, a
+    collection catches those of libraries) and the CUDA allocator's cached blocks."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     emit = on_event if is_main else (lambda event: None)
