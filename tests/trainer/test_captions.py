@@ -81,13 +81,7 @@ def test_empty_tags_are_left_out_when_tags_are_processed():
 
 
 def test_caption_options_from_a_config_with_kohya_names():
-    cfg = SimpleNamespace(
-        shuffle_caption=True,
-        keep_tokens=1,
-        caption_dropout_rate=0.0,
-        caption_dropout_every_n_epochs=2,
-        caption_tag_dropout_rate=0.0,
-    )
+    cfg = DataCfg(shuffle_caption=True, keep_tokens=1, caption_dropout_every_n_epochs=2)
     opts = CaptionOptions.from_config(cfg)
     assert opts.shuffle and opts.keep_tokens == 1 and opts.prefix == ""
     assert opts.apply(CAPTION, epoch=2, rng=random.Random(0)) == ""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from tests.helpers import ROOT
+from trainer.config import TrainingConfig
 from trainer.optim.optimizers import make_optimizer
 from trainer.run.cpu_threads import apply_cpu_thread_defaults, wait_policy_for
 from trainer.run.speed import apply_speed_options, unet_blocks
@@ -90,11 +90,10 @@ def unet():
 
 
 def test_speed_options_are_off_by_default_and_channels_last_needs_a_gpu(unet) -> None:
-    from trainer.config import TrainingConfig
 
     defaults = TrainingConfig.model_fields
     assert defaults["torch_compile"].default is False and defaults["channels_last"].default is False
-    cfg = SimpleNamespace(channels_last=True, torch_compile=False)
+    cfg = TrainingConfig(channels_last=True, torch_compile=False)
     assert apply_speed_options(cfg, unet, torch.device("cpu")) == []
     assert unet.conv_in.weight.is_contiguous()  # NCHW as before
 
@@ -103,7 +102,7 @@ def test_compile_keeps_every_module_path_so_lora_names_do_not_change(unet) -> No
     names_before = [name for name, _ in unet.named_modules()]
     keys_before = list(unet.state_dict())
     notes = apply_speed_options(
-        SimpleNamespace(channels_last=False, torch_compile=True), unet, torch.device("cpu")
+        TrainingConfig(channels_last=False, torch_compile=True), unet, torch.device("cpu")
     )
     assert notes and "Compiling" in notes[0]
     blocks = unet_blocks(unet)

@@ -16,6 +16,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer.config import TrainingConfig
+
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -99,24 +104,19 @@ class CaptionOptions:
     wildcard: bool = False
 
     @classmethod
-    def from_config(cls, cfg: object) -> CaptionOptions:
-        """Read the Kohya-named settings from a config object; missing ones keep defaults."""
-
-        def get(name: str, default):
-            value = getattr(cfg, name, default)
-            return default if value is None else value
-
+    def from_config(cls, cfg: TrainingConfig) -> CaptionOptions:
+        """The caption settings of a config (Kohya's names)."""
         return cls(
-            prefix=str(get("caption_prefix", "")),
-            suffix=str(get("caption_suffix", "")),
-            shuffle=bool(get("shuffle_caption", False)),
-            keep_tokens=int(get("keep_tokens", 0)),
-            tag_dropout_rate=float(get("caption_tag_dropout_rate", 0.0)),
-            dropout_rate=float(get("caption_dropout_rate", 0.0)),
-            dropout_every_n_epochs=int(get("caption_dropout_every_n_epochs", 0)),
-            keep_tokens_separator=str(get("keep_tokens_separator", "")),
-            secondary_separator=str(get("secondary_separator", "")),
-            wildcard=bool(get("enable_wildcard", False)),
+            prefix=cfg.caption_prefix,
+            suffix=cfg.caption_suffix,
+            shuffle=cfg.shuffle_caption,
+            keep_tokens=cfg.keep_tokens,
+            tag_dropout_rate=cfg.caption_tag_dropout_rate,
+            dropout_rate=cfg.caption_dropout_rate,
+            dropout_every_n_epochs=cfg.caption_dropout_every_n_epochs,
+            keep_tokens_separator=cfg.keep_tokens_separator,
+            secondary_separator=cfg.secondary_separator,
+            wildcard=cfg.enable_wildcard,
         )
 
     def apply(self, caption: str, *, epoch: int, rng: random.Random, lines: Sequence[str] = ()) -> str:

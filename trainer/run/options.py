@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer.config import TrainingConfig
 from trainer.events import Event, EventCallback
 
 
@@ -47,7 +48,7 @@ def efficient_attention_processor() -> Any:
     return EfficientSDPAProcessor()
 
 
-def apply_attention_and_fp8(cfg: Any, unet: nn.Module) -> None:
+def apply_attention_and_fp8(cfg: TrainingConfig, unet: nn.Module) -> None:
     """mem_eff_attn and fp8_base on the loaded U-Net (before the LoRA is injected)."""
     if cfg.mem_eff_attn and cfg.xformers != "xformers":
         unet.set_attn_processor(efficient_attention_processor())
@@ -55,7 +56,7 @@ def apply_attention_and_fp8(cfg: Any, unet: nn.Module) -> None:
         unet.to(dtype=torch.float8_e4m3fn)
 
 
-def lora_dtype(cfg: Any) -> torch.dtype | None:
+def lora_dtype(cfg: TrainingConfig) -> torch.dtype | None:
     """The dtype of the LoRA weights: fp16 / bf16 with full_fp16 / full_bf16, else None (fp32)."""
     if cfg.full_fp16:
         return torch.float16
@@ -78,7 +79,7 @@ def allow_fp16_gradients(accelerator: Any) -> None:
     scaler._unscale_grads_ = unscale
 
 
-def noise_kwargs(cfg: Any) -> dict[str, Any]:
+def noise_kwargs(cfg: TrainingConfig) -> dict[str, Any]:
     """Keyword arguments of `trainer.run.noise.sample_noise` for these settings."""
     original = cfg.noise_offset_type == "Original"
     return {
@@ -91,7 +92,7 @@ def noise_kwargs(cfg: Any) -> dict[str, Any]:
 
 
 def per_sample_training_loss(
-    cfg: Any,
+    cfg: TrainingConfig,
     pred: torch.Tensor,
     target: torch.Tensor,
     timesteps: torch.Tensor,
@@ -139,7 +140,7 @@ class StepHooks:
 
     def __init__(
         self,
-        cfg: Any,
+        cfg: TrainingConfig,
         network: nn.Module,
         optimizer: torch.optim.Optimizer,
         total_steps: int,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from trainer.config import TrainingConfig
+
 
 def unet_blocks(unet: torch.nn.Module) -> list[torch.nn.Module]:
     """The U-Net's down, mid and up blocks, in order (the units that get compiled)."""
@@ -20,13 +22,13 @@ def unet_blocks(unet: torch.nn.Module) -> list[torch.nn.Module]:
     return [*unet.down_blocks, *mid, *unet.up_blocks]
 
 
-def apply_speed_options(cfg, unet: torch.nn.Module, device: torch.device) -> list[str]:
+def apply_speed_options(cfg: TrainingConfig, unet: torch.nn.Module, device: torch.device) -> list[str]:
     """Apply `channels_last` / `torch_compile` to `unet`; returns a log line for each."""
     notes: list[str] = []
-    if getattr(cfg, "channels_last", False) and device.type == "cuda":
+    if cfg.channels_last and device.type == "cuda":
         unet.to(memory_format=torch.channels_last)
         notes.append("U-Net in channels-last memory layout.")
-    if getattr(cfg, "torch_compile", False):
+    if cfg.torch_compile:
         import torch._dynamo.config as dynamo_config
 
         blocks = unet_blocks(unet)
