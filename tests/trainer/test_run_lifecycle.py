@@ -62,3 +62,36 @@ def test_nothing_of_a_finished_run_stays_reachable(tiny_model, tmp_path, monkeyp
     finally:
         gc.enable()
     assert len(refs) == 4 and not alive, [type(a).__name__ for a in alive]
+
+
+def test_a_step_the_fp16_scaler_skipped_does_not_advance_the_lr_schedule():
+    from types import SimpleNamespace
+
+    from trainer.config import TrainingConfig
+
+    class Optimizer:
+        step_was_skipped = True
+
+        def step(self):
+            pass
+
+        def zero_grad(self, set_to_none=True):
+            pass
+
+    class Scheduler:
+        steps = 0
+
+        def step(self):
+            self.steps += 1
+
+    run = SimpleNamespace(
+        _sync_gradients=lambda: None,
+        cfg=TrainingConfig(max_grad_norm=0),
+        optimizer=Optimizer(),
+        scheduler=Scheduler(),
+    )
+    Run.optimizer_step(run)
+    assert run.scheduler.steps == 0
+    run.optimizer.step_was_skipped = False
+    Run.optimizer_step(run)
+    assert run.scheduler.steps == 1

@@ -238,12 +238,15 @@ class Run(RunSetup):
 
     def optimizer_step(self) -> None:
         """After backward: average the gradients (several processes), clip them
-        (`max_grad_norm`), step the optimizer and the LR schedule, clear the gradients."""
+        (`max_grad_norm`), step the optimizer and the LR schedule (not for a step the fp16
+        grad scaler skipped), clear the gradients."""
         self._sync_gradients()
         if self.cfg.max_grad_norm > 0:
             self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
-        self.scheduler.step()
+        if not getattr(self.optimizer, "step_was_skipped", False):
+            # fp16: a step the grad scaler skipped (inf/NaN gradients) does not advance the LR
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
     # ---- the loop -----------------------------------------------------------------------------
