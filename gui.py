@@ -160,22 +160,25 @@ def app_options(args: argparse.Namespace) -> Any:
     return options
 
 
-def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
-    """Everything passed to launch(), explicitly, so no environment variable decides."""
-    from lora_gui.app import CSS
+def launch_kwargs(args: argparse.Namespace, options: Any, hosts: Any = None) -> dict[str, Any]:
+    """Everything passed to launch(), explicitly, so no environment variable decides.
 
-    served = []
-    for key in ("output_dir", "logging_dir"):
-        value = str(options.values.get(key) or "").strip()
-        if value:
-            served.append(str(Path(value).resolve()))
+    No folder is served: the files the app makes are allowed one by one as it offers them
+    (lora_gui.app.ServedFiles). `hosts` (a lora_gui.security.HostPolicy, by default the
+    one for --host) refuses requests for other host names and cross-site origins."""
+    from lora_gui.app import CSS
+    from lora_gui.security import HostPolicy
+
+    hosts = hosts or HostPolicy.for_bind(args.host)
     return {
         "server_name": args.host,
         "server_port": args.port,
         "share": bool(args.share),
         "auth": parse_auth(args.auth),
         "inbrowser": bool(args.inbrowser),
-        "allowed_paths": served,
+        "allowed_paths": [],
+        "app_kwargs": {"middleware": [hosts.middleware()]},
+        "num_workers": 0,  # no static-file worker processes (they would skip the host check)
         "ssr_mode": False,
         "mcp_server": False,
         "enable_monitoring": False,
@@ -189,15 +192,19 @@ def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
 def serve(args: argparse.Namespace, block: bool = True) -> Any:
     """Build the page and start serving it; returns the Blocks (block=False: for tests)."""
     from lora_gui.app import make_app
+    from lora_gui.security import HostPolicy
 
     options = app_options(args)
     app = make_app(options)
     demo = app.blocks
     demo.queue(default_concurrency_limit=4)
+    hosts = HostPolicy.for_bind(args.host)
+    os.environ.pop("GRADIO_ALLOWED_PATHS", None)  # read by launch() when allowed_paths is []
     # quiet: Gradio's own banner suggests share=True, which here needs --share and --auth.
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options))
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options, hosts))
     print(f"LoRA trainer: open {demo.local_url} in your browser (Ctrl+C to quit)", flush=True)
     if demo.share_url:
+        hosts.add(demo.share_url)
         print(f"Public link (password protected): {demo.share_url}", flush=True)
     if block:
         demo.block_thread()  # returns on Ctrl+C
