@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,19 +209,50 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
         hosts.add(demo.share_url)
         print(f"Public link (password protected): {demo.share_url}", flush=True)
     if block:
-        demo.block_thread()  # returns on Ctrl+C
+        stop_on_signals()
+        try:
+            while demo.is_running:
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (the share tunnel ends at exit)
+            pass
+        demo.close(verbose=False)  # quiet: after a SIGHUP the terminal may be gone
         finish_run(app.controller.runner)
     return demo
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a service manager, a closed terminal) end the app like Ctrl+C:
+    the run stops after its step and saves, then the app exits (a second one aborts).
+    A SIGHUP that is ignored (the app started under nohup) stays ignored. After a SIGHUP,
+    what would go to the terminal goes to /dev/null (writing to a closed one fails)."""
+    terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None) and terminal:
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in terminal:
+                os.dup2(null, fd)
+            os.close(null)
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, interrupt)
+
+
 def finish_run(runner: Any) -> None:
-    """On Ctrl+C, a running training stops after its step and saves (Ctrl+C again quits)."""
+    """On Ctrl+C (or SIGTERM / SIGHUP), a running training stops after its step and saves
+    (Ctrl+C again quits)."""
     if runner.running:
-        print(
-            "Stopping the training run after the current step so that it saves... "
-            "(press Ctrl+C again to quit at once)",
-            flush=True,
-        )
+        try:  # after a SIGHUP the terminal may be gone; the save matters, not the message
+            print(
+                "Stopping the training run after the current step so that it saves... "
+                "(press Ctrl+C again to quit at once)",
+                flush=True,
+            )
+        except OSError:
+            pass
         runner.stop()
         runner.wait()
 

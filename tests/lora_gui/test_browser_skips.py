@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BROWSER_TESTS = ["tests/lora_gui/test_browser.py", "tests/lora_gui/test_browser_files.py"]
+BROWSER_TESTS = [
+    "tests/lora_gui/test_browser.py",
+    "tests/lora_gui/test_browser_files.py",
+    "tests/lora_gui/test_browser_signals.py",
+]
 
 
 def test_the_browser_tests_skip_with_the_reason_when_chromium_is_missing(tmp_path):
