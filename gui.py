@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,22 +162,25 @@ def app_options(args: argparse.Namespace) -> Any:
     return options
 
 
-def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
-    """Everything passed to launch(), explicitly, so no environment variable decides."""
-    from lora_gui.app import CSS
+def launch_kwargs(args: argparse.Namespace, options: Any, hosts: Any = None) -> dict[str, Any]:
+    """Everything passed to launch(), explicitly, so no environment variable decides.
 
-    served = []
-    for key in ("output_dir", "logging_dir"):
-        value = str(options.values.get(key) or "").strip()
-        if value:
-            served.append(str(Path(value).resolve()))
+    No folder is served: the files the app makes are allowed one by one as it offers them
+    (lora_gui.app.ServedFiles). `hosts` (a lora_gui.security.HostPolicy, by default the
+    one for --host) refuses requests for other host names and cross-site origins."""
+    from lora_gui.app import CSS
+    from lora_gui.security import HostPolicy
+
+    hosts = hosts or HostPolicy.for_bind(args.host)
     return {
         "server_name": args.host,
         "server_port": args.port,
         "share": bool(args.share),
         "auth": parse_auth(args.auth),
         "inbrowser": bool(args.inbrowser),
-        "allowed_paths": served,
+        "allowed_paths": [],
+        "app_kwargs": {"middleware": [hosts.middleware()]},
+        "num_workers": 0,  # no static-file worker processes (they would skip the host check)
         "ssr_mode": False,
         "mcp_server": False,
         "enable_monitoring": False,
@@ -189,30 +194,65 @@ def launch_kwargs(args: argparse.Namespace, options: Any) -> dict[str, Any]:
 def serve(args: argparse.Namespace, block: bool = True) -> Any:
     """Build the page and start serving it; returns the Blocks (block=False: for tests)."""
     from lora_gui.app import make_app
+    from lora_gui.security import HostPolicy
 
     options = app_options(args)
     app = make_app(options)
     demo = app.blocks
     demo.queue(default_concurrency_limit=4)
+    hosts = HostPolicy.for_bind(args.host)
+    os.environ.pop("GRADIO_ALLOWED_PATHS", None)  # read by launch() when allowed_paths is []
     # quiet: Gradio's own banner suggests share=True, which here needs --share and --auth.
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options))
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(args, options, hosts))
     print(f"LoRA trainer: open {demo.local_url} in your browser (Ctrl+C to quit)", flush=True)
     if demo.share_url:
+        hosts.add(demo.share_url)
         print(f"Public link (password protected): {demo.share_url}", flush=True)
     if block:
-        demo.block_thread()  # returns on Ctrl+C
+        stop_on_signals()
+        try:
+            while demo.is_running:
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (the share tunnel ends at exit)
+            pass
+        demo.close(verbose=False)  # quiet: after a SIGHUP the terminal may be gone
         finish_run(app.controller.runner)
     return demo
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a service manager, a closed terminal) end the app like Ctrl+C:
+    the run stops after its step and saves, then the app exits (a second one aborts).
+    A SIGHUP that is ignored (the app started under nohup) stays ignored. After a SIGHUP,
+    what would go to the terminal goes to /dev/null (writing to a closed one fails)."""
+    terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None) and terminal:
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in terminal:
+                os.dup2(null, fd)
+            os.close(null)
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, interrupt)
+
+
 def finish_run(runner: Any) -> None:
-    """On Ctrl+C, a running training stops after its step and saves (Ctrl+C again quits)."""
+    """On Ctrl+C (or SIGTERM / SIGHUP), a running training stops after its step and saves
+    (Ctrl+C again quits)."""
     if runner.running:
-        print(
-            "Stopping the training run after the current step so that it saves... "
-            "(press Ctrl+C again to quit at once)",
-            flush=True,
-        )
+        try:  # after a SIGHUP the terminal may be gone; the save matters, not the message
+            print(
+                "Stopping the training run after the current step so that it saves... "
+                "(press Ctrl+C again to quit at once)",
+                flush=True,
+            )
+        except OSError:
+            pass
         runner.stop()
         runner.wait()
 

@@ -22,6 +22,7 @@ from lora_gui.i18n import LANG_NAMES, t, tab_name
 from lora_gui.panel import loss_frame
 from lora_gui.presets import DEFAULT_USER_DIR
 from lora_gui.runner import Runner
+from lora_gui.security import servable
 from lora_gui.wiring import Events
 from trainer.config import FIELDS, TABS, FieldSpec
 
@@ -221,13 +222,15 @@ class Page:
 
 @dataclass
 class ServedFiles:
-    """Offers exactly the files a run wrote for download (Gradio serves only allowed paths)."""
+    """Offers exactly the files the app made for download (Gradio serves only allowed
+    paths): each one file by its full path, never a folder (see `security.servable`)."""
 
     blocks: gr.Blocks | None = None
 
     def allow(self, path: str) -> None:
-        if self.blocks is not None and path not in self.blocks.allowed_paths:
-            self.blocks.allowed_paths.append(path)
+        exact = servable(path)
+        if self.blocks is not None and exact is not None and exact not in self.blocks.allowed_paths:
+            self.blocks.allowed_paths.append(exact)
 
 
 @dataclass

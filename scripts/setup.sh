@@ -44,3 +44,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     fi
     touch "$stamp"
 fi
+# The browser tests drive a system Chromium; without one they are skipped, saying so.
+chromium=${LORA_STUDIO_CHROMIUM:-/usr/bin/chromium}
+if [ -n "$extras" ] && [ ! -x "$chromium" ]; then
+    echo "chromium not found at $chromium: the browser tests (pytest marker 'browser') will be" \
+         "skipped. To run them: sudo apt-get install chromium (Debian/Ubuntu), or set" \
+         "LORA_STUDIO_CHROMIUM to a Chromium or Chrome binary."
+fi

@@ -2,9 +2,9 @@
 
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
 `accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself.
-Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and, with save_state, the
-training state are saved), 2 config or dataset problem, 1 training failure, 130 aborted
-by a second Ctrl-C.
+Exit codes: 0 done or stopped (Ctrl-C / SIGTERM / SIGHUP once: the LoRA and, with
+save_state, the training state are saved), 2 config or dataset problem, 1 training
+failure, 130 aborted by a second Ctrl-C.
 
 --dry-run resolves the dataset once (trainer.data.resolved) and prints its plan
 (trainer.plan.training_plan.build_plan); a run does the same inside train_with_events.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -59,6 +60,18 @@ def _launch(args: argparse.Namespace, cfg: TrainingConfig) -> int:
             continue
 
 
+def leave_terminal(fds: list[int]) -> None:
+    """After SIGHUP the terminal is gone and writing to it fails (EIO), which would end the
+    run before it saves: what would go to it goes to /dev/null instead (pipes and files
+    keep their output)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     try:
@@ -98,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         reporter(Event("warning", {"message": w}))
     stop = threading.Event()
 
-    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: stop after this step and save
+    terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+
+    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM / SIGHUP: stop after this step and save
+        if signum == getattr(signal, "SIGHUP", None):
+            leave_terminal(terminal)
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
@@ -107,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        # SIGHUP (the terminal closed) too, unless it is ignored (started under nohup)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, on_signal)
     try:
         code = train_with_events(cfg, reporter, stop)
     except KeyboardInterrupt:  # the second Ctrl-C: out now, files saved before stay complete

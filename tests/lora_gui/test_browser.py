@@ -21,12 +21,15 @@ import pytest
 from .gui_fakes import free_port
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright not installed: pip install -e .[dev]"
+)
 expect = playwright_api.expect
 expect.set_options(timeout=30_000)  # a busy 2-core CI machine answers slowly
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("LORA_STUDIO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_MISSING = "chromium not found: apt-get install chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -57,7 +60,7 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) 
 def server(tmp_path_factory, tiny_model, demo_dataset):
     """(url, scratch folder) of `python gui.py` serving on a free localhost port."""
     if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed")
+        pytest.skip(CHROMIUM_MISSING)
     work = tmp_path_factory.mktemp("gui_e2e")
     port = free_port()
     log = work / "server.log"
@@ -87,6 +90,8 @@ def server(tmp_path_factory, tiny_model, demo_dataset):
 
 @pytest.fixture(scope="module")
 def browser():
+    if not Path(CHROMIUM).exists():  # before Playwright tries to launch it
+        pytest.skip(CHROMIUM_MISSING)
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -64,7 +64,7 @@ def test_launch_arguments_are_explicit_whatever_the_environment(monkeypatch, tmp
     options = gui.app_options(args)
     kw = gui.launch_kwargs(args, options)
     assert kw["share"] is False and kw["server_name"] == "127.0.0.1" and kw["auth"] is None
-    assert kw["allowed_paths"] == [str(Path("demo/output").resolve()), str(Path("demo/logs").resolve())]
+    assert kw["allowed_paths"] == []  # no folder: the app allows the files it makes one by one
     args = gui.parse_args(["--host", "0.0.0.0", "--auth", "me:pa:ss", "--share"])
     kw = gui.launch_kwargs(args, gui.app_options(args))
     assert kw["auth"] == ("me", "pa:ss") and kw["share"] is True and kw["allowed_paths"] == []
