@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="folder of your saved presets (default ~/.lora_gui/presets)",
     )
+    p.add_argument(
+        "--models-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of your base models for the Model Quick Pick (default: the one set in the app)",
+    )
     return p.parse_args(argv)
 
 
@@ -149,6 +155,10 @@ def app_options(args: argparse.Namespace) -> Any:
     )
     if Path.cwd().resolve() != ROOT:
         options.demo_model = str(ROOT / "demo" / "model")
+    if args.models_dir:
+        options.models_dir = str(Path(args.models_dir).expanduser().resolve())
+    # The 📂 picker lists this computer's folders: only for this computer or behind --auth.
+    options.file_browser = is_loopback(args.host) or bool(args.auth)
     preset = DEMO_PRESET if args.demo else (Path(args.preset) if args.preset else None)
     if preset is not None:
         loaded = read_preset(preset)
@@ -200,8 +210,11 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
     if demo.share_url:
         print(f"Public link (password protected): {demo.share_url}", flush=True)
     if block:
-        demo.block_thread()  # returns on Ctrl+C
-        finish_run(app.controller.runner)
+        try:
+            demo.block_thread()  # returns on Ctrl+C
+            finish_run(app.controller.runner)
+        finally:
+            app.page.tools.tensorboard.stop()
     return demo
 
 
