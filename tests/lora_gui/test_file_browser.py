@@ -127,3 +127,13 @@ def test_the_picker_is_off_when_the_app_is_exposed_without_a_password(tree):
         )
         == {}
     )
+
+
+@pytest.mark.parametrize(
+    "argv,on", [([], True), (["--host", "10.0.0.5"], False), (["--host", "0.0.0.0", "--auth", "me:pw"], True)]
+)
+def test_gui_flags_turn_the_picker_off_on_a_network_address_without_a_password(argv, on, tmp_path):
+    import gui
+
+    options = gui.app_options(gui.parse_args([*argv, "--models-dir", str(tmp_path)]))
+    assert options.file_browser is on and options.models_dir == str(tmp_path.resolve())
