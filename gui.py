@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="folder of your saved presets (default ~/.lora_gui/presets)",
     )
+    p.add_argument(
+        "--models-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of your base models for the Model Quick Pick (default: the one set in the app)",
+    )
     return p.parse_args(argv)
 
 
@@ -151,6 +157,10 @@ def app_options(args: argparse.Namespace) -> Any:
     )
     if Path.cwd().resolve() != ROOT:
         options.demo_model = str(ROOT / "demo" / "model")
+    if args.models_dir:
+        options.models_dir = str(Path(args.models_dir).expanduser().resolve())
+    # The 📂 picker lists this computer's folders: only for this computer or behind --auth.
+    options.file_browser = is_loopback(args.host) or bool(args.auth)
     preset = DEMO_PRESET if args.demo else (Path(args.preset) if args.preset else None)
     if preset is not None:
         loaded = read_preset(preset)
@@ -211,12 +221,15 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
     if block:
         stop_on_signals()
         try:
-            while demo.is_running:
-                time.sleep(0.1)
-        except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (the share tunnel ends at exit)
-            pass
-        demo.close(verbose=False)  # quiet: after a SIGHUP the terminal may be gone
-        finish_run(app.controller.runner)
+            try:
+                while demo.is_running:
+                    time.sleep(0.1)
+            except KeyboardInterrupt:  # Ctrl+C, SIGTERM or SIGHUP (the share tunnel ends at exit)
+                pass
+            demo.close(verbose=False)  # quiet: after a SIGHUP the terminal may be gone
+            finish_run(app.controller.runner)
+        finally:
+            app.page.tools.tensorboard.stop()
     return demo
 
 

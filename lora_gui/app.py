@@ -17,17 +17,21 @@ from typing import Any
 import gradio as gr
 
 from lora_gui.binding import Form
+from lora_gui.browser_panel import BROWSER_CSS, BrowserPanel
 from lora_gui.handlers import Controller
 from lora_gui.i18n import LANG_NAMES, t, tab_name
+from lora_gui.models_panel import ModelsPanel
+from lora_gui.models_pick import ModelChoices, Settings
 from lora_gui.panel import loss_frame
 from lora_gui.presets import DEFAULT_USER_DIR
 from lora_gui.runner import Runner
 from lora_gui.security import servable
+from lora_gui.tools_panel import ToolsPanel
 from lora_gui.wiring import Events
 from trainer.config import FIELDS, TABS, FieldSpec
 
-WELL_KNOWN_MODELS = ("runwayml/stable-diffusion-v1-5", "stabilityai/stable-diffusion-xl-base-1.0")
-CSS = ".field-errors { color: var(--error-text-color, #c62828); }"
+CSS = ".field-errors { color: var(--error-text-color, #c62828); } " + BROWSER_CSS
+APP_NAME = "LoRA Studio"  # the browser tab's title
 
 
 @dataclass
@@ -39,12 +43,9 @@ class AppOptions:
     preset_note: str = ""
     user_dir: Path = DEFAULT_USER_DIR
     demo_model: str = "demo/model"
-
-
-def quick_pick_choices(lang: str, demo_model: str) -> list[tuple[str, str]]:
-    return [(t("quick_pick.custom", lang), "custom"), (t("quick_pick.demo", lang), demo_model)] + [
-        (m, m) for m in WELL_KNOWN_MODELS
-    ]
+    settings_dir: Path = DEFAULT_USER_DIR.parent  # settings.json: the models folder
+    models_dir: str | None = None  # None: the remembered one
+    file_browser: bool = True  # the 📂 picker (gui.py: off on a network address without --auth)
 
 
 class Page:
@@ -54,7 +55,11 @@ class Page:
         self.c = controller
         self.opt = options
         self.lang0 = options.lang or "en"
-        self.form = Form(fields)
+        self.choices = ModelChoices(options.demo_model, Settings(options.settings_dir), options.models_dir)
+        self.browser = BrowserPanel(self, options.file_browser)
+        self.form = Form(fields, decorate=self.browser.decorate)
+        self.models = ModelsPanel(self, self.choices)
+        self.tools = ToolsPanel(self)
         self.tr: list[tuple[Any, Callable[[str], dict[str, Any]]]] = []
         self.events = Events(self)
 
@@ -66,7 +71,7 @@ class Page:
     def build(self) -> gr.Blocks:
         lg = self.lang0
         # delete_cache: Gradio's copies of offered LoRA files go after a day (checked hourly).
-        with gr.Blocks(title="LoRA trainer", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
+        with gr.Blocks(title=APP_NAME, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
             self.lang = gr.State(lg)
             self.seen = gr.State({})
             with gr.Row(equal_height=True):
@@ -92,8 +97,14 @@ class Page:
                     ):
                         self._tab(tab, lg)
             self.tr.extend(self.form.translations)
+            self.models.render_download(lg)
+            self.tools.render_run_tools(lg)
             self._run_panel(lg)
+            self.browser.render(lg)
             self.events.connect(demo)
+            self.browser.connect()
+            self.models.connect(demo)
+            self.tools.connect()
         return demo
 
     def _presets_bar(self, lg: str) -> None:
@@ -134,16 +145,16 @@ class Page:
                     lambda x: {"label": t("preset.import", x)},
                 )
                 self.preset_msg = gr.Markdown(self.opt.preset_note, elem_id="preset-message")
+            self.tools.render_config(lg)  # open / save / download a config file at any path
 
     def _tab(self, tab: str, lg: str) -> None:
         extras: dict[str, Callable[[], None]] = {}
         if tab == "Source Model":
             path = str(self.opt.values.get("pretrained_model_name_or_path", ""))
-            pick = path if path in (self.opt.demo_model, *WELL_KNOWN_MODELS) else "custom"
             self.quick_pick = self._tr(
                 gr.Dropdown(
-                    quick_pick_choices(lg, self.opt.demo_model),
-                    value=pick,
+                    self.choices.choices(lg),
+                    value=self.choices.pick_for(path, lg),
                     label=t("quick_pick", lg),
                     info=t("quick_pick.info", lg),
                     elem_id="quick-pick",
@@ -151,9 +162,10 @@ class Page:
                 lambda x: {
                     "label": t("quick_pick", x),
                     "info": t("quick_pick.info", x),
-                    "choices": quick_pick_choices(x, self.opt.demo_model),
+                    "choices": self.choices.choices(x),
                 },
             )
+            self.models.render_models_dir(lg)
 
             def model_box() -> None:
                 self.model_md = gr.Markdown("", elem_id="model-status")

@@ -73,6 +73,8 @@ class Form:
     widgets: dict[str, gr.components.Component] = field(default_factory=dict)
     group_errors: dict[tuple[str, str], gr.Markdown] = field(default_factory=dict)
     translations: list[tuple[Any, Translation]] = field(default_factory=list)
+    # Called after each widget is made, inside its row (the 📂 buttons of path fields).
+    decorate: Callable[[FieldSpec, Any], None] | None = None
 
     def groups(self, tab: str) -> list[str]:
         """The groups of `tab` in schema order."""
@@ -124,6 +126,8 @@ class Form:
             for spec in specs:
                 widget = make_widget(spec, lang, values.get(spec.name))
                 self.widgets[spec.name] = widget
+                if self.decorate is not None:
+                    self.decorate(spec, widget)
                 self.translations.append(
                     (widget, lambda lg, s=spec: {"label": field_label(s, lg), "info": field_help(s, lg)})
                 )

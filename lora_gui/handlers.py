@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_gui.downloads import ModelDownloads
 from lora_gui.i18n import t
 from lora_gui.panel import sample_items
 from lora_gui.presets import (
@@ -59,6 +60,7 @@ class Controller:
         self.user_dir = Path(user_dir)
         self.shipped_dir = Path(shipped_dir)
         self._allow_file = allow_file
+        self.downloads = ModelDownloads(api)  # a Hugging Face id is fetched before its run
 
     # ---- live checks --------------------------------------------------------------------
     def problems(self, values: Mapping[str, Any]) -> list[Problem]:
@@ -73,7 +75,10 @@ class Controller:
 
         v2 and SDXL follow the detected family; v_parameterization is only switched on when
         the model's own scheduler says v-prediction (it cannot be read from the weights, so
-        a user's choice is otherwise kept). Nothing is implied when detection fails."""
+        a user's choice is otherwise kept). Nothing is implied when detection fails; a
+        Hugging Face id not downloaded yet says Start will fetch it."""
+        if self.downloads.needed(path):
+            return "⬇️ " + t("model.will_download", lang, id=str(path).strip()), {}
         message, info = model_status(path, self.api, lang)
         implied: dict[str, bool] = {}
         arch = getattr(info, "arch", "unknown")

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from lora_gui.i18n import pick_language, t
+from lora_gui.models_pick import flags_for
 from lora_gui.panel import error_markdown, logs_text, loss_frame, progress_markdown
 from lora_gui.presets import PresetError
 from lora_gui.values import form_values
@@ -113,8 +114,11 @@ class Events:
         followed = {w: gr.update(value=v) for w, v in self.form.show(implied).items()}
         return {self.p.model_md: message, **followed, **self.checks(values, lang)}
 
-    def on_quick_pick(self, pick: str) -> Any:
-        return gr.skip() if pick == "custom" else pick
+    def on_quick_pick(self, pick: str) -> Updates:
+        """The path, and for a known Hugging Face id its v2 / v_parameterization / SDXL."""
+        if pick == "custom":
+            return {}
+        return {self.path_widget: pick, **self.form.show(flags_for(pick))}
 
     def on_load_preset(self, path: str | None, lang: str) -> Updates:
         if not path:
@@ -139,6 +143,9 @@ class Events:
 
     def on_start(self, data: Mapping[Any, Any]) -> Updates:
         lang, values = data[self.p.lang], self.values(data)
+        downloading = self.p.models.start_hook(values, lang)  # a Hugging Face id to fetch first
+        if downloading is not None:
+            return downloading
         outcome = self.c.start(values, lang)
         out = {self.p.run_msg: outcome.message, **self.form.error_texts(self.c.problems(values), lang)}
         if outcome.started:
@@ -178,7 +185,7 @@ class Events:
         typed = [w.input for w in widgets if w is not self.path_widget]
         gr.on(typed, self.on_input, form_in, checks_out, trigger_mode="always_last", **raw)
         self.path_widget.input(self.refresh, form_in, refresh_out, trigger_mode="always_last", **raw)
-        p.quick_pick.input(self.on_quick_pick, p.quick_pick, self.path_widget, **private).then(
+        p.quick_pick.input(self.on_quick_pick, p.quick_pick, [self.path_widget, *followed], **private).then(
             self.refresh, form_in, refresh_out, **raw
         )
 
@@ -189,7 +196,8 @@ class Events:
             )
         p.save_btn.click(self.on_save, {*form_in, p.preset_name}, [p.preset_msg, p.preset_dd], **raw)
 
-        p.start_btn.click(self.on_start, form_in, [p.run_msg, p.timer, *errors], **raw)
+        start_out = [p.run_msg, p.timer, *errors, *p.models.start_outputs]
+        p.start_btn.click(self.on_start, form_in, start_out, **raw)
         p.stop_btn.click(self.c.stop, p.lang, p.run_msg, **private)
         p.timer.tick(self.panel, [p.lang, p.seen], panel_out, show_progress="hidden", **private)
 

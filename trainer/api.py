@@ -7,7 +7,8 @@ heavy modules load when a run starts.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainingConfig
 from trainer.events import Event, EventCallback
@@ -18,7 +19,9 @@ __all__ = [
     "EventCallback",
     "accelerate_command",
     "detect_model",
+    "download_model",
     "make_plan",
+    "model_needs_download",
     "preflight",
     "run_training",
 ]
@@ -50,6 +53,43 @@ def detect_model(path: str):
     from trainer.models import detect_model as _detect
 
     return _detect(path)
+
+
+def model_needs_download(path: str) -> bool:
+    """Whether `path` is a Hugging Face id (owner/name) that is neither a local path nor
+    usable from the cache yet, i.e. Start must download it first."""
+    from pathlib import Path
+
+    from trainer.models import ModelLoadError, detect_model
+    from trainer.models.detect import SINGLE_FILE_SUFFIXES
+    from trainer.models.hub import HUB_ID
+
+    text = str(path).strip()
+    if (
+        not HUB_ID.match(text)
+        or text.lower().endswith(SINGLE_FILE_SUFFIXES)
+        or Path(text).expanduser().exists()
+    ):
+        return False
+    try:
+        detect_model(text)
+    except ModelLoadError:
+        return True
+    return False
+
+
+def download_model(
+    repo_id: str, token: str | None = None, on_progress: Callable[[Any], None] | None = None
+) -> str:
+    """Download what training needs of a Hugging Face id into the Hugging Face cache
+    (resumable; HF_ENDPOINT / HF_HUB_CACHE apply); returns the snapshot folder.
+
+    `on_progress` gets trainer.models.hub.DownloadProgress (done, total, fraction) about
+    twice a second. Raises trainer.models.hub.DownloadError with a message for the user;
+    the token (else HF_TOKEN) goes to the Hub only, never to a file or a message."""
+    from trainer.models.hub import download_pipeline
+
+    return str(download_pipeline(repo_id.strip(), token=token, on_progress=on_progress))
 
 
 def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None) -> int:

@@ -11,17 +11,15 @@ ModelLoadError whose message says what is wrong and what to do.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.models.checkpoint_kind import classify, read_header
 from trainer.models.errors import ModelLoadError
+from trainer.models.hub import HUB_ID, cached_folder, missing_weights
 
 ARCH_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "unknown": "unknown"}
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-# "owner/name" as the Hugging Face Hub spells repository ids.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def detect_model(path: str) -> ModelInfo:
         return _detect_file(local)
     if local.exists():
         raise ModelLoadError(f"{text} is neither a file nor a folder.")
-    if _HUB_ID.match(text) and not text.lower().endswith(SINGLE_FILE_SUFFIXES):
+    if HUB_ID.match(text) and not text.lower().endswith(SINGLE_FILE_SUFFIXES):
         return _detect_hub_id(text)
     raise ModelLoadError(
         f"{text} does not exist. Check the path: the base model is a diffusers folder "
@@ -209,17 +207,24 @@ def _detect_file(file: Path) -> ModelInfo:
 
 
 def _detect_hub_id(repo_id: str) -> ModelInfo:
-    """A Hugging Face id is used only when it is already in the local cache (no downloads)."""
-    try:
-        from huggingface_hub import snapshot_download
+    """A Hugging Face id is used only when it is already in the local cache (no downloads).
 
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception as err:  # any hub error means: not usable offline
+    The GUI's Start (trainer.models.hub) or `hf download` puts it there."""
+    folder = cached_folder(repo_id)
+    if folder is None:
         raise ModelLoadError(
             f"{repo_id} is neither a local folder/file nor a model in the Hugging Face cache. "
-            "This machine may be offline: download the model first (e.g. `hf download "
-            f"{repo_id}`), or give the path to a .safetensors file or a diffusers folder."
-        ) from err
+            "Start training in the GUI downloads it; on the command line, download the model "
+            f"first (e.g. `hf download {repo_id}`), or give the path to a .safetensors file "
+            "or a diffusers folder."
+        )
+    missing = missing_weights(folder)
+    if missing:
+        raise ModelLoadError(
+            f"{repo_id} is only partly downloaded (no weights yet for {', '.join(missing)}). "
+            "Start training in the GUI resumes the download; on the command line, run "
+            f"`hf download {repo_id}`."
+        )
     info = _detect_folder(folder, shown=repo_id)
     return ModelInfo(
         info.arch,

@@ -25,9 +25,11 @@ class SourceFolderSettings(BaseModel):
         label="Pretrained model name or path",
         label_ja="ベースモデルのパスまたは名前",
         help="The base model: a .safetensors/.ckpt checkpoint (as downloaded from CivitAI), a "
-        "diffusers folder, or a Hugging Face id already in the local cache.",
+        "diffusers folder, or a Hugging Face id (Start training in the GUI downloads it; the "
+        "command line uses the local cache).",
         help_ja="学習の元になるモデル。.safetensors/.ckptファイル(CivitAIなどで配布されている形式)、"
-        "diffusers形式のフォルダ、またはキャッシュ済みのHugging Face ID。",
+        "diffusers形式のフォルダ、またはHugging Face ID(GUIの学習開始でダウンロードします。"
+        "コマンドラインではキャッシュ済みのものを使います)。",
     )
     v2: bool = S(
         False,
