@@ -42,6 +42,8 @@ def describe_os_error(exc: OSError) -> str:
         return "the disk is full"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return "the folder is read-only or not writable"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the file name or its path is too long for this file system"
     return exc.strerror or str(exc)
 
 

@@ -9,13 +9,16 @@ that ended a run into (message, hint) for the error event.
 
 from __future__ import annotations
 
+import errno
 import types
 
 import torch
 
 from trainer.config import TrainingConfig
+from trainer.config.checks_training import fp8_base_works_with
 from trainer.config.rules.optimizer_args import BITSANDBYTES
 from trainer.config.specs import SECRET_KEYS
+from trainer.files import describe_os_error
 from trainer.network.lora_file import SaveError
 
 # The Run methods a failure can happen in, and what the user would call that phase.
@@ -138,6 +141,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
+def _fp8_base_would_help(cfg: TrainingConfig, on_gpu: bool) -> bool:
+    """fp8_base is a way out only where it can run: a CUDA GPU, mixed precision, and a LoRA
+    type that trains on fp8 weights (not the LyCORIS types without a bypass mode)."""
+    return (
+        not cfg.fp8_base
+        and on_gpu
+        and torch.cuda.is_available()
+        and cfg.mixed_precision in ("fp16", "bf16")
+        and fp8_base_works_with(cfg.LoRA_type)
+    )
+
+
 def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
     """(message naming the settings that used the memory, hint listing the ways out)."""
     on_gpu = isinstance(exc, torch.cuda.OutOfMemoryError) or "cuda" in str(exc).lower()
@@ -167,7 +182,7 @@ def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str,
         )
     if not cfg.gradient_checkpointing:
         ways.append("turn on gradient_checkpointing (much less memory, about 25% slower)")
-    if not cfg.fp8_base and on_gpu and cfg.mixed_precision in ("fp16", "bf16"):
+    if _fp8_base_would_help(cfg, on_gpu):
         ways.append("turn on fp8_base (the frozen U-Net stored in fp8: about half its memory)")
     ways.append(f"lower max_resolution (now {cfg.max_resolution}; 512,512 for SD1.5, 768-1024 for SDXL)")
     if not cfg.cache_latents:
@@ -193,6 +208,32 @@ def redact(text: str, cfg: TrainingConfig) -> str:
     return text
 
 
+def _save_hint(cfg: TrainingConfig, exc: BaseException) -> str:
+    """What to do after a failed save: advice for the cause the OS gave (disk full, name too
+    long, a folder that cannot be written), then how to continue."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    code = cause.errno if isinstance(cause, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "Free some disk space, or choose an output folder on a disk with room"
+    elif code == errno.ENAMETOOLONG:
+        what = (
+            f"Choose a shorter output_name (now {len(cfg.output_name.encode())} bytes) or an output "
+            "folder with a shorter path"
+        )
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "Choose an output folder you can write to (this one is read-only or not yours to write)"
+    elif isinstance(cause, OSError):
+        what = f"Fix what stopped the write ({describe_os_error(cause)})"
+    else:
+        what = "Fix what the message names"
+    resume = (
+        " with Resume set to the newest -state folder"
+        if cfg.save_state or cfg.save_state_on_train_end
+        else ""
+    )
+    return f"{what}, then start again{resume}."
+
+
 def explain_failure(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
     """(message, hint) for an exception that ended a run; never a traceback."""
     if is_out_of_memory(exc):
@@ -201,16 +242,7 @@ def explain_failure(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
         message = (
             f"Saving failed, so training stopped: {exc}. Files saved earlier are complete and unchanged."
         )
-        hint = (
-            "Free some disk space or choose an output folder you can write to, then "
-            "start again"
-            + (
-                " with Resume set to the newest -state folder"
-                if cfg.save_state or cfg.save_state_on_train_end
-                else ""
-            )
-            + "."
-        )
+        hint = _save_hint(cfg, exc)
     else:
         message = f"Training failed: {type(exc).__name__}: {exc}"
         hint = "The full traceback is in the log file."
