@@ -17,7 +17,7 @@ import torch
 from trainer.config import TrainingConfig
 from trainer.config.checks_training import fp8_base_works_with
 from trainer.config.rules.optimizer_args import BITSANDBYTES
-from trainer.config.specs import SECRET_KEYS
+from trainer.config.secrets import redact_text, secret_values
 from trainer.files import describe_os_error
 from trainer.network.lora_file import SaveError
 
@@ -200,12 +200,9 @@ def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str,
 
 
 def redact(text: str, cfg: TrainingConfig) -> str:
-    """`text` with every secret setting's value (tokens, API keys) replaced by ***."""
-    for key in SECRET_KEYS:
-        value = str(getattr(cfg, key) or "")
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    """`text` with every secret (tokens, API keys) replaced by ***: the values of the secret
+    settings, values given under a secret name, token-shaped words (trainer.config.secrets)."""
+    return redact_text(text, secret_values(cfg))
 
 
 def _save_hint(cfg: TrainingConfig, exc: BaseException) -> str:
