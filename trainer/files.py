@@ -148,7 +148,8 @@ def replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (this process included)."""
     if pid == os.getpid():
         return True
     try:
@@ -174,7 +175,7 @@ def clean_stale_temps(folder: Path) -> list[str]:
         return done
     for entry in entries:
         m = _TEMP_NAME.match(entry.name)
-        if not m or _alive(int(m["pid"])):
+        if not m or pid_alive(int(m["pid"])):
             continue
         target = entry.with_name(m["name"])
         try:

@@ -4,7 +4,8 @@ The settings (trainer.config), the dataset (trainer.data.resolved), this machine
 paths, the model file and the optimizer's arguments (trainer.run.preflight) and the state
 to resume from (trainer.run.state) are checked together, so that one answer lists every
 problem: a bad output_name no longer hides a missing model and dataset, and a bad
-optimizer argument is no longer found after the latents are cached. The run
+optimizer argument is no longer found after the latents are cached. A run already writing
+to the same output (its lock, trainer.run.output_lock) is one of the problems. The run
 (trainer.run.train) and the dry run (`python -m trainer --dry-run`) call the same
 `check_before_loading`, so the dry run refuses what the run would, in the same words.
 """
@@ -19,6 +20,7 @@ from trainer.config.secrets import redact_text, secret_values
 from trainer.data.folders import DatasetError
 from trainer.data.resolved import ResolvedDataset, resolve_dataset
 from trainer.plan.training_plan import Plan, plan_dataset
+from trainer.run.output_lock import holder_problem
 from trainer.run.preflight import run_preflight
 
 
@@ -40,12 +42,16 @@ class Checked:
 
 
 def check_before_loading(
-    cfg: TrainingConfig, num_processes: int | None = None, config_problems: Sequence[Problem] = ()
+    cfg: TrainingConfig,
+    num_processes: int | None = None,
+    config_problems: Sequence[Problem] = (),
+    is_main: bool = True,
 ) -> Checked:
     """Check `cfg` as far as it can be without a model. `config_problems`: what the settings'
     own validation refused (then `cfg` holds the defaults in their place); checks of those
     settings are not repeated. `num_processes`: the processes sharing each epoch (the plan's
-    steps), by default the config's."""
+    steps), by default the config's. `is_main`: the process that takes the output's lock
+    (the others do not look at it: the main one may hold it already)."""
     problems = list(config_problems)
     refused = {p.key for p in problems}
     data = plan = None
@@ -63,5 +69,8 @@ def check_before_loading(
         resume_problems, notes = check_resume(cfg, data, plan.total_steps)
         found += resume_problems
         warnings += notes
+    held = holder_problem(cfg) if is_main else None  # another run writing here now (rank 0 locks)
+    if held:
+        found.append(Problem("output_name", held))
     problems += [p for p in found if p.key not in refused]
     return Checked(cfg, data, plan, list(dict.fromkeys(problems)), warnings)  # preflight reads the state too

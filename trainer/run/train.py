@@ -40,6 +40,7 @@ from trainer.run.checks import check_before_loading
 from trainer.run.guards import LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
+from trainer.run.output_lock import OutputLocked, output_lock
 from trainer.run.outputs import RunOutputs
 from trainer.run.save_point import SaveParts, save_point
 from trainer.run.saving import LoRASaver, write_crash_log
@@ -90,16 +91,19 @@ def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: thread
         return code
 
     # every check that needs no model, all problems at once (the dry run runs the same)
-    checked = check_before_loading(cfg, num_processes=world)
+    checked = check_before_loading(cfg, num_processes=world, is_main=is_main)
     if checked.problems:
         return fail(2, checked.message())
     cfg, plan, prepared = checked.cfg, checked.plan, checked.data
-    emit(Event("plan", plan.to_json()))
-    for w in [*plan.warnings, *checked.warnings]:
-        emit(Event("warning", {"message": w}))
     try:
-        Run(cfg, plan, prepared, emit, stop or threading.Event()).execute()
+        with output_lock(cfg, is_main):  # one run per output; released however the run ends
+            emit(Event("plan", plan.to_json()))
+            for w in [*plan.warnings, *checked.warnings]:
+                emit(Event("warning", {"message": w}))
+            Run(cfg, plan, prepared, emit, stop or threading.Event()).execute()
         return 0
+    except OutputLocked as exc:
+        return fail(2, f"Fix these settings first:\n- output_name: {exc}")
     except (ConfigError, ModelLoadError) as exc:
         return fail(2, str(exc))
     except TrainingError as exc:
