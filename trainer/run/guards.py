@@ -119,6 +119,46 @@ class LossGuard:
         )
 
 
+class DataGuard:
+    """Stops a run that cannot read most of its data, rather than "training" on nothing.
+
+    An image that cannot be read (deleted, unplugged disk) is left out of its batch with a
+    warning; a batch left with no image trains nothing and takes no step. Once more than
+    half of an epoch's images x repeats (of this process) could not be read, the run stops
+    with exit 1, naming some of them: the rest of the epoch could not make up for it, and an
+    epoch where no batch could be read is always more than half."""
+
+    def __init__(self, dataset, loader) -> None:
+        self.dataset, self.loader = dataset, loader
+        self.total = self.lost = 0
+        self.examples: list[str] = []
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.total, self.lost, self.examples = epoch, 0, 0, []
+
+    def observe(self, k: int, batch: dict | None) -> None:
+        """Count what batch `k` of the epoch asked for and did not get; raise TrainingError
+        when more than half of the epoch is lost."""
+        self.total = self.total or self.loader.entries_dealt()
+        got = set(batch["indices"]) if batch is not None else set()
+        missing = [i for i in self.loader.requested(k) if i not in got]
+        if not missing:
+            return
+        self.lost += len(missing)
+        for i in missing:
+            path = str(self.dataset.entries[i].item.path)
+            if len(self.examples) < 3 and path not in self.examples:
+                self.examples.append(path)
+        if 2 * self.lost > self.total:
+            raise TrainingError(
+                f"Most of the training images could not be read in epoch {self.epoch}: "
+                f"{self.lost} of its {self.total} images x repeats so far (e.g. {', '.join(self.examples)}), "
+                "so training stopped there; nothing was trained on the missing ones. Check that the "
+                "image folder is still there (an unplugged disk, a network folder gone) and start "
+                "again; the files saved before are complete."
+            )
+
+
 def _phase(exc: BaseException) -> str:
     """The phase of the run where `exc` was raised, from the deepest Run method in its traceback."""
     phase = ""

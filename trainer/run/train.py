@@ -37,7 +37,7 @@ from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
 from trainer.plan.training_plan import Plan
 from trainer.run.checks import check_before_loading
-from trainer.run.guards import LossGuard, TrainingError, explain_failure
+from trainer.run.guards import DataGuard, LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
 from trainer.run.output_lock import OutputLocked, output_lock
@@ -284,22 +284,31 @@ class Run(RunSetup):
         if at.step == 0:
             self.outputs.before_training()
         num_batches = self.loader.num_batches()
+        data_guard = DataGuard(self.dataset, self.loader)  # most images unreadable: stop (exit 1)
         for epoch in range(at.epoch, plan.epochs + 1):
             epoch_loss = torch.zeros((), device=self.device)
-            epoch_batches = 0
+            epoch_batches = pending = 0  # batches trained this epoch / since the last optimizer step
+            data_guard.start_epoch(epoch)
             skip = at.batches_done if epoch == at.epoch else 0  # trained before a resumed state
             for bi, batch in enumerate(self.loader.epoch(epoch, skip)):
-                if batch is None or (epoch, bi) < (at.epoch, at.batches_done):
-                    continue  # every image failed, or trained before the resumed state was saved
-                # forward and backward; the loss is divided so accumulated gradients average
-                loss = self.step_loss(batch, generator)
-                # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
-                agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
-                self.acc.backward(loss / accum)
-                epoch_loss += loss.detach()
-                epoch_batches += 1
+                if (epoch, bi) < (at.epoch, at.batches_done):
+                    continue  # trained before the resumed state was saved
+                data_guard.observe(bi, batch)  # images that could not be read are left out
+                if batch is not None:
+                    # forward and backward; the loss is divided so accumulated gradients average
+                    loss = self.step_loss(batch, generator)
+                    # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
+                    agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
+                    self.acc.backward(loss / accum)
+                    epoch_loss += loss.detach()
+                    epoch_batches += 1
+                    pending += 1
+                if not pending:  # no data since the last step: no step, the batch is done
+                    keeper.advance(epoch, bi + 1, step)
+                    continue
                 if (bi + 1) % accum and bi + 1 != num_batches:
                     continue
+                pending = 0
                 # clip, step the optimizer and the learning rate
                 self.optimizer_step()
                 step += 1
