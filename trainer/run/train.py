@@ -32,7 +32,7 @@ from trainer.config import ConfigError, TrainingConfig
 from trainer.config.secrets import redact_data, secret_values
 from trainer.data.resolved import ResolvedDataset
 from trainer.events import Event, EventCallback
-from trainer.files import clean_stale_temps
+from trainer.files import clean_stale_temps, restore_interrupted
 from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
 from trainer.plan.training_plan import Plan
@@ -90,6 +90,10 @@ def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: thread
         emit(Event("error", {"message": message, "hint": hint, "log_file": log_file}))
         return code
 
+    if is_main and cfg.resume.strip():  # a state a killed save left aside: back under its name
+        restored = restore_interrupted(Path(cfg.resume.strip()).expanduser())
+        if restored:
+            emit(Event("log", {"message": restored}))
     # every check that needs no model, all problems at once (the dry run runs the same)
     checked = check_before_loading(cfg, num_processes=world, is_main=is_main)
     if checked.problems:
