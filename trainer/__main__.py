@@ -6,8 +6,11 @@ Exit codes: 0 done or stopped (Ctrl-C / SIGTERM / SIGHUP once: the LoRA and, wit
 save_state, the training state are saved), 2 config or dataset problem, 1 training
 failure, 130 aborted by a second Ctrl-C.
 
---dry-run resolves the dataset once (trainer.data.resolved) and prints its plan
-(trainer.plan.training_plan.build_plan); a run does the same inside train_with_events.
+--dry-run makes every check a run makes before it loads a model (trainer.run.checks: the
+settings, the dataset, the paths and the machine, the model file, the optimizer's
+arguments, the state to resume from) and prints the plan, or exits 2 listing the problems
+in the words the run would use. Settings that do not validate are listed together with
+the problems of the rest. Tokens a message quotes show as ***.
 """
 
 from __future__ import annotations
@@ -72,13 +75,48 @@ def leave_terminal(fds: list[int]) -> None:
         os.close(null)
 
 
+def _refused(args: argparse.Namespace, exc: ConfigError) -> int:
+    """Settings that do not validate: every problem at once, those of the dataset, the
+    paths and the machine too (checked on the settings that did validate); exit 2."""
+    if exc.config is None:  # nothing usable was read
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    from trainer.run.checks import check_before_loading
+
+    cfg = exc.config
+    if args.resume is not None:
+        cfg.resume = args.resume
+    checked = check_before_loading(cfg, config_problems=exc.problems)
+    print(f"error: {args.config}: {checked.message()}", file=sys.stderr)
+    return 2
+
+
+def _dry_run(args: argparse.Namespace, cfg: TrainingConfig, warnings: list[str]) -> int:
+    """The plan, after the same checks as a run (no model loaded); exit 2 with their problems."""
+    from trainer.config.secrets import redact_data, redact_text, secret_values
+    from trainer.run.checks import check_before_loading
+
+    checked = check_before_loading(cfg)
+    if checked.problems:
+        print(f"error: {checked.message()}", file=sys.stderr)
+        return 2
+    plan = checked.plan
+    plan.warnings[:0] = warnings
+    plan.warnings += checked.warnings
+    secrets = secret_values(cfg)  # a token a message quotes shows as ***
+    if args.json:
+        print(json.dumps(redact_data(plan.to_json(), secrets), indent=2, ensure_ascii=False))
+    else:
+        print(redact_text(plan.to_text(), secrets))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     try:
         cfg, warnings = load_preset(args.config)
     except ConfigError as exc:
-        print(f"error: {args.config}: {exc}", file=sys.stderr)
-        return 2
+        return _refused(args, exc)
     if args.resume is not None:
         cfg.resume = args.resume
     if cfg.num_processes > 1 and not args.dry_run:
@@ -87,28 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         if not under_launcher():
             return _launch(args, cfg)
     if args.dry_run:
-        from trainer.data.folders import DatasetError
-        from trainer.plan.training_plan import build_plan
-
-        try:
-            plan = build_plan(cfg)
-        except DatasetError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        plan.warnings[:0] = warnings
-        if args.json:
-            print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
-        else:
-            print(plan.to_text())
-        return 0
+        return _dry_run(args, cfg, warnings)
 
     from trainer.cli_progress import ConsoleReporter, JsonLinesReporter
+    from trainer.config.secrets import redact_text, secret_values
     from trainer.events import Event
     from trainer.run.train import train_with_events
 
     reporter = JsonLinesReporter() if args.events == "jsonl" else ConsoleReporter()
-    for w in warnings:
-        reporter(Event("warning", {"message": w}))
+    for w in warnings:  # notes about the preset; a token one quotes shows as ***
+        reporter(Event("warning", {"message": redact_text(w, secret_values(cfg))}))
     stop = threading.Event()
 
     terminal = [fd for fd in (1, 2) if os.isatty(fd)]

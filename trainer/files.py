@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ def describe_os_error(exc: OSError) -> str:
         return "the disk is full"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return "the folder is read-only or not writable"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the file name or its path is too long for this file system"
     return exc.strerror or str(exc)
 
 
@@ -146,7 +149,8 @@ def replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (this process included)."""
     if pid == os.getpid():
         return True
     try:
@@ -156,6 +160,37 @@ def _alive(pid: int) -> bool:
     except OSError:  # exists but belongs to someone else
         return True
     return True
+
+
+def interrupted_backup(target: Path) -> Path | None:
+    """The complete older `target` that a killed `replace_dir` left as `.<name>.old-<pid>`
+    (its writer gone, `target` missing), or None."""
+    target = Path(target)
+    if target.exists():
+        return None
+    try:
+        found = [
+            entry
+            for entry in target.parent.glob(f".{glob.escape(target.name)}.old-*")
+            if (m := _TEMP_NAME.match(entry.name))
+            and m["name"] == target.name
+            and not pid_alive(int(m["pid"]))
+        ]
+    except OSError:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def restore_interrupted(target: Path) -> str | None:
+    """Put back the older `target` a killed folder replacement left aside; what was done, or None."""
+    backup = interrupted_backup(target)
+    if backup is None:
+        return None
+    try:
+        os.replace(backup, target)
+    except OSError:
+        return None
+    return f"restored {target} from {backup.name} (a save was interrupted while replacing it)"
 
 
 def clean_stale_temps(folder: Path) -> list[str]:
@@ -172,7 +207,7 @@ def clean_stale_temps(folder: Path) -> list[str]:
         return done
     for entry in entries:
         m = _TEMP_NAME.match(entry.name)
-        if not m or _alive(int(m["pid"])):
+        if not m or pid_alive(int(m["pid"])):
             continue
         target = entry.with_name(m["name"])
         try:

@@ -134,6 +134,8 @@ def test_tokens_in_additional_parameters_are_not_echoed():
         ("word hf_abcdefghijklmnopqrstu word", "word *** word"),
         ("max_token_length=150 network_dim=16", "max_token_length=150 network_dim=16"),
         ("a token from the environment", "a token from the environment"),
+        ("quotes the token and --wandb_api_key=abc123secret", "quotes the token and --wandb_api_key=***"),
+        ("--x --hub_token abc123secret", "--x --hub_token ***"),
     ],
 )
 def test_redaction_by_name_and_by_shape(text, shown):

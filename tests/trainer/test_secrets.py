@@ -37,7 +37,7 @@ def test_kohya_preset_secrets_are_not_echoed_or_saved(tmp_path):
     assert TOKEN not in text and "huggingface_token" not in text  # ...never written
 
 
-def test_the_dry_run_plan_does_not_print_the_token(tmp_path, capsys):
+def test_the_dry_run_plan_does_not_print_the_token(tiny_model, tmp_path, capsys):
     from trainer.__main__ import main
 
     data = make_toy_dataset(tmp_path / "data", n=1, size=64)
@@ -45,7 +45,9 @@ def test_the_dry_run_plan_does_not_print_the_token(tmp_path, capsys):
     preset.write_text(
         json.dumps(
             {
-                "pretrained_model_name_or_path": "m",
+                "pretrained_model_name_or_path": str(tiny_model("sd15")),
+                "mixed_precision": "no",
+                "optimizer": "AdamW",
                 "train_data_dir": str(data),
                 "output_dir": str(tmp_path / "o"),
                 "huggingface_token": TOKEN,

@@ -335,9 +335,11 @@ def test_a_killed_writer_leaves_nothing_the_next_run_cannot_clean(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".mine.tmp-{os.getpid()}", "toy-000001-state"]
 
 
-def test_out_of_memory_while_caching_latents_suggests_a_smaller_vae_batch():
+def test_out_of_memory_while_caching_latents_suggests_a_smaller_vae_batch(monkeypatch):
     from trainer.config import TrainingConfig
     from trainer.run.guards import out_of_memory_message
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # fp8_base is advice on a CUDA GPU only
 
     def _cache_latents():  # the phase is read from the traceback's function names
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -99,9 +99,9 @@ def test_diffusers_loads_the_file_and_matches_our_lora(trained):
     torch.testing.assert_close(ours, with_lora, rtol=1e-3, atol=1e-4)
 
 
-def test_dry_run_json_plans_without_loading_a_model(tmp_path, capsys):
+def test_dry_run_json_plans_without_loading_a_model(tmp_path, tiny_model, capsys):
     data = make_toy_dataset(tmp_path / "data")
-    preset = write_preset(tmp_path, tmp_path / "no-such-model", data)
+    preset = write_preset(tmp_path, tiny_model("sd15"), data)
     assert main(["--config", str(preset), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["images"] == 4 and plan["reg_images"] == 0

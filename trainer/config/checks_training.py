@@ -190,12 +190,17 @@ def training_option_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str
     return errors + e, warnings + w
 
 
+def fp8_base_works_with(lora_type: str) -> bool:
+    """Whether fp8_base can train this LoRA type: ours, or a LyCORIS type with a bypass mode."""
+    return lora_type not in ALGOS or "bypass_mode" in TYPE_OPTIONS[lora_type]
+
+
 def _fp8_with_lycoris(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     """LyCORIS multiplies its change into the weight in the weight's dtype, which float8
     cannot do; in bypass mode it adds its change to the layer's output instead."""
     if not (cfg.fp8_base and cfg.LoRA_type in ALGOS):
         return [], []
-    if "bypass_mode" not in TYPE_OPTIONS[cfg.LoRA_type]:
+    if not fp8_base_works_with(cfg.LoRA_type):
         bypassing = sorted(t for t, options in TYPE_OPTIONS.items() if "bypass_mode" in options)
         return [
             Problem(

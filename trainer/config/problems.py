@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,10 +16,15 @@ class Problem:
 
 
 class ConfigError(Exception):
-    """Every problem found in a config, each naming its key."""
+    """Every problem found in a config, each naming its key.
 
-    def __init__(self, problems: list[Problem]):
+    `config`, where there is one: the settings with each refused value at its default, so
+    that the checks of the disk, the dataset and the machine can still run and every
+    problem is listed at once (None when nothing usable was read)."""
+
+    def __init__(self, problems: list[Problem], config: Any = None):
         self.problems = problems
+        self.config = config
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{len(problems)} problem(s) in the settings:\n{lines}")
 

@@ -67,14 +67,20 @@ def validate_values(values: dict[str, Any]) -> TrainingConfig:
             problems.append(Problem(key, f"{err.get('input')!r} is not allowed; it must be {allowed}"))
         # Check the rules between settings too, on the values that were valid, so the
         # user sees every problem in one go.
-        try:
-            rest = TrainingConfig(**{k: v for k, v in clean.items() if k not in bad})
+        rest = _without(clean, bad)
+        if rest is not None:
             problems.extend(p for p in check_config(rest)[0] if p.key not in bad)
-        except ValidationError:
-            pass
-        raise ConfigError(problems) from None
+        raise ConfigError(problems, _without(clean, {p.key for p in problems})) from None
     errors, _warnings = check_config(cfg)
     problems.extend(errors)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, _without(clean, {p.key for p in problems}))
     return cfg
+
+
+def _without(clean: dict[str, Any], bad: set[str]) -> TrainingConfig | None:
+    """The settings with the `bad` ones at their defaults (not checked against each other)."""
+    try:
+        return TrainingConfig(**{k: v for k, v in clean.items() if k not in bad})
+    except ValidationError:
+        return None

@@ -116,6 +116,7 @@ class EpochBatchSampler(Sampler):
         self.epoch = epoch
         self.skip = 0
         self.rank, self.world = rank, max(1, world)
+        self.dealt: list[list[int]] = []  # the entries of each batch of the epoch being dealt
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         """Choose the epoch (counted from 1) that the next iteration deals, and how many of
@@ -123,7 +124,8 @@ class EpochBatchSampler(Sampler):
         self.epoch, self.skip = epoch, skip
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in rank_batches(self.batcher.epoch_batches(self.epoch), self.rank, self.world)[self.skip :]:
+        self.dealt = rank_batches(self.batcher.epoch_batches(self.epoch), self.rank, self.world)
+        for batch in self.dealt[self.skip :]:
             yield [(i, self.epoch) for i in batch]
 
     def __len__(self) -> int:
@@ -294,6 +296,8 @@ class TrainDataset(Dataset):
         With with_image=False (latents cached) only the caption and indices are made.
         """
         entry = self.entries[i]
+        if entry.image_index in self.failed:  # unreadable before (also when latents were cached)
+            return None
         out: dict = {
             "index": i,
             "image_index": entry.image_index,

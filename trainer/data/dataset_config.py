@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import ConfigError, TrainingConfig, validate_values
-from trainer.data.folders import DatasetError, FolderScan, scan_subset_folder
+from trainer.data.folders import DatasetError, FolderScan, repeats_problem, scan_subset_folder
 
 # dataset-config key -> our setting, for the options that hold for the whole run
 RUN_KEYS = {
@@ -223,6 +223,9 @@ class _Reader:
             raise DatasetError(
                 f"dataset_config: {where}num_repeats = {repeats!r} must be a whole number, 1 or more"
             )
+        too_many = repeats_problem(repeats, f"{where}num_repeats")
+        if too_many:
+            raise DatasetError(f"dataset_config: {too_many}")
         image_dir = Path(str(merged["image_dir"])).expanduser()
         return Subset(
             image_dir=image_dir

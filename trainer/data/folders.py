@@ -13,10 +13,10 @@ result, never the folders again.
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer.data.caption_files import caption_for, inside
 from trainer.data.images import IMAGE_EXTENSIONS, ImageError, probe_image
 
 LAYOUT_EXAMPLE = (
@@ -29,8 +29,19 @@ LAYOUT_EXAMPLE = (
 )
 
 
+# Repeats a folder may ask for, and images x repeats one epoch may hold: a `100000000_x`
+# folder would otherwise fill the memory with its entries before training starts.
+MAX_REPEATS = 10_000
+MAX_IMAGE_REPEATS = 10_000_000
+
+
 class DatasetError(Exception):
-    """The dataset folder cannot be used at all (missing, empty, wrong layout)."""
+    """The dataset folder cannot be used at all (missing, empty, wrong layout, too many
+    repeats). `key`: the setting that names it (train_data_dir, reg_data_dir, dataset_config)."""
+
+    def __init__(self, message: str, key: str = "train_data_dir"):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -106,34 +117,6 @@ def parse_repeats(folder_name: str) -> tuple[int, str] | None:
     return (repeats, name) if repeats >= 1 else None
 
 
-def read_caption_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 (or BOM-marked UTF-16) caption file, without BOM, line endings
-    or padding; the first line as it is, empty ones after it left out.
-
-    Raises UnicodeDecodeError for files in another encoding, OSError if unreadable.
-    """
-    raw = path.read_bytes()
-    # Windows Notepad's "Unicode" is UTF-16 with a byte-order mark: unambiguous, so read it.
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = raw.decode("utf-16")
-    else:
-        text = raw.decode("utf-8-sig")
-    lines = [line.strip() for line in text.splitlines()] if text else [""]
-    return lines[:1] + [line for line in lines[1:] if line]
-
-
-def read_caption(path: Path) -> str:
-    """The first line of a caption file (what is trained unless enable_wildcard is on)."""
-    return read_caption_lines(path)[0]
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):  # broken link or a link loop
-        return False
-
-
 def _visible(path: Path) -> bool:
     # Hidden files (.DS_Store, macOS "._img.png" forks) are not images; Kohya's glob
     # never sees them either.
@@ -158,7 +141,7 @@ def _scan_subset(
     images = 0
     missing = 0
     for path in _image_files(folder):
-        if not _inside(path, root):
+        if not inside(path, root):
             scan.skipped.append(Skipped(str(path), "symlink pointing outside the dataset folder"))
             continue
         try:
@@ -168,7 +151,7 @@ def _scan_subset(
             continue
         if animated:
             scan.warnings.append(f"{path} is animated: only its first frame is trained")
-        caption, has_file, lines = _caption_for(path.parent / (path.stem + ext), name, scan)
+        caption, has_file, lines = caption_for(path.parent / (path.stem + ext), name, root, scan.warnings)
         missing += not has_file
         images += 1
         scan.items.append(
@@ -200,89 +183,107 @@ def _scan_subset(
     scan.folders.append(ImageFolder(folder, repeats, name, ext, is_reg, images, missing))
 
 
-def _caption_for(caption_path: Path, class_token: str, scan: FolderScan) -> tuple[str, bool, tuple[str, ...]]:
-    """(caption, has caption file, all its lines); problems fall back to the class token,
-    with a warning."""
-    if not caption_path.is_file():
-        return class_token, False, ()
-    try:
-        lines = read_caption_lines(caption_path)
-    except UnicodeDecodeError:
-        scan.warnings.append(
-            f"{caption_path} is not UTF-8 text; save it as UTF-8. Using the class token "
-            f"'{class_token}' as its caption for now"
+def _why_ignored(folder_name: str) -> str:
+    """Why a sub-folder's name is no <repeats>_<name> (parse_repeats gave None)."""
+    prefix, sep, _ = folder_name.partition("_")
+    if sep and prefix.isdecimal():
+        return "the repeat count must be at least 1"
+    return f"its name must start with the number of repeats and an underscore, e.g. '10_{folder_name}'"
+
+
+def repeats_problem(repeats: int, where: str) -> str | None:
+    """Why `repeats` is more than a folder may ask for (MAX_REPEATS), or None."""
+    if repeats <= MAX_REPEATS:
+        return None
+    shown = f"{repeats:,}" if repeats < 10**15 else f"a {len(str(repeats))}-digit number of"
+    return f"{where} asks for {shown} repeats, more than the {MAX_REPEATS:,} a folder may have"
+
+
+def _named_folders(folders: list[Path]) -> tuple[list[tuple[Path, int, str]], list[tuple[str, str]]]:
+    """(the <repeats>_<name> folders with their repeats and name, the ignored ones with why).
+    Raises DatasetError naming every folder with more repeats than MAX_REPEATS."""
+    named: list[tuple[Path, int, str]] = []
+    ignored: list[tuple[str, str]] = []
+    too_many: list[str] = []
+    for folder in folders:
+        parsed = parse_repeats(folder.name)
+        if parsed is None:
+            ignored.append((folder.name, _why_ignored(folder.name)))
+            continue
+        why = repeats_problem(parsed[0], f"folder '{folder.name}'")
+        if why:
+            too_many.append(why)
+        named.append((folder, *parsed))
+    if too_many:
+        raise DatasetError(
+            "; ".join(too_many) + ". Lower the number at the start of the folder name (the guide's "
+            "5,000-10,000 images x repeats per epoch need far fewer)"
         )
-        return class_token, True, ()
-    except OSError as err:
-        scan.warnings.append(f"cannot read {caption_path} ({err}); using the class token '{class_token}'")
-        return class_token, True, ()
-    if not lines[0]:
-        scan.warnings.append(
-            f"{caption_path} is empty (first line blank); using the class token '{class_token}'"
-        )
-        return class_token, True, ()
-    return lines[0], True, tuple(lines)
+    return named, ignored
+
+
+def _no_folders_message(root: Path, ignored: list[tuple[str, str]]) -> str:
+    """What was found in a dataset folder without a usable <repeats>_<name> sub-folder."""
+    loose = len(_image_files(root))
+    if loose:
+        found = f"it holds {loose} images directly, but images must be inside <repeats>_<name> sub-folders"
+        if parse_repeats(root.name):
+            found += f" (choose its parent folder '{root.parent}' instead)"
+    else:
+        found = "it has no <repeats>_<name> sub-folders"
+    if ignored:
+        found += "; these sub-folders are ignored:" + "".join(f"\n  '{name}': {why}" for name, why in ignored)
+    return found
 
 
 def scan_dataset(root: str | Path, caption_extension: str = ".txt", is_reg: bool = False) -> FolderScan:
     """Find the images, captions and repeats under a Kohya-style dataset folder.
 
     Reads only image headers, so thousands of images scan in seconds. Raises
-    DatasetError (with the expected layout) when the folder cannot be used at all.
+    DatasetError (with the expected layout) when the folder cannot be used at all,
+    naming each ignored sub-folder and why.
     """
     kind = "regularisation folder" if is_reg else "image folder"
+    key = "reg_data_dir" if is_reg else "train_data_dir"
     if not str(root).strip():
         raise DatasetError(
             f"No {kind} is set: choose the folder that holds the "
-            f"<repeats>_<name> sub-folders.\n{LAYOUT_EXAMPLE}"
+            f"<repeats>_<name> sub-folders.\n{LAYOUT_EXAMPLE}",
+            key,
         )
     root = Path(root).expanduser()
     if not root.exists():
-        raise DatasetError(f"The {kind} '{root}' does not exist.\n{LAYOUT_EXAMPLE}")
+        raise DatasetError(f"The {kind} '{root}' does not exist.\n{LAYOUT_EXAMPLE}", key)
     if not root.is_dir():
-        raise DatasetError(f"The {kind} '{root}' is a file, not a folder.\n{LAYOUT_EXAMPLE}")
+        raise DatasetError(f"The {kind} '{root}' is a file, not a folder.\n{LAYOUT_EXAMPLE}", key)
     root_resolved = root.resolve()
     ext = _normal_extension(caption_extension)
     scan = FolderScan()
     try:
         children = sorted(p for p in root.iterdir() if _visible(p))
     except OSError as err:
-        raise DatasetError(f"Cannot read the {kind} '{root}': {err}") from None
-    folders = [p for p in children if p.is_dir()]
+        raise DatasetError(f"Cannot read the {kind} '{root}': {err}", key) from None
     if not children:
-        raise DatasetError(f"The {kind} '{root}' is empty.\n{LAYOUT_EXAMPLE}")
-    for folder in folders:
-        parsed = parse_repeats(folder.name)
-        if parsed is None:
-            prefix = folder.name.partition("_")[0]
-            why = (
-                "the repeat count must be at least 1"
-                if prefix.isdecimal()
-                else f"its name must start with the number of repeats and an underscore, "
-                f"e.g. '10_{folder.name}'"
-            )
-            scan.warnings.append(f"skipped folder '{folder.name}': {why}")
-            continue
-        repeats, name = parsed
+        raise DatasetError(f"The {kind} '{root}' is empty.\n{LAYOUT_EXAMPLE}", key)
+    try:
+        named, ignored = _named_folders([p for p in children if p.is_dir()])
+    except DatasetError as exc:
+        raise DatasetError(f"In the {kind} '{root}': {exc}", key) from None
+    for folder, repeats, name in named:
         try:
             _scan_subset(folder, repeats, name, root_resolved, ext, is_reg, scan)
         except OSError as err:  # e.g. no permission to list the folder
-            scan.warnings.append(f"skipped folder '{folder.name}': cannot read it ({err})")
+            ignored.append((folder.name, f"cannot read it ({err})"))
+    scan.warnings[:0] = [f"skipped folder '{name}': {why}" for name, why in ignored]
     if not scan.folders:
-        loose = len(_image_files(root))
-        found = (
-            f"it holds {loose} images directly, but images must be inside <repeats>_<name> sub-folders"
-            if loose
-            else "it has no <repeats>_<name> sub-folders"
-        )
-        if loose and parse_repeats(root.name):
-            found += f" (choose its parent folder '{root.parent}' instead)"
-        raise DatasetError(f"No training data in the {kind} '{root}': {found}.\n{LAYOUT_EXAMPLE}")
+        found = _no_folders_message(root, ignored)
+        raise DatasetError(f"No training data in the {kind} '{root}': {found}.\n{LAYOUT_EXAMPLE}", key)
     if not scan.items:
         problems = "".join(f"\n  {s.path}: {s.reason}" for s in scan.skipped[:10])
         raise DatasetError(
             f"No usable images in the {kind} '{root}' (sub-folders: "
-            f"{', '.join(f.path.name for f in scan.folders)}).{problems}\n{LAYOUT_EXAMPLE}"
+            f"{', '.join(f.path.name for f in scan.folders)}).{problems}\n{LAYOUT_EXAMPLE}",
+            key,
         )
     return scan
 

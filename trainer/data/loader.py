@@ -74,6 +74,7 @@ class BatchLoader:
         self.workers = workers if with_images else 0
         self._loader: DataLoader | None = None
         self._reported: set[str] = set()
+        self._dealt: list[list[int]] = []
         if self.workers > 0:
             self._loader = DataLoader(
                 _WorkerView(dataset),
@@ -82,6 +83,18 @@ class BatchLoader:
                 num_workers=self.workers,
                 persistent_workers=persistent,
             )
+
+    def _current(self) -> list[list[int]]:
+        return self._dealt if self._loader is None else self.sampler.dealt
+
+    def requested(self, k: int) -> list[int]:
+        """The entries batch `k` of the epoch being loaded asked for (its batch may hold fewer:
+        an image that cannot be read is left out)."""
+        return self._current()[k]
+
+    def entries_dealt(self) -> int:
+        """The entries (images x repeats) this process takes in the epoch being loaded."""
+        return sum(len(b) for b in self._current())
 
     def num_batches(self) -> int:
         """Batches this process takes per epoch (the same every epoch)."""
@@ -95,7 +108,8 @@ class BatchLoader:
         """The batches of `epoch` (counted from 1), in order. The first `skip` are None and
         never loaded (a resumed run trained them before its state was saved)."""
         if self._loader is None:
-            for k, indices in enumerate(self.batches(epoch)):
+            self._dealt = self.batches(epoch)
+            for k, indices in enumerate(self._dealt):
                 if k < skip:
                     yield None
                     continue

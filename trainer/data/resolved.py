@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from trainer.config import TrainingConfig, parse_resolution  # the schema's one rule for "W,H"
 from trainer.data.buckets import BucketChoice, BucketError, BucketSpec
 from trainer.data.dataset_config import apply_dataset_settings, read_dataset_config, scan_subsets
-from trainer.data.folders import FolderScan, ImageFolder, ImageItem, Skipped, scan_dataset
+from trainer.data.folders import (
+    MAX_IMAGE_REPEATS,
+    DatasetError,
+    FolderScan,
+    ImageFolder,
+    ImageItem,
+    Skipped,
+    scan_dataset,
+)
 
 
 @dataclass(frozen=True)
@@ -94,12 +102,16 @@ Scans = tuple[TrainingConfig, FolderScan, FolderScan | None, list[str]]  # setti
 
 def _from_dataset_config(cfg: TrainingConfig) -> Scans:
     """(the settings with the TOML's run-wide values, training scan, reg scan, notes)."""
-    dc = read_dataset_config(cfg.dataset_config.strip())
-    cfg, notes = apply_dataset_settings(cfg, dc)  # its batch size, resolution, ...
-    scan = scan_subsets(dc, cfg.caption_extension, is_reg=False)
-    reg_scan = None
-    if any(s.is_reg for s in dc.subsets):
-        reg_scan = scan_subsets(dc, cfg.caption_extension, is_reg=True)
+    try:
+        dc = read_dataset_config(cfg.dataset_config.strip())
+        cfg, notes = apply_dataset_settings(cfg, dc)  # its batch size, resolution, ...
+        scan = scan_subsets(dc, cfg.caption_extension, is_reg=False)
+        reg_scan = None
+        if any(s.is_reg for s in dc.subsets):
+            reg_scan = scan_subsets(dc, cfg.caption_extension, is_reg=True)
+    except DatasetError as exc:
+        exc.key = "dataset_config"  # the setting to fix
+        raise
     return cfg, scan, reg_scan, notes
 
 
@@ -112,6 +124,25 @@ def _from_folders(cfg: TrainingConfig) -> Scans:
     return cfg, scan, reg_scan, []
 
 
+def _check_epoch_size(scan: FolderScan, key: str) -> None:
+    """Refuse an epoch of more than MAX_IMAGE_REPEATS images x repeats (its entries are held
+    in memory; the reg images match the training count), naming the biggest folders."""
+    per_folder: dict[str, int] = {}
+    for item in scan.items:
+        per_folder[item.subset] = per_folder.get(item.subset, 0) + item.repeats
+    total = sum(per_folder.values())
+    if total <= MAX_IMAGE_REPEATS:
+        return
+    biggest = sorted(per_folder.items(), key=lambda kv: -kv[1])[:3]
+    raise DatasetError(
+        f"One epoch would be {total:,} images x repeats, more than a run can hold "
+        f"({MAX_IMAGE_REPEATS:,}); the biggest folders: "
+        + ", ".join(f"'{name}' ({n:,})" for name, n in biggest)
+        + ". Lower the repeats in the folder names (or num_repeats in the dataset_config).",
+        key,
+    )
+
+
 def resolve_dataset(cfg: TrainingConfig) -> ResolvedDataset:
     """The dataset of `cfg`, resolved once: settings, folders, images and their buckets.
 
@@ -120,6 +151,7 @@ def resolve_dataset(cfg: TrainingConfig) -> ResolvedDataset:
     cfg, scan, reg_scan, notes = (
         _from_dataset_config(cfg) if cfg.dataset_config.strip() else _from_folders(cfg)
     )
+    _check_epoch_size(scan, "dataset_config" if cfg.dataset_config.strip() else "train_data_dir")
     spec = bucket_spec(cfg)
     return ResolvedDataset(
         cfg=cfg,

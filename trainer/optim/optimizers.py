@@ -128,6 +128,25 @@ _BNB_CLASSES = {
 }
 
 
+def optimizer_class(name: str) -> type | None:
+    """The class the optimizer `name` is built from (None for a name this trainer does not
+    know). Raises ImportError or ConfigError where its package is missing."""
+    if name == "AdamW":
+        return torch.optim.AdamW
+    if name == "SGDNesterov":
+        return torch.optim.SGD
+    if name in _BNB_CLASSES or name == "SGDNesterov8bit":
+        return _bnb(_BNB_CLASSES.get(name, "SGD8bit"))
+    if name in _CLASSES:
+        module, cls_name = _CLASSES[name]
+        return getattr(importlib.import_module(module), cls_name)
+    if name == "Adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor
+    return None
+
+
 def _build(
     name: str, groups: list[dict], lr: float, kwargs: dict[str, Any], device: torch.device
 ) -> torch.optim.Optimizer:

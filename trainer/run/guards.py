@@ -9,13 +9,16 @@ that ended a run into (message, hint) for the error event.
 
 from __future__ import annotations
 
+import errno
 import types
 
 import torch
 
 from trainer.config import TrainingConfig
+from trainer.config.checks_training import fp8_base_works_with
 from trainer.config.rules.optimizer_args import BITSANDBYTES
-from trainer.config.specs import SECRET_KEYS
+from trainer.config.secrets import redact_text, secret_values
+from trainer.files import describe_os_error
 from trainer.network.lora_file import SaveError
 
 # The Run methods a failure can happen in, and what the user would call that phase.
@@ -116,6 +119,46 @@ class LossGuard:
         )
 
 
+class DataGuard:
+    """Stops a run that cannot read most of its data, rather than "training" on nothing.
+
+    An image that cannot be read (deleted, unplugged disk) is left out of its batch with a
+    warning; a batch left with no image trains nothing and takes no step. Once more than
+    half of an epoch's images x repeats (of this process) could not be read, the run stops
+    with exit 1, naming some of them: the rest of the epoch could not make up for it, and an
+    epoch where no batch could be read is always more than half."""
+
+    def __init__(self, dataset, loader) -> None:
+        self.dataset, self.loader = dataset, loader
+        self.total = self.lost = 0
+        self.examples: list[str] = []
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.total, self.lost, self.examples = epoch, 0, 0, []
+
+    def observe(self, k: int, batch: dict | None) -> None:
+        """Count what batch `k` of the epoch asked for and did not get; raise TrainingError
+        when more than half of the epoch is lost."""
+        self.total = self.total or self.loader.entries_dealt()
+        got = set(batch["indices"]) if batch is not None else set()
+        missing = [i for i in self.loader.requested(k) if i not in got]
+        if not missing:
+            return
+        self.lost += len(missing)
+        for i in missing:
+            path = str(self.dataset.entries[i].item.path)
+            if len(self.examples) < 3 and path not in self.examples:
+                self.examples.append(path)
+        if 2 * self.lost > self.total:
+            raise TrainingError(
+                f"Most of the training images could not be read in epoch {self.epoch}: "
+                f"{self.lost} of its {self.total} images x repeats so far (e.g. {', '.join(self.examples)}), "
+                "so training stopped there; nothing was trained on the missing ones. Check that the "
+                "image folder is still there (an unplugged disk, a network folder gone) and start "
+                "again; the files saved before are complete."
+            )
+
+
 def _phase(exc: BaseException) -> str:
     """The phase of the run where `exc` was raised, from the deepest Run method in its traceback."""
     phase = ""
@@ -136,6 +179,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "out of memory" in text or "can't allocate memory" in text
+
+
+def _fp8_base_would_help(cfg: TrainingConfig, on_gpu: bool) -> bool:
+    """fp8_base is a way out only where it can run: a CUDA GPU, mixed precision, and a LoRA
+    type that trains on fp8 weights (not the LyCORIS types without a bypass mode)."""
+    return (
+        not cfg.fp8_base
+        and on_gpu
+        and torch.cuda.is_available()
+        and cfg.mixed_precision in ("fp16", "bf16")
+        and fp8_base_works_with(cfg.LoRA_type)
+    )
 
 
 def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
@@ -167,7 +222,7 @@ def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str,
         )
     if not cfg.gradient_checkpointing:
         ways.append("turn on gradient_checkpointing (much less memory, about 25% slower)")
-    if not cfg.fp8_base and on_gpu and cfg.mixed_precision in ("fp16", "bf16"):
+    if _fp8_base_would_help(cfg, on_gpu):
         ways.append("turn on fp8_base (the frozen U-Net stored in fp8: about half its memory)")
     ways.append(f"lower max_resolution (now {cfg.max_resolution}; 512,512 for SD1.5, 768-1024 for SDXL)")
     if not cfg.cache_latents:
@@ -185,12 +240,35 @@ def out_of_memory_message(cfg: TrainingConfig, exc: BaseException) -> tuple[str,
 
 
 def redact(text: str, cfg: TrainingConfig) -> str:
-    """`text` with every secret setting's value (tokens, API keys) replaced by ***."""
-    for key in SECRET_KEYS:
-        value = str(getattr(cfg, key) or "")
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    """`text` with every secret (tokens, API keys) replaced by ***: the values of the secret
+    settings, values given under a secret name, token-shaped words (trainer.config.secrets)."""
+    return redact_text(text, secret_values(cfg))
+
+
+def _save_hint(cfg: TrainingConfig, exc: BaseException) -> str:
+    """What to do after a failed save: advice for the cause the OS gave (disk full, name too
+    long, a folder that cannot be written), then how to continue."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    code = cause.errno if isinstance(cause, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "Free some disk space, or choose an output folder on a disk with room"
+    elif code == errno.ENAMETOOLONG:
+        what = (
+            f"Choose a shorter output_name (now {len(cfg.output_name.encode())} bytes) or an output "
+            "folder with a shorter path"
+        )
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "Choose an output folder you can write to (this one is read-only or not yours to write)"
+    elif isinstance(cause, OSError):
+        what = f"Fix what stopped the write ({describe_os_error(cause)})"
+    else:
+        what = "Fix what the message names"
+    resume = (
+        " with Resume set to the newest -state folder"
+        if cfg.save_state or cfg.save_state_on_train_end
+        else ""
+    )
+    return f"{what}, then start again{resume}."
 
 
 def explain_failure(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
@@ -201,16 +279,7 @@ def explain_failure(cfg: TrainingConfig, exc: BaseException) -> tuple[str, str]:
         message = (
             f"Saving failed, so training stopped: {exc}. Files saved earlier are complete and unchanged."
         )
-        hint = (
-            "Free some disk space or choose an output folder you can write to, then "
-            "start again"
-            + (
-                " with Resume set to the newest -state folder"
-                if cfg.save_state or cfg.save_state_on_train_end
-                else ""
-            )
-            + "."
-        )
+        hint = _save_hint(cfg, exc)
     else:
         message = f"Training failed: {type(exc).__name__}: {exc}"
         hint = "The full traceback is in the log file."

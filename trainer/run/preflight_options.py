@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 
 from trainer.config import Problem, TrainingConfig
+from trainer.config.rules.optimizer_args import BITSANDBYTES
 
 # Optimizer -> (module to import, pip package); bitsandbytes is checked with the GPU (trainer.run.preflight).
 _DADAPT = ("dadaptation", "dadaptation")
@@ -42,6 +43,13 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
                 f"{cfg.optimizer} needs the {needed[1]} package: run "
                 f"`pip install {needed[1]}` in .venv, or choose AdamW",
             )
+        )
+    elif cfg.optimizer not in BITSANDBYTES or cuda:  # bitsandbytes without a GPU: preflight says so
+        from trainer.optim.args_check import optimizer_args_problems
+
+        problems.extend(
+            Problem("optimizer_args", why)
+            for why in optimizer_args_problems(cfg.optimizer, cfg.optimizer_args, cfg.learning_rate)
         )
     if cfg.LoRA_type.startswith("LyCORIS/") and importlib.util.find_spec("lycoris") is None:
         problems.append(

@@ -36,7 +36,8 @@ from safetensors.torch import save as serialize
 
 from trainer.config import Problem, TrainingConfig, preset_dict
 from trainer.data.resolved import ResolvedDataset
-from trainer.files import describe_os_error, write_folder_atomic
+from trainer.files import describe_os_error, interrupted_backup, write_folder_atomic
+from trainer.models.identity import model_identity
 from trainer.network.lora_file import SaveError
 
 STATE_FORMAT = 1
@@ -61,15 +62,6 @@ def state_dir_for(lora_path: str | Path) -> Path:
 
 
 # ---- fingerprint: what must match to resume -------------------------------------------------
-def _model_id(path: str) -> dict:
-    """The base model by name (and size for a single file), so a moved model still matches."""
-    p = Path(path.strip()).expanduser()
-    out: dict[str, Any] = {"name": os.path.basename(os.path.normpath(path.strip())) or path}
-    if p.is_file():
-        out["bytes"] = p.stat().st_size
-    return out
-
-
 def _files(scan, root: str) -> list[list]:
     if scan is None:
         return []
@@ -90,7 +82,7 @@ def fingerprint(cfg: TrainingConfig, prepared: ResolvedDataset) -> dict:
     if lora_type != "Standard":  # LoCon and the LyCORIS types train convolutions too
         network.update(conv_dim=cfg.conv_dim, conv_alpha=cfg.conv_alpha)
     return {
-        "base_model": _model_id(cfg.pretrained_model_name_or_path),
+        "base_model": model_identity(cfg.pretrained_model_name_or_path),
         "model_family": {"v2": cfg.v2, "sdxl": cfg.sdxl, "v_parameterization": cfg.v_parameterization},
         "network": network,
         "optimizer": cfg.optimizer,
@@ -123,6 +115,29 @@ def _dataset_difference(label: str, saved: list, now: list) -> str | None:
     return f"the {label} differs from the one the state was trained on: " + ", ".join(p for p in parts if p)
 
 
+def _model_difference(old: dict, new: dict) -> str | None:
+    """The base model compared by its weights (trainer.models.identity): a renamed or moved
+    copy matches, another model under the same name does not. States written before the
+    weights were recorded are compared by name and size."""
+    if "weights" in old and "weights" in new:
+        if old["weights"] == new["weights"]:
+            return None
+
+        def shown(m: dict) -> str:
+            return f"{m.get('name')!r} ({m.get('bytes', 0):,} bytes of weights, digest {m['weights']})"
+
+        return (
+            f"base model: the state was trained on {shown(old)}, this config's model is {shown(new)}: "
+            "other weights" + (" under the same name" if old.get("name") == new.get("name") else "")
+        )
+    for key in ("name", "bytes"):
+        if key in old and old.get(key) != new.get(key):
+            return (
+                f"base model: the state was trained with {old.get(key)!r}, this config has {new.get(key)!r}"
+            )
+    return None
+
+
 def fingerprint_differences(saved: dict, now: dict) -> list[str]:
     """Each difference in words, naming the setting and both values."""
     out = []
@@ -130,13 +145,15 @@ def fingerprint_differences(saved: dict, now: dict) -> list[str]:
         diff = _dataset_difference(label, saved.get(key, []), now.get(key, []))
         if diff:
             out.append(diff)
-    for group in ("base_model", "model_family", "network", "batching"):
+    model = _model_difference(saved.get("base_model", {}), now.get("base_model", {}))
+    if model:
+        out.append(model)
+    for group in ("model_family", "network", "batching"):
         old, new = saved.get(group, {}), now.get(group, {})
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key):
-                what = "base model" if group == "base_model" else key
                 out.append(
-                    f"{what}: the state was trained with {old.get(key)!r}, this config has {new.get(key)!r}"
+                    f"{key}: the state was trained with {old.get(key)!r}, this config has {new.get(key)!r}"
                 )
     if saved.get("optimizer") != now.get("optimizer"):
         out.append(
@@ -147,9 +164,19 @@ def fingerprint_differences(saved: dict, now: dict) -> list[str]:
 
 
 # ---- reading ------------------------------------------------------------------------------
+def state_location(folder: str | Path) -> Path:
+    """Where the state `folder` is read from: itself, or, when a save was killed between the
+    two renames that replace it (trainer.files.replace_dir), the complete older state it had
+    moved aside (`.<name>.old-<pid>`), which the run puts back before it loads anything."""
+    folder = Path(str(folder).strip()).expanduser()
+    if folder.exists():
+        return folder
+    return interrupted_backup(folder) or folder
+
+
 def read_state_info(folder: str | Path) -> dict:
     """state.json of a state folder. Raises ValueError saying what is wrong with the folder."""
-    folder = Path(str(folder).strip()).expanduser()
+    folder = state_location(folder)
     if folder.is_file():
         hint = f" (its state is {state_dir_for(folder)})" if folder.suffix == ".safetensors" else ""
         raise ValueError(f"{folder} is a file; choose the training-state folder{hint}")
@@ -213,6 +240,12 @@ def check_resume(
             )
         ], []
     notes = [f"resuming from {cfg.resume}: epoch {pos.epoch}, step {pos.step} of {total_steps}"]
+    found = state_location(cfg.resume)
+    if found.name != Path(cfg.resume.strip()).name:
+        notes.append(
+            f"{cfg.resume} was left as {found} by a save that was interrupted while replacing it; "
+            "the run puts it back under its name"
+        )
     old_cfg = info.get("config", {})
     for key in ("seed", "max_resolution", "learning_rate", "lr_scheduler"):
         if key in old_cfg and old_cfg[key] != getattr(cfg, key):
@@ -269,7 +302,7 @@ def state_info(
 
 def load_training(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(weights, training blob, state.json) of a state folder, on the CPU."""
-    folder = Path(str(folder).strip()).expanduser()
+    folder = state_location(folder)
     info = read_state_info(folder)
     weights = load_file(folder / WEIGHTS_FILE)
     training = torch.load(folder / TRAINING_FILE, map_location="cpu", weights_only=True)

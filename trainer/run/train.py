@@ -29,22 +29,22 @@ from pathlib import Path
 import torch
 
 from trainer.config import ConfigError, TrainingConfig
-from trainer.data.folders import DatasetError
-from trainer.data.resolved import ResolvedDataset, resolve_dataset
+from trainer.config.secrets import redact_data, secret_values
+from trainer.data.resolved import ResolvedDataset
 from trainer.events import Event, EventCallback
-from trainer.files import clean_stale_temps
+from trainer.files import clean_stale_temps, restore_interrupted
 from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
-from trainer.plan.training_plan import Plan, plan_dataset
-from trainer.run.guards import LossGuard, TrainingError, explain_failure
+from trainer.plan.training_plan import Plan
+from trainer.run.checks import check_before_loading
+from trainer.run.guards import DataGuard, LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
+from trainer.run.output_lock import OutputLocked, output_lock
 from trainer.run.outputs import RunOutputs
-from trainer.run.preflight import run_preflight
 from trainer.run.save_point import SaveParts, save_point
 from trainer.run.saving import LoRASaver, write_crash_log
 from trainer.run.setup import RunSetup
-from trainer.run.state import check_resume
 from trainer.run.state_keeper import StateKeeper, TrainingObjects
 from trainer.transfer import to_device
 
@@ -70,33 +70,44 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _redacting(on_event: EventCallback, cfg: TrainingConfig) -> EventCallback:
+    """`on_event` receiving every event with its text redacted: a token or API key that a
+    message quotes (an error, a warning, a path) shows as ***."""
+    values = secret_values(cfg)
+
+    def emit(event: Event) -> None:
+        on_event(Event(event.kind, redact_data(event.data, values), event.time))
+
+    return emit
+
+
 def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
-    emit = on_event if is_main else (lambda event: None)
+    emit = _redacting(on_event, cfg) if is_main else (lambda event: None)
 
     def fail(code: int, message: str, hint: str = "", log_file: str = "") -> int:
         emit(Event("error", {"message": message, "hint": hint, "log_file": log_file}))
         return code
 
+    if is_main and cfg.resume.strip():  # a state a killed save left aside: back under its name
+        restored = restore_interrupted(Path(cfg.resume.strip()).expanduser())
+        if restored:
+            emit(Event("log", {"message": restored}))
+    # every check that needs no model, all problems at once (the dry run runs the same)
+    checked = check_before_loading(cfg, num_processes=world, is_main=is_main)
+    if checked.problems:
+        return fail(2, checked.message())
+    cfg, plan, prepared = checked.cfg, checked.plan, checked.data
     try:
-        prepared = resolve_dataset(cfg)  # once: a dataset TOML's batch size, resolution, ... applied
-        cfg = prepared.cfg  # what the plan, preflight and the run read from here on
-        plan = plan_dataset(prepared, num_processes=world)
-    except DatasetError as exc:
-        return fail(2, str(exc))
-    problems, warnings = run_preflight(cfg)
-    resume_problems, resume_notes = check_resume(cfg, prepared, plan.total_steps)
-    problems = list(dict.fromkeys([*problems, *resume_problems]))  # preflight reads the folder too
-    warnings = [*warnings, *resume_notes]
-    if problems:
-        return fail(2, "Fix these settings first:\n" + "\n".join(f"- {p}" for p in problems))
-    emit(Event("plan", plan.to_json()))
-    for w in [*plan.warnings, *warnings]:
-        emit(Event("warning", {"message": w}))
-    try:
-        Run(cfg, plan, prepared, emit, stop or threading.Event()).execute()
+        with output_lock(cfg, is_main):  # one run per output; released however the run ends
+            emit(Event("plan", plan.to_json()))
+            for w in [*plan.warnings, *checked.warnings]:
+                emit(Event("warning", {"message": w}))
+            Run(cfg, plan, prepared, emit, stop or threading.Event()).execute()
         return 0
+    except OutputLocked as exc:
+        return fail(2, f"Fix these settings first:\n- output_name: {exc}")
     except (ConfigError, ModelLoadError) as exc:
         return fail(2, str(exc))
     except TrainingError as exc:
@@ -280,22 +291,31 @@ class Run(RunSetup):
         if at.step == 0:
             self.outputs.before_training()
         num_batches = self.loader.num_batches()
+        data_guard = DataGuard(self.dataset, self.loader)  # most images unreadable: stop (exit 1)
         for epoch in range(at.epoch, plan.epochs + 1):
             epoch_loss = torch.zeros((), device=self.device)
-            epoch_batches = 0
+            epoch_batches = pending = 0  # batches trained this epoch / since the last optimizer step
+            data_guard.start_epoch(epoch)
             skip = at.batches_done if epoch == at.epoch else 0  # trained before a resumed state
             for bi, batch in enumerate(self.loader.epoch(epoch, skip)):
-                if batch is None or (epoch, bi) < (at.epoch, at.batches_done):
-                    continue  # every image failed, or trained before the resumed state was saved
-                # forward and backward; the loss is divided so accumulated gradients average
-                loss = self.step_loss(batch, generator)
-                # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
-                agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
-                self.acc.backward(loss / accum)
-                epoch_loss += loss.detach()
-                epoch_batches += 1
+                if (epoch, bi) < (at.epoch, at.batches_done):
+                    continue  # trained before the resumed state was saved
+                data_guard.observe(bi, batch)  # images that could not be read are left out
+                if batch is not None:
+                    # forward and backward; the loss is divided so accumulated gradients average
+                    loss = self.step_loss(batch, generator)
+                    # NaN/inf stops the run (no GPU wait); several processes agree on Stop here
+                    agreed_stop = self.guard.observe(loss, step + 1, self.stop.is_set())
+                    self.acc.backward(loss / accum)
+                    epoch_loss += loss.detach()
+                    epoch_batches += 1
+                    pending += 1
+                if not pending:  # no data since the last step: no step, the batch is done
+                    keeper.advance(epoch, bi + 1, step)
+                    continue
                 if (bi + 1) % accum and bi + 1 != num_batches:
                     continue
+                pending = 0
                 # clip, step the optimizer and the learning rate
                 self.optimizer_step()
                 step += 1
