@@ -29,6 +29,7 @@ from trainer.config import config_from_dict
 from trainer.files import clean_stale_temps
 from trainer.network.lora_file import SaveError, save_lora
 from trainer.run import guards
+from trainer.run.output_lock import holder_problem
 from trainer.run.state import load_training
 from trainer.run.train import Run, train_with_events
 
@@ -204,7 +205,9 @@ def test_sigkill_at_random_moments_never_leaves_a_damaged_file(tiny_model, data,
             load_training(folder)  # raises if any part is missing or damaged
     assert kills >= 2 and visible(out, "toy-*.safetensors")
     clean_stale_temps(out)  # what the next run does first
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".toy.lock"]
+    cfg, _ = config_from_dict(json.loads(preset.read_text(encoding="utf-8")))
+    assert holder_problem(cfg) is None  # the killed run's lock: stale, the next run replaces it
 
 
 def test_nan_loss_stops_at_once_and_saves_nothing_after_it(tiny_model, data, tmp_path, monkeypatch):
