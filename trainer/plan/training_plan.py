@@ -102,6 +102,11 @@ class Plan:
     skipped: list[dict]
     warnings: list[str]
     subsets: list[dict]
+    # One per warning, in the same order: {"code", "text", ...data} so that a front-end can
+    # say it in its own language. Codes: missing_captions (folder, missing, images, name,
+    # ext), skipped (path, reason), few_repeats / many_repeats (total), alpha_above_rank
+    # (alpha, dim), adafactor_warmup (warmup, scheduler), text (only the English text).
+    notes: list[dict] = field(default_factory=list)
     image_repeats: int = 0  # training images x repeats per epoch
     reg_image_repeats: int = 0
     update_steps_per_epoch: int = 0
@@ -195,37 +200,87 @@ def _config_dict(cfg: Any) -> dict:
     return {k: v for k, v in values.items() if k not in SECRET_KEYS}
 
 
-def _advice(cfg: Any, train_total: int) -> list[str]:
-    """The seed guide's advice, only where it applies."""
+def _advice(cfg: Any, train_total: int) -> list[dict]:
+    """The seed guide's advice, only where it applies, as plan notes."""
     notes = []
     if train_total < FEW_IMAGE_REPEATS:
         notes.append(
-            f"One epoch is {train_total} images x repeats. Fine for a character; for a "
-            f"style the guide found 5,000-10,000 works well (e.g. 100 images x 50-100 "
-            f"repeats)."
+            _note(
+                "few_repeats",
+                f"One epoch is {train_total} images x repeats. Fine for a character; for a "
+                f"style the guide found 5,000-10,000 works well (e.g. 100 images x 50-100 "
+                f"repeats).",
+                total=train_total,
+            )
         )
     elif train_total > MANY_IMAGE_REPEATS:
         notes.append(
-            f"One epoch is {train_total:,} images x repeats, which makes long epochs; "
-            f"the guide found 5,000-10,000 enough for a style. Lower the repeats in the "
-            f"folder names if the LoRA overtrains."
+            _note(
+                "many_repeats",
+                f"One epoch is {train_total:,} images x repeats, which makes long epochs; "
+                f"the guide found 5,000-10,000 enough for a style. Lower the repeats in the "
+                f"folder names if the LoRA overtrains.",
+                total=train_total,
+            )
         )
     dim = getattr(cfg, "network_dim", None)
     alpha = getattr(cfg, "network_alpha", None)
     if dim is not None and alpha is not None and float(alpha) > float(dim):
         notes.append(
-            f"network_alpha ({float(alpha):g}) is larger than network_dim ({dim}): "
-            f"rank must be >= alpha, otherwise the LoRA is scaled up and training "
-            f"becomes unstable. Try alpha between 1 and half the rank."
+            _note(
+                "alpha_above_rank",
+                f"network_alpha ({float(alpha):g}) is larger than network_dim ({dim}): "
+                f"rank must be >= alpha, otherwise the LoRA is scaled up and training "
+                f"becomes unstable. Try alpha between 1 and half the rank.",
+                alpha=float(alpha),
+                dim=dim,
+            )
         )
     optimizer = str(getattr(cfg, "optimizer", "")).lower()
     warmup = getattr(cfg, "lr_warmup", 0) or 0
     scheduler = str(getattr(cfg, "lr_scheduler", "")).lower()
     if optimizer == "adafactor" and warmup != 0 and scheduler != "adafactor":
         notes.append(
-            f"Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in "
-            f"the Kohya GUI: set LR warmup to 0, or choose the 'adafactor' LR scheduler."
+            _note(
+                "adafactor_warmup",
+                f"Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in "
+                f"the Kohya GUI: set LR warmup to 0, or choose the 'adafactor' LR scheduler.",
+                warmup=warmup,
+                scheduler=scheduler,
+            )
         )
+    return notes
+
+
+def _note(code: str, text: str, **data: Any) -> dict:
+    return {"code": code, "text": text, **data}
+
+
+def _scan_notes(scans: list[FolderScan], ext: str) -> list[dict]:
+    """The folder scans' warnings as notes; a sub-folder's missing captions by its numbers."""
+    notes = []
+    for scan in scans:
+        missing = {
+            f"{s['folder']}: {s['missing_captions']} of {s['images']} images have no caption file": s
+            for s in scan.subsets
+            if s.get("missing_captions")
+        }
+        for text in scan.warnings:
+            sub = next((s for lead, s in missing.items() if text.startswith(lead)), None)
+            if sub is None:
+                notes.append(_note("text", text))
+            else:
+                notes.append(
+                    _note(
+                        "missing_captions",
+                        text,
+                        folder=sub["folder"],
+                        missing=sub["missing_captions"],
+                        images=sub["images"],
+                        name=sub["name"],
+                        ext=ext,
+                    )
+                )
     return notes
 
 
@@ -259,9 +314,11 @@ def build_plan(cfg: Any, prepared: PreparedData | None = None, num_processes: in
 
     scans = [prepared.scan] + ([prepared.reg_scan] if prepared.reg_scan else [])
     skipped = [{"path": s.path, "reason": s.reason} for sc in scans for s in sc.skipped]
-    warnings = dataset_notes + [w for sc in scans for w in sc.warnings]
-    warnings += [f"skipped {s['path']}: {s['reason']}" for s in skipped]
-    warnings += _advice(cfg, train_total)
+    ext = str(getattr(cfg, "caption_extension", ".txt") or ".txt")
+    notes = [_note("text", w) for w in dataset_notes] + _scan_notes(scans, ext)
+    notes += [_note("skipped", f"skipped {s['path']}: {s['reason']}", **s) for s in skipped]
+    notes += _advice(cfg, train_total)
+    warnings = [n["text"] for n in notes]
 
     return Plan(
         config=_config_dict(cfg),
@@ -280,6 +337,7 @@ def build_plan(cfg: Any, prepared: PreparedData | None = None, num_processes: in
         ),
         skipped=skipped,
         warnings=warnings,
+        notes=notes,
         subsets=[dict(s) for sc in scans for s in sc.subsets],
         image_repeats=train_total,
         reg_image_repeats=reg_total,
