@@ -40,9 +40,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.Loss": ("Loss", "損失"),
     "group.Resume": ("Save state and resume", "状態の保存と再開"),
     "group.Samples": ("Sample images", "サンプル画像"),
-    "group.LoRA+": ("LoRA+", "LoRA+"),
+    "group.LoRA+": ("LoRA+", "LoRA+ の設定"),
     "group.Block LR": ("Learning rate per block", "ブロックごとの学習率 (Block LR)"),
-    "group.LyCORIS": ("LyCORIS", "LyCORIS"),
+    "group.LyCORIS": ("LyCORIS", "LyCORIS の設定"),
     "group.Saving": ("Saving", "保存のタイミング"),
     "group.Speed": ("Speed", "速度"),
     "group.Several GPUs": ("Several GPUs (accelerate)", "複数GPU (accelerate)"),
@@ -65,6 +65,19 @@ _STRINGS: dict[str, tuple[str, str]] = {
         ),
     ),
     "model.found": ("Found: {message}", "検出: {message}"),
+    "model.label": ("{arch}{vpred} ({kind}, {size})", "{arch}{vpred}({kind}、{size})"),
+    "model.vpred": (" v-prediction", " v予測 (v-prediction)"),
+    "model.kind.diffusers": ("diffusers folder", "diffusers形式のフォルダ"),
+    "model.kind.hub": ("Hugging Face cache", "Hugging Faceのキャッシュ"),
+    "model.kind.single": ("single file", "単一ファイル"),
+    "model.kind.file": ("single {ext} file", "単一の{ext}ファイル"),
+    "model.path": ("Read from `{path}`", "読み込み元: `{path}`"),
+    "model.sd2_file": (
+        "v-prediction cannot be read from the weights: turn on v_parameterization for a 768-v model "
+        "(SD 2.0-768, 2.1-768 and models made from them), leave it off for a 512-base model.",
+        "v予測かどうかは重みから分かりません。768-vモデル(SD 2.0-768、2.1-768とその派生)なら"
+        "v_parameterizationをオンに、512-baseモデルならオフにしてください。",
+    ),
     "model.problem": ("Model problem: {message}", "モデルの問題: {message}"),
     # Presets
     "presets": ("Configuration file", "設定ファイル (Configuration file)"),
@@ -76,6 +89,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "preset.shipped": ("{name} (shipped)", "{name}(付属)"),
     "preset.user": ("{name} (yours)", "{name}(自分用)"),
     "preset.loaded": ("Loaded **{name}**.", "**{name}** を読み込みました。"),
+    "preset.kept": (
+        "Settings the file does not set keep their current values (as in the Kohya GUI).",
+        "ファイルに無い設定は今の値のままです(Kohya GUIと同じ)。",
+    ),
     "preset.saved": (
         "Saved **{path}** (secrets such as tokens are never written).",
         "**{path}** に保存しました(トークンなどの秘密情報は保存しません)。",
@@ -84,9 +101,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "preset.bad_name": ("The preset name {reason}.", "プリセット名が不正です: {reason}"),
     "preset.not_saved": ("Not saved; fix these first:", "保存できません。先に次を直してください:"),
     "preset.notes": ("Notes:", "メモ:"),
+    "preset.note": ("{text}", "詳細(英語): {text}"),
     "preset.unusable": (
-        "{key}: {value!r} cannot be shown here; kept the default",
-        "{key}: {value!r} は使えないため既定値のままにしました",
+        "{field}: {value} cannot be used ({allowed}); the current value is kept",
+        "{field}: {value} は使えません({allowed})。今の値のままにしました",
+    ),
+    "preset.json_suffix": (
+        "must not end in .json; give just the name",
+        "末尾に .json を付けないでください(名前だけを入力します)",
     ),
     # Folders summary
     "summary.title": ("Dataset summary", "データセットの概要"),
@@ -115,6 +137,38 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "summary.saves": ("Files that will be saved", "保存されるファイル"),
     "summary.skipped": ("Skipped files", "使わないファイル"),
     "summary.warnings": ("Advice", "アドバイス"),
+    "advice.missing_captions": (
+        "{folder}: {missing} of {images} images have no caption file ({ext}); they are captioned "
+        "with the class token '{name}'",
+        "{folder}: {images}枚中{missing}枚にキャプションファイル ({ext}) がありません。"
+        "クラストークン '{name}' をキャプションにします",
+    ),
+    "advice.few_repeats": (
+        "One epoch is {total} images x repeats. Fine for a character; for a style the guide found "
+        "5,000-10,000 works well (e.g. 100 images x 50-100 repeats).",
+        "1エポックは画像×繰り返し数で{total}です。キャラクターなら十分ですが、画風(スタイル)には"
+        "5,000〜10,000がよいとされています(例: 画像100枚×繰り返し50〜100)。",
+    ),
+    "advice.many_repeats": (
+        "One epoch is {total:,} images x repeats, which makes long epochs; the guide found "
+        "5,000-10,000 enough for a style. Lower the repeats in the folder names if the LoRA overtrains.",
+        "1エポックは画像×繰り返し数で{total:,}と長めです。画風なら5,000〜10,000で足ります。"
+        "過学習するならフォルダ名の繰り返し数を下げてください。",
+    ),
+    "advice.alpha_above_rank": (
+        "Network Alpha ({alpha:g}) is larger than the rank ({dim}): the LoRA is scaled up and training "
+        "becomes unstable. Try alpha between 1 and half the rank.",
+        "Network Alpha ({alpha:g}) がランク ({dim}) より大きいため、LoRAが拡大されて学習が不安定に"
+        "なります。alphaは1〜ランクの半分にしてください。",
+    ),
+    "advice.adafactor_warmup": (
+        "Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in the Kohya GUI: "
+        "set LR warmup to 0, or choose the 'adafactor' LR scheduler.",
+        "AdafactorでLR warmup {warmup}%と'{scheduler}'スケジューラの組み合わせはKohya GUIでは失敗します。"
+        "LR warmupを0にするか、LRスケジューラに'adafactor'を選んでください。",
+    ),
+    "advice.skipped": ("skipped {path}: {reason}", "{path} は使いません: {reason}"),
+    "advice.text": ("{text}", "注意(学習エンジンより): {text}"),
     "summary.unavailable": (
         "The dataset summary is not available: {message}",
         "データセットの概要を表示できません: {message}",
@@ -158,6 +212,83 @@ _STRINGS: dict[str, tuple[str, str]] = {
     ),
     "run.eta": ("about {eta} left", "残り約 {eta}"),
     "run.warnings": ("Warnings before the start:", "開始前の注意:"),
+    "run.info": ("This run:", "今回の学習:"),
+    "run.info_model": ("Model: {model}", "モデル: {model}"),
+    "run.info_plan": (
+        "{images} images, {steps} steps in {epochs} epoch(s)",
+        "画像{images}枚、{epochs}エポックで{steps}ステップ",
+    ),
+    "run.warning": ("{text}", "注意(学習エンジンより): {text}"),
+    "run.resume_with": (
+        "To continue this run, set **{field}** ({where}) to `{path}` and press **Start training**.",
+        "続きから学習するには、**{field}**({where})に `{path}` を入れて **学習開始** を押してください。",
+    ),
+    "run.resume_no_state": (
+        "No training state was saved, so this run cannot be continued exactly. Turn on **{field}** "
+        "({where}) to be able to resume the next run, or train on from the saved LoRA with **{weights}**.",
+        "学習状態を保存していないため、この学習は正確には再開できません。次回再開できるようにするには"
+        "**{field}**({where})をオンにしてください。保存されたLoRAから続けるなら **{weights}** に指定します。",
+    ),
+    "run.files_note": (
+        "All files are saved in `{folder}`; the newest are offered here for download. "
+        "Nothing on this page deletes a file.",
+        "すべてのファイルは `{folder}` に保存されます。新しいものをここからダウンロードできます。"
+        "このページからファイルが削除されることはありません。",
+    ),
+    "run.exit_code": (
+        "{what} ended with exit code {rc} without saying why.",
+        "{what}が理由を告げずに終了しました(終了コード {rc})。",
+    ),
+    "run.exit_hint": (
+        "Read the log lines below; run the same preset with `python -m trainer --config` to see the "
+        "full output.",
+        "下のログを確認してください。同じプリセットを `python -m trainer --config` で実行すると"
+        "全ての出力が見られます。",
+    ),
+    "run.what.training": ("Training", "学習"),
+    "run.what.process": ("The training process", "学習プロセス"),
+    "run.crashed": (
+        "the trainer failed unexpectedly ({error})",
+        "学習エンジンが予期せず失敗しました ({error})",
+    ),
+    "run.crashed_hint": (
+        "This is a bug, not your settings. The console shows the details; please report it with your preset.",
+        "設定ではなくプログラムの不具合です。詳細はコンソールにあります。プリセットを添えて報告してください。",
+    ),
+    "run.no_accelerate": ("could not start accelerate ({error})", "accelerateを起動できません ({error})"),
+    "run.no_accelerate_hint": (
+        "Check that accelerate is installed in this environment.",
+        "この環境にaccelerateがインストールされているか確認してください。",
+    ),
+    # The loss chart
+    "chart.step": ("step", "ステップ"),
+    "chart.loss": ("loss", "損失"),
+    "chart.average": ("average", "平均"),
+    "chart.series": ("Curve", "曲線"),
+    # Help texts
+    "help.toggle": ("Show every help text", "すべての説明を表示"),
+    # Log lines: the trainer's events, said in the page's language
+    "log.plan": (
+        "Plan: {images} images, {steps} steps in {epochs} epoch(s)",
+        "計画: 画像{images}枚、{epochs}エポックで{steps}ステップ",
+    ),
+    "log.started": ("Started on {device}; output {output}", "{device}で開始しました。出力: {output}"),
+    "log.epoch": ("Epoch {epoch}/{epochs} done", "エポック {epoch}/{epochs} 完了"),
+    "log.epoch_loss": (
+        "Epoch {epoch}/{epochs} done, average loss {loss:.4f}",
+        "エポック {epoch}/{epochs} 完了、平均損失 {loss:.4f}",
+    ),
+    "log.saved": ("Saved {path}", "保存しました: {path}"),
+    "log.saved_state": ("Saved the training state {path}", "学習状態を保存しました: {path}"),
+    "log.sample": ("Sample image {path}", "サンプル画像: {path}"),
+    "log.model": ("Model: {model}", "モデル: {model}"),
+    "log.warning": ("Warning: {text}", "注意: {text}"),
+    "log.info": ("{text}", "情報: {text}"),
+    "log.error": ("Error: {text}", "エラー: {text}"),
+    "log.finished": ("Finished in {seconds:.0f} s: {path}", "{seconds:.0f}秒で完了しました: {path}"),
+    "log.stopped": ("Stopped at step {step}: {path}", "ステップ {step} で停止しました: {path}"),
+    "log.running": ("Running: {command}", "実行: {command}"),
+    "log.output": ("{text}", "出力: {text}"),
 }
 
 
