@@ -95,9 +95,6 @@ class Controller:
         """Read a preset (ours or a Kohya GUI file); raises PresetError for unreadable files."""
         return read_preset(path, self.fields)
 
-    def preset_message(self, name: str, loaded: LoadedPreset, lang: str) -> str:
-        return loaded_message(preset_record(name, loaded), lang, self.fields)
-
     def save_preset(self, values: Mapping[str, Any], name: str, lang: str) -> Path:
         """Save the form to the user folder; raises PresetError with a message."""
         return save_user_preset(values, name, self.user_dir, lang)
