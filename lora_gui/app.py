@@ -108,6 +108,7 @@ class Page:
             self.lang = gr.State(lg)
             self.seen = gr.State({})
             self.preset_state = gr.State(self.opt.preset_record or None)
+            self.run_said = gr.State({})  # the run message in every language
             with gr.Row(equal_height=True):
                 self.title = self._tr(
                     gr.Markdown(f"## {t('title', lg)}"), lambda x: {"value": f"## {t('title', x)}"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lora_gui.i18n import field_label, t
+from lora_gui.i18n import LANGS, field_label, t
 from lora_gui.panel import sample_items
 from lora_gui.presets import (
     DEFAULT_USER_DIR,
@@ -33,11 +33,20 @@ MAX_DOWNLOADS = 4  # saved files offered for download at once (newest first to g
 
 @dataclass
 class StartOutcome:
-    """What pressing Start did: started or not, the message, the problems that blocked it."""
+    """What pressing Start did: started or not, the message, the problems that blocked it;
+    `said`: the message in every language (a language switch says it again)."""
 
     started: bool
     message: str
     problems: list[Any] = field(default_factory=list)
+    said: dict[str, str] = field(default_factory=dict)
+
+
+def outcome(
+    started: bool, lang: str, say: Callable[[str], str], problems: list[Any] | None = None
+) -> StartOutcome:
+    said = {lg: say(lg) for lg in LANGS}
+    return StartOutcome(started, said[lang], problems or [], said)
 
 
 class Controller:
@@ -104,7 +113,7 @@ class Controller:
         """Run every check `python -m trainer` runs (settings, dataset, disk, device, model),
         then start; otherwise list every problem at once and start nothing."""
         if self.runner.running:
-            return StartOutcome(False, "⚠️ " + t("run.busy", lang))
+            return outcome(False, lang, lambda lg: "⚠️ " + t("run.busy", lg))
         self.runner.clear()  # a new Start: the last run's messages go
         cfg, problems = validate_form(values)
         plan, plan_problems = self._plan(cfg or planning_config(values, {p.key for p in problems}))
@@ -117,12 +126,22 @@ class Controller:
                 problems = [Problem("preflight", str(exc) or type(exc).__name__)]
         problems = list(dict.fromkeys([*problems, *plan_problems]))
         if problems:
-            text = f"❌ **{t('run.not_started', lang)}**\n\n" + problems_markdown(problems, lang, self.fields)
-            return StartOutcome(False, text, problems)
-        message, quiet = self._before_start(cfg, plan, warnings, lang)
-        if not self.runner.start(cfg, quiet=quiet):
-            return StartOutcome(False, "⚠️ " + t("run.busy", lang))
-        return StartOutcome(True, message)
+
+            def refused(lg: str) -> str:
+                return f"❌ **{t('run.not_started', lg)}**\n\n" + problems_markdown(problems, lg, self.fields)
+
+            return outcome(False, lang, refused, problems)
+        model = self._model(cfg)
+        if not self.runner.start(cfg, quiet=(str(getattr(model, "message", "")),) if model else ()):
+            return outcome(False, lang, lambda lg: "⚠️ " + t("run.busy", lg))
+        return outcome(True, lang, lambda lg: self._before_start(cfg, model, plan, warnings, lg))
+
+    def _model(self, cfg: TrainingConfig) -> Any:
+        """The detected model (None when detection fails: preflight said why, if it matters)."""
+        try:
+            return self.api.detect_model(cfg.pretrained_model_name_or_path.strip())
+        except Exception:  # noqa: BLE001 - preflight said nothing against it; nothing to add
+            return None
 
     def _plan(self, cfg: TrainingConfig | None) -> tuple[Any, list[Problem]]:
         """(the dry-run plan, []) or (None, the dataset's problem): a missing or badly laid
@@ -136,18 +155,14 @@ class Controller:
             return None, [Problem(key, str(exc) or type(exc).__name__)]
 
     def _before_start(
-        self, cfg: TrainingConfig, plan: Any, warnings: list[str], lang: str
-    ) -> tuple[str, tuple[str, ...]]:
-        """(what the page says as the run starts, the engine warnings it said).
+        self, cfg: TrainingConfig, model: Any, plan: Any, warnings: list[str], lang: str
+    ) -> str:
+        """What the page says as the run starts.
 
         Information (the model found, the plan's numbers) and warnings are apart: the
-        model's description is no warning."""
+        model's description (which preflight lists with its warnings) is no warning."""
         info: list[str] = []
         quiet: list[str] = []
-        try:
-            model = self.api.detect_model(cfg.pretrained_model_name_or_path.strip())
-        except Exception:  # noqa: BLE001 - preflight said nothing against it; nothing to add
-            model = None
         if model is not None:
             label = model_label(model, cfg.pretrained_model_name_or_path.strip(), lang)
             info.append(t("run.info_model", lang, model=md_text(label)))
@@ -168,7 +183,7 @@ class Controller:
         if rest:
             items = "\n".join(f"- {md_text(t('run.warning', lang, text=w))}" for w in rest)
             lines.append(f"**{t('run.warnings', lang)}**\n\n{items}")
-        return "\n\n".join(lines), tuple(quiet)
+        return "\n\n".join(lines)
 
     def stop(self, lang: str) -> str:
         if self.runner.stop():

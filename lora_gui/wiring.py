@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from lora_gui.handlers import loaded_message, preset_record
-from lora_gui.i18n import pick_language, t
+from lora_gui.i18n import LANGS, pick_language, t
 from lora_gui.panel import error_markdown, files_note, logs_text, loss_plot, progress_markdown
 from lora_gui.presets import PresetError
 from lora_gui.values import form_values, md_text
@@ -129,14 +129,22 @@ class Events:
         model check, the form checks and the run panel."""
         p = self.p
         relabelled = {c: gr.update(**fn(lang)) for c, fn in p.tr} if labels else {}
+        said = data[p.run_said] or {}
         return merged(
             {p.lang: lang},
             relabelled,
             {p.model_md: self.c.model(data[self.path_widget], lang)[0]},
             {p.preset_msg: loaded_message(data[p.preset_state], lang)} if data[p.preset_state] else {},
+            {p.run_msg: said[lang]} if lang in said else {},
             self.checks(self.values(data), lang),
             self.panel(lang, {}),
+            # The chart fixes its legend when it draws from nothing: cleared here, drawn
+            # again with the series named in `lang` by `chart` right after.
+            {p.plot: None},
         )
+
+    def chart(self, lang: str) -> Any:
+        return loss_plot(self.c.runner.snapshot(), lang)
 
     # ---- handlers ----------------------------------------------------------------------
     def on_input(self, data: Mapping[Any, Any]) -> Updates:
@@ -198,6 +206,7 @@ class Events:
         return {
             **self.panel(lang, {}),
             self.p.run_msg: outcome.message,
+            self.p.run_said: outcome.said,
             **self.form.error_texts(problems, lang),
         }
 
@@ -206,7 +215,8 @@ class Events:
         it says where the file is and how to continue)."""
         if self.c.runner.stop():
             return {self.p.progress_md: progress_markdown(self.c.runner.snapshot(), lang)}
-        return {self.p.run_msg: t("run.not_running", lang)}
+        said = {lg: t("run.not_running", lg) for lg in LANGS}
+        return {self.p.run_msg: said[lang], self.p.run_said: said}
 
     def on_language(self, data: Mapping[Any, Any]) -> Updates:
         return self.relabel(data[self.p.lang_radio], data)
@@ -268,10 +278,9 @@ class Events:
             )
         p.save_btn.click(self.on_save, {*form_in, p.preset_name}, [p.preset_msg, p.preset_dd], **raw)
 
-        p.start_btn.click(self.on_start, form_in, [p.run_msg, *errors, *panel_out], **raw).then(
-            None, js=FOLLOW_LOG_JS, **private
-        )
-        p.stop_btn.click(self.on_stop, p.lang, [p.run_msg, p.progress_md], **private)
+        start_out = [p.run_msg, p.run_said, *errors, *panel_out]
+        p.start_btn.click(self.on_start, form_in, start_out, **raw).then(None, js=FOLLOW_LOG_JS, **private)
+        p.stop_btn.click(self.on_stop, p.lang, [p.run_msg, p.run_said, p.progress_md], **private)
         p.timer.tick(self.panel, [p.lang, p.seen], panel_out, show_progress="hidden", **private).then(
             None, js=FOLLOW_LOG_JS, **private
         )
@@ -280,10 +289,15 @@ class Events:
 
         # A language switch (and opening the page) rewrites every label and message.
         every = list(
-            dict.fromkeys([p.lang, *(c for c, _ in p.tr), p.model_md, p.preset_msg, *checks_out, *panel_out])
+            dict.fromkeys(
+                [p.lang, *(c for c, _ in p.tr), p.model_md, p.preset_msg, p.run_msg, *checks_out, *panel_out]
+            )
         )
-        said = {*widgets, p.preset_state}
-        p.lang_radio.input(self.on_language, {*said, p.lang_radio}, every, **raw).then(
-            None, js=FOLLOW_LOG_JS, **private
-        )
-        demo.load(self.on_open, said, every, **raw).then(None, js=FOLLOW_LOG_JS, **private)
+        said = {*widgets, p.preset_state, p.run_said}
+        for event, handler, inputs in (
+            (p.lang_radio.input, self.on_language, {*said, p.lang_radio}),
+            (demo.load, self.on_open, said),
+        ):
+            event(handler, inputs, every, **raw).then(self.chart, p.lang, p.plot, **private).then(
+                None, js=FOLLOW_LOG_JS, **private
+            )

@@ -49,6 +49,7 @@ def test_start_says_the_model_and_plan_apart_from_the_warnings(tmp_path, values)
     info, _, warnings = outcome.message.partition("開始前の注意")
     assert "モデル: SD 1.x diffusers folder" in info and "画像4枚" in info
     assert "a fake warning" in warnings and "SD 1.x" not in warnings
+    assert outcome.said["ja"] == outcome.message and "This run:" in outcome.said["en"]  # for a switch
     assert ctl.runner.wait(5)
 
 

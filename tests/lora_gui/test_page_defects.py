@@ -228,6 +228,11 @@ def test_after_the_switch_to_japanese_every_message_is_japanese(page):
     chart = page.locator("#run-loss svg").text_content()
     assert "ステップ" in chart and "損失" in chart and "平均" in chart, chart
     assert unsaid_on_every_tab(page, "ja") == {}
+    page.locator("#language").get_by_text("English").click()  # and back: all of it again
+    expect(md(page, "run-message")).to_contain_text("This run:")
+    expect(page.locator("#run-loss svg [aria-roledescription=legend]")).to_contain_text("average")
+    assert "平均" not in page.locator("#run-loss svg").text_content()
+    assert unsaid_on_every_tab(page, "en") == {}
 
 
 # 7 ---------------------------------------------------------------------------------------
