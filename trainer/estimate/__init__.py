@@ -1,0 +1,48 @@
+"""How much GPU memory and time a run needs, found before anything loads.
+
+    est = estimate(cfg, vram_gib=12, plan=plan)   # trainer.estimate.estimate.Estimate
+    est.peak_vram_gib, est.verdict, est.advice, est.seconds_per_step, est.to_json()
+
+The run's own code (trainer.run.train.Run's model loading rules, network, optimizer and
+step) runs once on shape-only meta tensors, with CUDA's autocast dtypes and attention
+kernels; a tracker counts the live tensor bytes as the CUDA allocator would and
+FlopCounterMode the step's FLOPs. So the estimate follows the code, not a formula.
+
+- estimate.py: `estimate(cfg, vram_gib)`, the Estimate, fit verdict and the overheads.
+- fake_run.py: the Run on fake data, measured; fake_models.py: the model from its configs.
+- tracker.py: live bytes and the peak; meta_cache.py: faster meta shapes.
+- autocast.py: CUDA autocast's policy on meta tensors; standins.py: "cuda" on the meta
+  device, CUDA's attention kernels, bitsandbytes' optimizer state.
+- advice.py: the smallest change that fits; gpus.py: GPUs and time; report.py: text;
+  cache.py: measured steps kept by model and settings.
+- `fit_warning`: one sentence for the preflight when a run certainly does not fit.
+
+May import torch, diffusers, transformers and trainer.config / models / network / optim /
+run / data / text; nothing imports it but the CLI, trainer.api and its own tests. This
+module imports no torch itself (the measuring starts at the first estimate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.estimate.estimate import Estimate, estimate
+
+__all__ = ["Estimate", "estimate", "fit_warning"]
+
+
+def fit_warning(cfg: Any, vram_gib: float, plan: Any = None) -> str | None:
+    """A warning when the run certainly does not fit `vram_gib` (it needs more even without
+    the allocator overhead and the CUDA context), else None. Never raises: a run the
+    estimate cannot build is left to the run's own checks."""
+    try:
+        est = estimate(cfg, vram_gib, plan=plan, advice=True)
+    except Exception:  # noqa: BLE001 - the warning is optional; the run reports real errors
+        return None
+    if est.allocated_peak_gib <= vram_gib:
+        return None
+    change = f" Smallest change that fits: {est.recommended}." if est.recommended else ""
+    return (
+        f"This run needs about {est.peak_vram_gib:.1f} GiB of GPU memory and this GPU has "
+        f"{vram_gib:.1f} GiB: it will run out of memory.{change}"
+    )
