@@ -1,9 +1,14 @@
 """`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl] [--resume STATE_DIR]`
 
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
-`accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself. Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
+`accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself.
+Exit codes: 0 done or stopped (Ctrl-C / SIGTERM once: the LoRA and,
 with save_state, the training state are saved), 2 config or dataset problem, 1 training
 failure, 130 aborted by a second Ctrl-C.
+
+With --dry-run, `--estimate`, `--vram GIB` or `--gpu NAME` add the GPU memory and time
+estimate (trainer.estimate; "estimate" in the JSON): peak memory, whether it fits, the
+smallest change that fits, seconds per step.
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the plan; load no model")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     p.add_argument("--events", choices=["jsonl"], help="write every event as a JSON line on stdout")
+    p.add_argument(
+        "--estimate", action="store_true", help="with --dry-run: also estimate GPU memory and time (seconds)"
+    )
+    p.add_argument("--vram", type=float, metavar="GIB", help="with --dry-run: the GPU's memory; does it fit?")
+    p.add_argument("--gpu", metavar="NAME", help="with --dry-run: the GPU for the time estimate, e.g. 4090")
     p.add_argument(
         "--resume",
         metavar="STATE_DIR",
@@ -79,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         plan.warnings[:0] = warnings
-        if args.json:
-            print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
-        else:
-            print(plan.to_text())
+        report, text = plan.to_json(), plan.to_text()
+        if args.estimate or args.vram or args.gpu:  # torch on shape-only tensors: seconds, cached
+            from trainer.estimate import dry_run_section
+
+            try:
+                report["estimate"], estimate_text = dry_run_section(cfg, plan, args.vram, args.gpu)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            text += "\n\n" + estimate_text
+        print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else text)
         return 0
 
     from trainer.cli_progress import ConsoleReporter, JsonLinesReporter

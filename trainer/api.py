@@ -18,6 +18,7 @@ __all__ = [
     "EventCallback",
     "accelerate_command",
     "detect_model",
+    "estimate",
     "make_plan",
     "preflight",
     "run_training",
@@ -48,6 +49,16 @@ def detect_model(path: str):
     from trainer.models import detect_model as _detect
 
     return _detect(path)
+
+
+def estimate(cfg: TrainingConfig, vram_gib: float | None = None, *, gpu: str | None = None, plan=None):
+    """Peak GPU memory, fit on `vram_gib` GiB and time of this run, before anything loads:
+    a trainer.estimate.Estimate (`.to_json()`). Seconds the first time (the run's own step
+    on shape-only tensors), instant for settings already estimated. `plan` (make_plan's)
+    gives the largest bucket, image count and step count. Raises ModelLoadError / ConfigError."""
+    from trainer.estimate import estimate as _estimate
+
+    return _estimate(cfg, vram_gib, gpu=gpu, plan=plan)
 
 
 def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None) -> int:

@@ -8,7 +8,7 @@ step) runs once on shape-only meta tensors, with CUDA's autocast dtypes and atte
 kernels; a tracker counts the live tensor bytes as the CUDA allocator would and
 FlopCounterMode the step's FLOPs. So the estimate follows the code, not a formula.
 
-- estimate.py: `estimate(cfg, vram_gib)`, the Estimate, fit verdict and the overheads.
+- estimate.py: `estimate(cfg, vram_gib)`, the Estimate; fit.py: overheads and the verdict.
 - fake_run.py: the Run on fake data, measured; fake_models.py: the model from its configs.
 - tracker.py: live bytes and the peak; meta_cache.py: faster meta shapes.
 - autocast.py: CUDA autocast's policy on meta tensors; standins.py: "cuda" on the meta
@@ -28,7 +28,23 @@ from typing import Any
 
 from trainer.estimate.estimate import Estimate, estimate
 
-__all__ = ["Estimate", "estimate", "fit_warning"]
+__all__ = ["Estimate", "dry_run_section", "estimate", "fit_warning"]
+
+
+def dry_run_section(cfg: Any, plan: Any, vram_gib: float | None, gpu: str | None) -> tuple[dict, str]:
+    """The dry-run's "estimate" (JSON) and its text. A model or settings the estimate cannot
+    build give {"error": why} (the plan itself stays valid); an unknown GPU name raises
+    ValueError, which the CLI reports as a usage error."""
+    from trainer.config import ConfigError
+    from trainer.estimate.gpus import find_gpu
+    from trainer.models import ModelLoadError
+
+    find_gpu(gpu)  # an unknown name is the user's typo: say so before seconds of work
+    try:
+        est = estimate(cfg, vram_gib, gpu=gpu, plan=plan)
+    except (ModelLoadError, ConfigError, ValueError) as exc:
+        return {"error": str(exc)}, f"GPU memory and time: no estimate ({exc})"
+    return est.to_json(), est.to_text()
 
 
 def fit_warning(cfg: Any, vram_gib: float, plan: Any = None) -> str | None:

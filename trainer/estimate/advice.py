@@ -10,18 +10,18 @@ is estimated with the run's own step like the original (so, once cached, instant
 the first that fits is the recommendation. If no single change fits, they are combined
 in the same order until the run fits.
 
-Imports trainer.config and trainer.estimate.
+Imports trainer.config and trainer.estimate.fit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 from trainer.config import ConfigError, check_config, validate_values
+from trainer.estimate.fit import FITS_SHARE
 
-GIB = 2**30
 EIGHT_BIT = {
     "AdamW": "AdamW8bit",
     "PagedAdamW32bit": "PagedAdamW8bit",
@@ -71,8 +71,6 @@ def candidates(cfg: Any, est: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _gap(est: Any) -> float:
     """GiB above what 'fits' allows."""
-    from trainer.estimate.estimate import FITS_SHARE
-
     return max(0.0, est.peak_vram_gib - est.vram_gib * FITS_SHARE)
 
 
@@ -98,15 +96,13 @@ def _plan_for(plan: Any, change: dict[str, Any]) -> Any:
 
 
 def advise(
-    cfg: Any, est: Any, *, plan: Any = None, gpu: str | None = None, use_cache: bool = True
+    cfg: Any, est: Any, estimate_again: Callable[[Any, Any], Any], *, plan: Any = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """(each change tried with its estimate, the recommended one or None)."""
-    from trainer.estimate.estimate import estimate
+    """(each change tried with its estimate, the recommended one or None).
+    `estimate_again(changed_cfg, changed_plan)` estimates a changed run on the same GPU."""
 
     def tried(label: str, change: dict[str, Any], new: Any) -> dict[str, Any]:
-        e = estimate(
-            new, est.vram_gib, gpu=gpu, plan=_plan_for(plan, change), advice=False, use_cache=use_cache
-        )
+        e = estimate_again(new, _plan_for(plan, change))
         return {
             "change": label,
             "settings": change,

@@ -7,16 +7,11 @@ tensors, see there) for the largest bucket the run will see, once per model and 
 - caches: with cache_latents every image's latent (and its mirror with flip_aug) stays on
   the GPU, and so does every caption's text-encoder output with a text cache; their size
   per item is measured, their count comes from the plan (images + reg images);
-- `ALLOCATOR_OVERHEAD`: PyTorch's caching allocator holds more than the live tensors
-  (blocks split and freed at other sizes between buckets): +10 % of the peak;
-- `CUDA_CONTEXT_GIB`: the CUDA context with cuBLAS / cuDNN workspaces, which no
-  `torch.cuda.max_memory_allocated` counts but the card must hold: 0.6 GiB.
+- the allocator's overhead and the CUDA context (trainer.estimate.fit).
 `peak_vram_gib` is what the card must have; `allocated_peak_gib` is what
 `torch.cuda.max_memory_allocated()` would report (the number the GPU test compares).
-
-Against a VRAM size the verdict is "fits" (needs at most 92 % of it), "tight" (up to all
-of it: close other programs using the GPU, a desktop takes 0.3-1 GiB) or "does not fit",
-and `advice` lists the smallest changes that make it fit (trainer.estimate.advice).
+Against a VRAM size: the verdict (fit.verdict), and `advice`, the smallest changes that
+make the run fit (trainer.estimate.advice).
 
 Imports torch (through fake_run), trainer.config, trainer.models, trainer.data (dataset TOML).
 """
@@ -28,12 +23,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainer.estimate import cache as step_cache
+from trainer.estimate.fit import ALLOCATOR_OVERHEAD, CUDA_CONTEXT_GIB, GIB, needed_bytes, verdict
 from trainer.estimate.gpus import find_gpu, seconds_per_step
 
-GIB = 2**30
-ALLOCATOR_OVERHEAD = 0.10
-CUDA_CONTEXT_GIB = 0.6
-FITS_SHARE = 0.92
 NOTES = (
     "An estimate: the run's own model, LoRA, optimizer and step ran on shape-only tensors "
     "(nothing was loaded); the CUDA context (0.6 GiB) and allocator overhead (+10 %) are "
@@ -52,6 +44,7 @@ class Estimate:
     trainable_params: int
     peak_vram_gib: float  # what the GPU must have
     allocated_peak_gib: float  # torch.cuda.max_memory_allocated()
+    allocated_peak_bytes: int
     step_peak_gib: float
     setup_peak_gib: float  # while the caches are built (the VAE / text encoders still on the GPU)
     peak_phase: str
@@ -142,7 +135,10 @@ def estimate(
     if advice and result.verdict not in (None, "fits"):
         from trainer.estimate.advice import advise
 
-        result.advice, result.recommended = advise(cfg, result, plan=plan, gpu=gpu, use_cache=use_cache)
+        def again(changed: Any, changed_plan: Any) -> Estimate:
+            return estimate(changed, vram_gib, gpu=gpu, plan=changed_plan, advice=False, use_cache=use_cache)
+
+        result.advice, result.recommended = advise(cfg, result, again, plan=plan)
     result.estimate_seconds = round(time.perf_counter() - started, 2)
     return result
 
@@ -160,7 +156,7 @@ def _assemble(
     per_latent = step["latent_bytes"] * (2 if cfg.flip_aug else 1)
     caches = images * (per_latent + step["text_bytes"])
     allocated = max(step["step_peak"], step["setup_peak"]) + caches
-    needed = allocated * (1 + ALLOCATOR_OVERHEAD) + CUDA_CONTEXT_GIB * GIB
+    needed = needed_bytes(allocated)
     split = step["split"]
     breakdown = {
         "weights": split["weights"] / GIB,
@@ -195,6 +191,7 @@ def _assemble(
         trainable_params=int(step["trainable_params"]),
         peak_vram_gib=round(needed / GIB, 2),
         allocated_peak_gib=round(allocated / GIB, 2),
+        allocated_peak_bytes=int(allocated),
         step_peak_gib=round(step["step_peak"] / GIB, 2),
         setup_peak_gib=round(step["setup_peak"] / GIB, 2),
         peak_phase=phase,
@@ -210,10 +207,3 @@ def _assemble(
         result.verdict = verdict(needed / GIB, float(vram_gib))
         result.fits = result.verdict != "does not fit"
     return result
-
-
-def verdict(needed_gib: float, vram_gib: float) -> str:
-    """ "fits", "tight" or "does not fit" (see the module docstring)."""
-    if needed_gib <= vram_gib * FITS_SHARE:
-        return "fits"
-    return "tight" if needed_gib <= vram_gib else "does not fit"

@@ -215,7 +215,7 @@ def _cuda_optimizers(optimizer: str):
 def measure_step(cfg: Any, mc: ModelConfigs, bucket: tuple[int, int], total_steps: int = 1000) -> StepMeasure:
     """Build the run on meta tensors and run one step of `bucket` (width, height); see above."""
     cfg = replace_for_estimate(cfg)
-    tracker = MemoryTracker()
+    tracker = MemoryTracker(device_type="meta")
     notes: list[str] = []
     with _quiet(), _cuda_optimizers(cfg.optimizer), CudaOnMeta("meta"):
         models = build_fake_models(mc, load_dtype(cfg.mixed_precision), cfg.pretrained_model_name_or_path)
@@ -239,7 +239,7 @@ def _one_step(run: EstimateRun, tracker: MemoryTracker, weights: dict[int, int])
     cfg = run.cfg
     batch = run.fake_batch()
     ops_before = tracker.ops
-    with FlopCounterMode(display=False) as counter:
+    with _step_flops() as counter:
         tracker.label = "forward"
         loss = run._step_loss(batch, None)
         tracker.label = "backward"
@@ -298,6 +298,26 @@ def _quiet():
             yield
     finally:
         diffusers_logging.set_verbosity(level)
+
+
+class _WholeStep:
+    """FlopCounterMode's module tracker, reduced to "the whole step": the real one hooks every
+    module's inputs and outputs with backward hooks that form reference cycles, which keep
+    activations alive until Python's garbage collector runs (memory a real run frees at once)."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _step_flops() -> FlopCounterMode:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _WholeStep()
+    return counter
 
 
 def replace_for_estimate(cfg: Any) -> Any:

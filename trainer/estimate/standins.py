@@ -1,7 +1,8 @@
 """Stand-ins for what cannot run on meta tensors without CUDA: the GPU device, its attention
 kernels, and bitsandbytes.
 
-- `CudaOnMeta`: a TorchFunctionMode under which `device="cuda"` means the meta device
+- `CudaOnMeta`: a TorchFunctionMode under which `device="cuda"` (and no device, except for
+  tensors made from data) means the meta device
   (shapes and dtypes, no memory, no arithmetic) and pinning is a no-op, so the run's own
   code, which moves things to `torch.device("cuda")`, runs unchanged without CUDA; and
   `scaled_dot_product_attention` takes the fused kernel CUDA would (flash attention for
@@ -45,6 +46,12 @@ def _is_cuda(device: object) -> bool:
     return isinstance(device, str) and device.startswith("cuda")
 
 
+# Tensors made from Python data stay real CPU tensors: code reads their values back
+# (LyCORIS sizes a conv factor by torch.tensor(kernel).prod().item()), and a GPU run moves
+# any that take part in the step to the device first.
+_FROM_DATA = {"tensor", "as_tensor", "asarray", "scalar_tensor", "from_numpy", "frombuffer"}
+
+
 class CudaOnMeta(TorchFunctionMode):
     """`device="cuda"` or none -> `device` (the meta device), `pin_memory()` / `.cuda()` -> the
     tensor, SDPA -> CUDA's fused kernels (see the module docstring)."""
@@ -56,7 +63,7 @@ class CudaOnMeta(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         name = getattr(func, "__name__", "")
-        if func in _device_constructors() and kwargs.get("device") is None:
+        if func in _device_constructors() and kwargs.get("device") is None and name not in _FROM_DATA:
             kwargs["device"] = self.device  # the default device too (torch.device("meta") as a context)
         if name in ("pin_memory", "cuda"):
             return args[0]

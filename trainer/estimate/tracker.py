@@ -57,8 +57,9 @@ class PeakSplit:
 class MemoryTracker(TorchDispatchMode):
     """Counts the bytes of live tensor storages; see the module docstring."""
 
-    def __init__(self, reuse_meta_shapes: bool = True) -> None:
+    def __init__(self, reuse_meta_shapes: bool = True, device_type: str | None = None) -> None:
         super().__init__()
+        self.device_type = device_type  # count only tensors on this device ("meta"), or all
         self.meta_outputs = MetaOutputs() if reuse_meta_shapes else None
         self._serials = itertools.count()
         self.live: dict[int, tuple[int, int]] = {}  # storage id -> (serial, bytes)
@@ -73,6 +74,8 @@ class MemoryTracker(TorchDispatchMode):
 
     # ---- counting ------------------------------------------------------------------------
     def _track(self, tensor: torch.Tensor) -> None:
+        if self.device_type is not None and tensor.device.type != self.device_type:
+            return  # a host tensor (token ids, sizes) of a run whose GPU is the meta device
         try:
             storage = tensor.untyped_storage()
         except (RuntimeError, NotImplementedError):  # sparse / nested: none in a training step
