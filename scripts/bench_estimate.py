@@ -86,7 +86,7 @@ def run_case(case: str, vram: float | None) -> dict:
         "published_gib": published,
         "published_where": where,
         "tflop_per_step": est.tflop_per_step,
-        "seconds_per_step_h100": _h100_seconds(cfg, est),
+        "seconds_per_step": _seconds(cfg, est),
         "wall_s": round(time.perf_counter() - started, 1),
         "cpu_s": round(time.process_time() - cpu, 1),
         "max_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
@@ -94,12 +94,17 @@ def run_case(case: str, vram: float | None) -> dict:
     }
 
 
-def _h100_seconds(cfg, est) -> float:
+def _seconds(cfg, est) -> dict:
     from trainer.estimate.estimate import measured_step
     from trainer.estimate.gpus import find_gpu, seconds_per_step
 
-    step, _ = measured_step(cfg, tuple(est.bucket))  # stored by the estimate just made
-    return round(seconds_per_step(step["flops"], step["ops"], find_gpu("h100"), cfg.mixed_precision), 3)
+    step, _ = measured_step(cfg, tuple(est.bucket))  # kept by the estimate just made
+    return {
+        gpu: round(
+            seconds_per_step(step["flops"], step["ops"], step["bytes_written"], find_gpu(gpu), "bf16"), 3
+        )
+        for gpu in ("h100", "4090", "3060")
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

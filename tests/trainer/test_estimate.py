@@ -207,3 +207,33 @@ def test_dry_run_json_and_text_carry_the_estimate(tiny_model, demo_dataset, tmp_
     assert "Total steps" in text and "GPU memory and time (estimate)" in text and "RTX 4090" in text
     assert main(["--config", str(preset), "--dry-run", "--gpu", "GTX 9999"]) == 2
     assert "unknown GPU" in capsys.readouterr().err
+
+
+def test_gpus_by_name_or_memory_and_the_time_model():
+    from trainer.estimate.gpus import find_gpu, seconds_per_step
+
+    assert find_gpu("GeForce RTX 4070 Ti").name == "RTX 4070 Ti"
+    assert find_gpu("rtx 4070").name == "RTX 4070"
+    assert find_gpu("NVIDIA A100-SXM4-40GB").name == "A100 80GB"
+    assert find_gpu(vram_gib=12).name == "RTX 3060 12GB"  # the slowest 12 GB card: a safe time
+    assert find_gpu(vram_gib=24).name == "RTX 3090"
+    with pytest.raises(ValueError, match="unknown GPU"):
+        find_gpu("Voodoo 2")
+    slow, fast = find_gpu("3060"), find_gpu("4090")
+    # compute-bound work scales with the card; launch-bound work does not
+    assert seconds_per_step(2e13, 1000, 0, slow, "bf16") > 3 * seconds_per_step(2e13, 1000, 0, fast, "bf16")
+    assert seconds_per_step(1e9, 50_000, 0, slow, "bf16") == seconds_per_step(1e9, 50_000, 0, fast, "bf16")
+    assert seconds_per_step(2e13, 1000, 0, slow, "no") > seconds_per_step(2e13, 1000, 0, slow, "bf16")
+
+
+def test_the_preflight_warning_only_for_a_run_that_certainly_does_not_fit(tiny_model):
+    from trainer.estimate import estimate, fit_warning
+
+    cfg = _cfg(tiny_model("sd15"))
+    allocated = estimate(cfg).allocated_peak_bytes / 2**30
+    assert fit_warning(cfg, allocated * 1.01) is None  # tight, perhaps, but not certain to fail
+    warning = fit_warning(cfg, allocated * 0.5)
+    assert warning and "will run out of memory" in warning
+    assert (
+        fit_warning(cfg.model_copy(update={"pretrained_model_name_or_path": "/no/such/model"}), 0.001) is None
+    )

@@ -15,7 +15,8 @@ FlopCounterMode the step's FLOPs. So the estimate follows the code, not a formul
   device, CUDA's attention kernels, bitsandbytes' optimizer state.
 - advice.py: the smallest change that fits; gpus.py: GPUs and time; report.py: text;
   cache.py: measured steps kept by model and settings.
-- `fit_warning`: one sentence for the preflight when a run certainly does not fit.
+- `fit_warning` / `gpu_fit_warning`: one sentence for the preflight when a run certainly
+  does not fit (the second reads the size of this machine's GPU).
 
 May import torch, diffusers, transformers and trainer.config / models / network / optim /
 run / data / text; nothing imports it but the CLI, trainer.api and its own tests. This
@@ -28,7 +29,7 @@ from typing import Any
 
 from trainer.estimate.estimate import Estimate, estimate
 
-__all__ = ["Estimate", "dry_run_section", "estimate", "fit_warning"]
+__all__ = ["Estimate", "dry_run_section", "estimate", "fit_warning", "gpu_fit_warning"]
 
 
 def dry_run_section(cfg: Any, plan: Any, vram_gib: float | None, gpu: str | None) -> tuple[dict, str]:
@@ -55,10 +56,22 @@ def fit_warning(cfg: Any, vram_gib: float, plan: Any = None) -> str | None:
         est = estimate(cfg, vram_gib, plan=plan, advice=True)
     except Exception:  # noqa: BLE001 - the warning is optional; the run reports real errors
         return None
-    if est.allocated_peak_gib <= vram_gib:
+    if est.allocated_peak_bytes <= vram_gib * 2**30:
         return None
     change = f" Smallest change that fits: {est.recommended}." if est.recommended else ""
     return (
         f"This run needs about {est.peak_vram_gib:.1f} GiB of GPU memory and this GPU has "
         f"{vram_gib:.1f} GiB: it will run out of memory.{change}"
     )
+
+
+def gpu_fit_warning(cfg: Any, plan: Any = None) -> str | None:
+    """fit_warning for this machine's first CUDA GPU (None without one). For the preflight:
+    `if (w := gpu_fit_warning(cfg, plan)): warnings.append(w)`. It costs the estimate's
+    seconds once per settings (then it is cached), before any model loads."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    total = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return fit_warning(cfg, total, plan=plan)

@@ -172,7 +172,7 @@ def _assemble(
     else:
         phase = f"training step: {step['peak_phase']}"
     card = find_gpu(gpu_name, vram_gib)
-    sps = seconds_per_step(step["flops"], step["ops"], card, cfg.mixed_precision)
+    sps = seconds_per_step(step["flops"], step["ops"], step["bytes_written"], card, cfg.mixed_precision)
     micro_steps = (
         plan.total_steps * max(1, int(cfg.gradient_accumulation_steps)) if plan is not None else None
     )

@@ -56,6 +56,7 @@ class StepMeasure:
     peak_phase: str  # "forward", "backward" or "optimizer"
     flops: int  # forward + backward (+ recomputation with gradient checkpointing)
     ops: int  # operations dispatched in the step (each at least one kernel launch on a GPU)
+    bytes_written: int  # bytes of every tensor the step made: a floor for its memory traffic
     trainable_params: int
     latent_bytes: int  # one cached latent (+ SDXL size ids), on the GPU with cache_latents
     text_bytes: int  # one cached caption's encoder outputs, on the GPU with a text cache
@@ -238,7 +239,7 @@ def _one_step(run: EstimateRun, tracker: MemoryTracker, weights: dict[int, int])
     """Forward, backward, optimizer step; the peak of a later step from this first one."""
     cfg = run.cfg
     batch = run.fake_batch()
-    ops_before = tracker.ops
+    ops_before, written_before = tracker.ops, tracker.allocated_total
     with _step_flops() as counter:
         tracker.label = "forward"
         loss = run._step_loss(batch, None)
@@ -251,7 +252,7 @@ def _one_step(run: EstimateRun, tracker: MemoryTracker, weights: dict[int, int])
     tracker.label = "optimizer"
     grad_bytes = sum(grads.values())
     run._optimizer_step()
-    ops = tracker.ops - ops_before
+    ops, written = tracker.ops - ops_before, tracker.allocated_total - written_before
     state_tensors = [
         t
         for s in run.optimizer.state.values()
@@ -276,6 +277,7 @@ def _one_step(run: EstimateRun, tracker: MemoryTracker, weights: dict[int, int])
         peak_phase=phase,
         flops=int(flops),
         ops=ops,
+        bytes_written=written,
         trainable_params=sum(p.numel() for p in run.params),
         latent_bytes=run.latent_bytes,
         text_bytes=run.text_bytes,

@@ -41,18 +41,28 @@ class MetaOutputs:
         self.hits = 0
 
     def _key(self, func, args, kwargs) -> tuple | None:
-        leaves, spec = tree_flatten((args, kwargs))
-        key: list[Any] = [func, spec]
-        for leaf in leaves:
-            if isinstance(leaf, torch.Tensor):
-                if not leaf.is_meta:
+        key: list[Any] = [func, len(args), tuple(kwargs)]
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, (list, tuple)):
+                key.append(len(value))
+                if not all(self._add(key, item) for item in value):
                     return None
-                key.append((tuple(leaf.shape), leaf.stride(), leaf.dtype, leaf.storage_offset()))
-            elif isinstance(leaf, _SCALARS):
-                key.append(leaf)
-            else:
+            elif not self._add(key, value):
                 return None
         return tuple(key)
+
+    @staticmethod
+    def _add(key: list, value: Any) -> bool:
+        """Append what identifies `value` for the cache; False for what cannot be keyed."""
+        if isinstance(value, torch.Tensor):
+            if not value.is_meta:
+                return False
+            key.append((tuple(value.shape), value.stride(), value.dtype, value.storage_offset()))
+        elif isinstance(value, _SCALARS):
+            key.append((type(value), value))  # 1 and 1.0 and True give different dtypes
+        else:
+            return False
+        return True
 
     def call(self, func, args, kwargs):
         """func(*args, **kwargs), or fresh meta tensors like the ones it gave before."""

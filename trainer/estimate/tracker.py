@@ -71,6 +71,7 @@ class MemoryTracker(TorchDispatchMode):
         self.label = ""  # what the run is doing now ("forward", "backward", ...), for the report
         self._kept_at = 0
         self.ops = 0  # operations dispatched
+        self.allocated_total = 0  # bytes of every storage made (each written at least once)
 
     # ---- counting ------------------------------------------------------------------------
     def _track(self, tensor: torch.Tensor) -> None:
@@ -87,6 +88,7 @@ class MemoryTracker(TorchDispatchMode):
         self.live[key] = (next(self._serials), nbytes)
         weakref.finalize(storage, self._free, key)
         self.current += nbytes
+        self.allocated_total += nbytes
         if self.current > self.peak:
             self.peak = self.current
             self.peak_label = self.label
