@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-VERSION = 2  # raise when what a measured step holds, or how it is measured, changes
+VERSION = 3  # raise when what a measured step holds, or how it is measured, changes
 
 # Settings that change no training step: names, folders, saving, sampling, logging,
 # schedule lengths (they change the run's time, which is computed outside the cache) and

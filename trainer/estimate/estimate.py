@@ -157,7 +157,8 @@ def _assemble(
     caches = images * (per_latent + step["text_bytes"])
     allocated = max(step["step_peak"], step["setup_peak"]) + caches
     needed = needed_bytes(allocated)
-    split = step["split"]
+    setup_first = step["setup_peak"] > step["step_peak"]
+    split = step["setup_split"] if setup_first else step["split"]
     breakdown = {
         "weights": split["weights"] / GIB,
         "gradients": split["gradients"] / GIB,
@@ -167,7 +168,7 @@ def _assemble(
         "allocator_overhead": allocated * ALLOCATOR_OVERHEAD / GIB,
         "cuda_context": CUDA_CONTEXT_GIB,
     }
-    if step["setup_peak"] > step["step_peak"]:
+    if setup_first:
         phase = "setup: the caches are built while the VAE and text encoders are still on the GPU"
     else:
         phase = f"training step: {step['peak_phase']}"

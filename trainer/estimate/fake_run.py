@@ -51,6 +51,7 @@ class StepMeasure:
     """What one fake step allocated and computed (bytes, FLOPs, ops)."""
 
     setup_peak: int  # loading, LoRA, caches being built (VAE / text encoders still on the GPU)
+    setup_split: PeakSplit | None  # setup_peak by kind (weights; the rest the encoders' work)
     step_peak: int  # a training step once the optimizer state exists (what every later step needs)
     split: PeakSplit  # step_peak by kind
     peak_phase: str  # "forward", "backward" or "optimizer"
@@ -157,7 +158,7 @@ class EstimateRun(Run):
 
         n = max(1, int(self.cfg.vae_batch_size or 1))
         with torch.no_grad():
-            images = torch.zeros(n, 3, h, w)
+            images = torch.zeros(n, 3, h, w, device="cuda")
             latents = encode_latents(
                 self.models.vae, images, latent_scale=self.models.latent_scale, device="cuda"
             )
@@ -217,20 +218,26 @@ def measure_step(cfg: Any, mc: ModelConfigs, bucket: tuple[int, int], total_step
     """Build the run on meta tensors and run one step of `bucket` (width, height); see above."""
     cfg = replace_for_estimate(cfg)
     tracker = MemoryTracker(device_type="meta")
+    shim = CudaOnMeta("meta", on_host=lambda t: tracker.release([t]))
     notes: list[str] = []
-    with _quiet(), _cuda_optimizers(cfg.optimizer), CudaOnMeta("meta"):
-        models = build_fake_models(mc, load_dtype(cfg.mixed_precision), cfg.pretrained_model_name_or_path)
+    with _quiet(), _cuda_optimizers(cfg.optimizer), shim, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # host random draws (module dropout) the same every time
+        with shim.building():
+            models = build_fake_models(mc, load_dtype(cfg.mixed_precision), cfg.pretrained_model_name_or_path)
         with tracker:
             tracker.label = "setup"
             tracker.adopt(_tensors(models.unet, models.vae, *models.text_encoders))  # all loaded to the GPU
+            loaded = tracker.serials_of(_tensors(models.unet, models.vae, *models.text_encoders))
             run = EstimateRun(cfg, tracker, total_steps)
-            run.setup(models, bucket)
+            with shim.building():
+                run.setup(models, bucket)
             setup_peak = tracker.peak
             weights = tracker.serials_of(_tensors(models.unet, models.vae, *models.text_encoders))
             weights.update(tracker.serials_of(_tensors(run.network)))
+            setup_split = tracker.split({**loaded, **weights}, {}, {})  # (fp8_base replaces the loaded ones)
             tracker.reset_peak()
             measure = _one_step(run, tracker, weights)
-    measure.setup_peak = setup_peak
+    measure.setup_peak, measure.setup_split = setup_peak, setup_split
     measure.notes = notes
     return measure
 
@@ -272,6 +279,7 @@ def _one_step(run: EstimateRun, tracker: MemoryTracker, weights: dict[int, int])
         split, peak, phase = tracker.split(weights, grads, state), tracker.peak, "optimizer"
     return StepMeasure(
         setup_peak=0,
+        setup_split=None,
         step_peak=peak,
         split=split,
         peak_phase=phase,

@@ -81,7 +81,7 @@ class MetaOutputs:
         if metas is None:
             return out
         outs = out if isinstance(out, tuple) else (out,)
-        if not all(isinstance(o, torch.Tensor) for o in outs):  # an output left out (None)
+        if not all(isinstance(o, torch.Tensor) and o.is_meta for o in outs):  # None, or a host tensor
             self._outputs[key] = None
             return out
         metas = tuple((tuple(t.shape), t.stride(), t.dtype) for t in outs)

@@ -1,8 +1,8 @@
 """Stand-ins for what cannot run on meta tensors without CUDA: the GPU device, its attention
 kernels, and bitsandbytes.
 
-- `CudaOnMeta`: a TorchFunctionMode under which `device="cuda"` (and no device, except for
-  tensors made from data) means the meta device
+- `CudaOnMeta`: a TorchFunctionMode under which `device="cuda"` (and, while models are
+  built, no device, except for tensors made from data) means the meta device
   (shapes and dtypes, no memory, no arithmetic) and pinning is a no-op, so the run's own
   code, which moves things to `torch.device("cuda")`, runs unchanged without CUDA; and
   `scaled_dot_product_attention` takes the fused kernel CUDA would (flash attention for
@@ -20,6 +20,9 @@ Imports torch only.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -53,27 +56,76 @@ _FROM_DATA = {"tensor", "as_tensor", "asarray", "scalar_tensor", "from_numpy", "
 
 
 class CudaOnMeta(TorchFunctionMode):
-    """`device="cuda"` or none -> `device` (the meta device), `pin_memory()` / `.cuda()` -> the
-    tensor, SDPA -> CUDA's fused kernels (see the module docstring)."""
+    """`device="cuda"` -> `device` (the meta device), `pin_memory()` / `.cuda()` -> the tensor,
+    SDPA -> CUDA's fused kernels (see the module docstring).
 
-    def __init__(self, device: str = "meta") -> None:
+    `building` (a context): tensors made without a device go to the meta device too, as
+    when models and networks are built; in a training step they stay on the CPU (a host
+    random draw such as LoRA's module dropout). `on_host(tensor)` is told of every copy a
+    meta tensor makes to the CPU (host memory: LyCORIS keeps the original weights there)."""
+
+    def __init__(self, device: str = "meta", on_host: Callable[[torch.Tensor], None] | None = None) -> None:
         super().__init__()
         self.device = torch.device(device)
+        self.default_device: torch.device | None = None
+        self.on_host = on_host
+
+    @contextlib.contextmanager
+    def building(self):
+        self.default_device = self.device
+        try:
+            yield self
+        finally:
+            self.default_device = None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         name = getattr(func, "__name__", "")
-        if func in _device_constructors() and kwargs.get("device") is None and name not in _FROM_DATA:
-            kwargs["device"] = self.device  # the default device too (torch.device("meta") as a context)
+        if self.default_device is not None and kwargs.get("device") is None and name not in _FROM_DATA:
+            if func in _device_constructors():
+                kwargs["device"] = self.default_device
         if name in ("pin_memory", "cuda"):
             return args[0]
         if name == "scaled_dot_product_attention":
             return _cuda_sdpa(func, args, kwargs)
+        if name == "type" and len(args) == 2 and isinstance(args[1], str) and args[0].is_meta:
+            return args[0].to(_TYPE_NAMES.get(args[1].rsplit(".", 1)[-1], args[0].dtype))  # "torch.meta.X"
         if _is_cuda(kwargs.get("device")):
             kwargs["device"] = self.device
+        if name in ("cpu", "to") and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            if name == "cpu" or _is_cpu(kwargs.get("device")) or any(_is_cpu(a) for a in args[1:]):
+                return self._host_copy(func, args, kwargs)
         if name == "to":
             args = tuple(self.device if _is_cuda(a) else a for a in args)
         return func(*args, **kwargs)
+
+    def _host_copy(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
+        """A meta tensor's copy "on the CPU": a meta copy the tracker is told not to count."""
+        rest = tuple(self.device if _is_cpu(a) else a for a in args[1:])
+        if kwargs.get("device") is not None:
+            kwargs["device"] = self.device
+        moved = args[0].clone() if func.__name__ == "cpu" else func(args[0].clone(), *rest, **kwargs)
+        if self.on_host is not None:
+            self.on_host(moved)
+        return moved
+
+
+def _is_cpu(device: object) -> bool:
+    if isinstance(device, torch.device):
+        return device.type == "cpu"
+    return device == "cpu"
+
+
+_TYPE_NAMES = {
+    "FloatTensor": torch.float32,
+    "DoubleTensor": torch.float64,
+    "HalfTensor": torch.float16,
+    "BFloat16Tensor": torch.bfloat16,
+    "LongTensor": torch.int64,
+    "IntTensor": torch.int32,
+    "ByteTensor": torch.uint8,
+    "BoolTensor": torch.bool,
+}
 
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
