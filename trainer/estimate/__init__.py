@@ -48,12 +48,13 @@ def dry_run_section(cfg: Any, plan: Any, vram_gib: float | None, gpu: str | None
     return est.to_json(), est.to_text()
 
 
-def fit_warning(cfg: Any, vram_gib: float, plan: Any = None) -> str | None:
+def fit_warning(cfg: Any, vram_gib: float, plan: Any = None, advice: bool = True) -> str | None:
     """A warning when the run certainly does not fit `vram_gib` (it needs more even without
-    the allocator overhead and the CUDA context), else None. Never raises: a run the
-    estimate cannot build is left to the run's own checks."""
+    the allocator overhead and the CUDA context), else None; with `advice`, naming the
+    smallest change that fits. Never raises: a run the estimate cannot build is left to the
+    run's own checks."""
     try:
-        est = estimate(cfg, vram_gib, plan=plan, advice=True)
+        est = estimate(cfg, vram_gib, plan=plan, advice=advice)
     except Exception:  # noqa: BLE001 - the warning is optional; the run reports real errors
         return None
     if est.allocated_peak_bytes <= vram_gib * 2**30:

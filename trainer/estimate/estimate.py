@@ -83,11 +83,17 @@ def largest_bucket(cfg: Any, plan: Any = None) -> tuple[int, int]:
 
 
 def _versions() -> str:
-    import diffusers
-    import torch
-    import transformers
+    """The libraries the measured step followed (read without importing them: a cached
+    estimate needs no torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return " ".join(f"{m.__name__} {m.__version__}" for m in (torch, diffusers, transformers))
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    return " ".join(f"{name} {of(name)}" for name in ("torch", "diffusers", "transformers", "lycoris-lora"))
 
 
 def measured_step(cfg: Any, bucket: tuple[int, int], use_cache: bool = True) -> tuple[dict[str, Any], bool]:
