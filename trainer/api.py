@@ -20,6 +20,7 @@ __all__ = [
     "accelerate_command",
     "detect_model",
     "download_model",
+    "estimate",
     "make_plan",
     "model_needs_download",
     "preflight",
@@ -92,10 +93,21 @@ def download_model(
     return str(download_pipeline(repo_id.strip(), token=token, on_progress=on_progress))
 
 
+def estimate(cfg: TrainingConfig, vram_gib: float | None = None, *, gpu: str | None = None, plan=None):
+    """Peak GPU memory, fit on `vram_gib` GiB and time of this run, before anything loads:
+    a trainer.estimate.Estimate (`.to_json()`). Seconds the first time (the run's own step
+    on shape-only tensors), instant for settings already estimated. `plan` (make_plan's)
+    gives the largest bucket, image count and step count. Raises ModelLoadError / ConfigError."""
+    from trainer.estimate import estimate as _estimate
+
+    return _estimate(cfg, vram_gib, gpu=gpu, plan=plan)
+
+
 def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None) -> int:
     """Train, reporting through `on_event`; blocks until done. Returns 0 done / stopped,
     1 training failure, 2 config or dataset problem. Never raises for those: an "error"
     event carries a message for a person (the traceback goes to the log file)."""
+    from trainer.estimate import gpu_fit_warning
     from trainer.run.train import train_with_events
 
-    return train_with_events(cfg, on_event, stop)
+    return train_with_events(cfg, on_event, stop, fit_check=gpu_fit_warning)
