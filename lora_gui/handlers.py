@@ -125,8 +125,8 @@ class Controller:
         warnings: list[str] = []
         if cfg is not None:
             try:
-                checked, warnings = self.api.preflight(cfg)
-                problems = list(checked)
+                problems, warnings = self.api.check_start(cfg)  # the dataset's problems included
+                plan_problems = []
             except Exception as exc:  # noqa: BLE001 - a message, never a traceback
                 problems = [Problem("preflight", str(exc) or type(exc).__name__)]
         problems = list(dict.fromkeys([*problems, *plan_problems]))

@@ -18,6 +18,7 @@ __all__ = [
     "Event",
     "EventCallback",
     "accelerate_command",
+    "check_start",
     "detect_model",
     "download_model",
     "estimate",
@@ -47,6 +48,16 @@ def preflight(cfg: TrainingConfig) -> tuple[list, list[str]]:
     from trainer.run.preflight import run_preflight
 
     return run_preflight(cfg)
+
+
+def check_start(cfg: TrainingConfig) -> tuple[list, list[str]]:
+    """Every check a run makes before it loads a model, as `python -m trainer` and its dry
+    run make them (settings, dataset, repeats, disk, device, model file, optimizer
+    arguments, the state to resume from, the output's lock): (problems, warnings)."""
+    from trainer.run.checks import check_before_loading
+
+    checked = check_before_loading(cfg)
+    return list(checked.problems), list(checked.warnings)
 
 
 def detect_model(path: str):

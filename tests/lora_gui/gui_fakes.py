@@ -85,6 +85,14 @@ class FakeApi:
     def preflight(self, cfg):
         return list(self.preflight_problems), ["a fake warning"]
 
+    def check_start(self, cfg):  # trainer.api's: preflight and the dataset, every problem at once
+        problems, warnings = self.preflight(cfg)
+        try:
+            self.make_plan(cfg)
+        except ValueError as exc:
+            problems.append(Problem("train_data_dir", str(exc)))
+        return problems, warnings
+
     def detect_model(self, path):
         if "sdxl" in path:
             return FakeInfo(
