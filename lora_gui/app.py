@@ -18,6 +18,7 @@ import gradio as gr
 
 from lora_gui.binding import Form
 from lora_gui.browser_panel import BROWSER_CSS, BrowserPanel
+from lora_gui.estimate_panel import EstimatePanel
 from lora_gui.handlers import Controller, loaded_message
 from lora_gui.i18n import LANG_NAMES, t, tab_name
 from lora_gui.models_panel import ModelsPanel
@@ -93,6 +94,7 @@ class Page:
         self.form = Form(fields, decorate=self.browser.decorate)
         self.models = ModelsPanel(self, self.choices)
         self.tools = ToolsPanel(self)
+        self.estimate = EstimatePanel(self)
         self.tr: list[tuple[Any, Callable[[str], dict[str, Any]]]] = []
         self.events = Events(self)
 
@@ -149,6 +151,7 @@ class Page:
             self.browser.connect()
             self.models.connect(demo)
             self.tools.connect()
+            self.estimate.connect(demo)
         return demo
 
     def _presets_bar(self, lg: str) -> None:
@@ -220,6 +223,7 @@ class Page:
         self.form.render_tab(tab, lg, self.opt.values, extras)
         if tab == "Folders":
             self.summary_md = gr.Markdown("", elem_id="dataset-summary")
+            self.estimate.render(lg)
 
     def _run_panel(self, lg: str) -> None:
         with gr.Group(), gr.Row():

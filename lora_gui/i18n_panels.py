@@ -118,4 +118,47 @@ PANEL_STRINGS: dict[str, tuple[str, str]] = {
         "{logdir} のTensorBoardは実行中です: [{url}]({url})",
     ),
     "tools.tb_failed": ("TensorBoard could not start: {reason}", "TensorBoardを開始できません: {reason}"),
+    # The GPU memory and time estimate (Folders tab, under the dataset summary)
+    "estimate.title": ("GPU memory and time (estimate)", "GPUメモリと時間(見積もり)"),
+    "estimate.vram": ("GPU memory (GB)", "GPUメモリ (GB)"),
+    "estimate.vram.info": (
+        "The card's memory, for the estimate; filled from this computer's GPU when it has one.",
+        "見積もりに使うGPUのメモリ量。このPCにGPUがあれば自動で入ります。",
+    ),
+    "estimate.peak": ("Peak GPU memory about **{peak:.1f} GiB**", "最大GPUメモリ 約 **{peak:.1f} GiB**"),
+    "estimate.fits": ("fits in {vram:g} GB", "{vram:g} GB に収まります"),
+    "estimate.tight": (
+        "tight in {vram:g} GB: close other programs that use the GPU",
+        "{vram:g} GB ではぎりぎりです。GPUを使う他のプログラムを閉じてください",
+    ),
+    "estimate.no_fit": (
+        "does not fit in {vram:g} GB: the run would stop with out of memory",
+        "{vram:g} GB に収まりません。メモリ不足で学習が止まります",
+    ),
+    "estimate.parts": (
+        "weights {weights:.2f}, activations {activations:.2f}, optimizer state {optimizer:.2f}, "
+        "gradients {gradients:.2f}, caches {caches:.2f} (GiB)",
+        "重み {weights:.2f}、アクティベーション {activations:.2f}、オプティマイザ状態 {optimizer:.2f}、"
+        "勾配 {gradients:.2f}、キャッシュ {caches:.2f}(GiB)",
+    ),
+    "estimate.change": (
+        "Smallest change that fits: {change} (about {peak:.1f} GiB)",
+        "収まる最小の変更: {change}(約 {peak:.1f} GiB)",
+    ),
+    "estimate.no_change": (
+        "No single change makes it fit: lower the resolution, or use a GPU with more memory.",
+        "1つの変更では収まりません。解像度を下げるか、メモリの多いGPUを使ってください。",
+    ),
+    "estimate.step": ("About {s:.2f} s per step on {gpu}.", "{gpu} で1ステップ約 {s:.2f} 秒。"),
+    "estimate.run": ("The run: about {run}.", "学習全体で約 {run}。"),
+    "estimate.seconds": ("{n} s", "{n} 秒"),
+    "estimate.minutes": ("{n} min", "{n} 分"),
+    "estimate.hours": ("{h} h {m} min", "{h} 時間 {m} 分"),
+    "estimate.note": (
+        "An estimate: the run's own step on shape-only tensors (nothing loaded); the time "
+        "assumes typical clocks.",
+        "見積もりです: 学習のステップを形だけのテンソルで実行しました(モデルは読み込みません)。"
+        "時間は標準的なクロックを想定しています。",
+    ),
+    "estimate.none": ("No estimate: {reason}", "見積もりなし: {reason}"),
 }

@@ -22,6 +22,7 @@ __all__ = [
     "detect_model",
     "download_model",
     "estimate",
+    "gpu_memory_gib",
     "make_plan",
     "model_needs_download",
     "preflight",
@@ -112,6 +113,13 @@ def estimate(cfg: TrainingConfig, vram_gib: float | None = None, *, gpu: str | N
     from trainer.estimate import estimate as _estimate
 
     return _estimate(cfg, vram_gib, gpu=gpu, plan=plan)
+
+
+def gpu_memory_gib() -> float | None:
+    """The memory of this machine's first CUDA GPU in GiB (None without one)."""
+    from trainer.estimate import this_gpu_gib
+
+    return this_gpu_gib()
 
 
 def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None) -> int:
