@@ -21,9 +21,9 @@ from lora_gui.values import md_text, validate_form
 from trainer.config import FIELDS
 
 PRIVATE = {"api_visibility": "private"}
-NO_FIT = "does not fit"  # the engine's verdicts (trainer.estimate.fit), not words of the page
-VERDICT_KEYS = {"fits": "estimate.fits", "tight": "estimate.tight", NO_FIT: "estimate.no_fit"}
-ICONS = {"fits": "✅", "tight": "⚠️", NO_FIT: "❌"}
+# The engine's verdicts (trainer.estimate.fit: "fits", "tight", else it does not fit).
+VERDICT_KEYS = {"fits": "estimate.fits", "tight": "estimate.tight"}
+ICONS = {"fits": "✅", "tight": "⚠️"}
 
 
 def duration(seconds: float, lang: str) -> str:
@@ -47,8 +47,9 @@ def estimate_markdown(est: Mapping[str, Any], lang: str) -> str:
     lines = [f"**{t('estimate.title', lang)}**", ""]
     peak = t("estimate.peak", lang, peak=est["peak_vram_gib"])
     vram, verdict = est.get("vram_gib"), est.get("verdict")
-    if vram and verdict in VERDICT_KEYS:
-        peak = f"{ICONS[verdict]} {peak}: {t(VERDICT_KEYS[verdict], lang, vram=vram)}"
+    if vram and verdict:
+        said = t(VERDICT_KEYS.get(verdict, "estimate.no_fit"), lang, vram=vram)
+        peak = f"{ICONS.get(verdict, '❌')} {peak}: {said}"
     lines.append(f"- {peak}")
     parts = est.get("breakdown_gib") or {}
     lines.append(
@@ -68,7 +69,7 @@ def estimate_markdown(est: Mapping[str, Any], lang: str) -> str:
         if tried.get("change") == recommended:
             change = change_text(tried.get("settings") or {}, lang)
             lines.append("- " + t("estimate.change", lang, change=change, peak=tried["peak_vram_gib"]))
-    if verdict == NO_FIT and not recommended:
+    if verdict and verdict not in VERDICT_KEYS and not recommended:
         lines.append("- " + t("estimate.no_change", lang))
     run = est.get("run_seconds")
     time_line = t("estimate.step", lang, gpu=est.get("gpu", ""), s=est["seconds_per_step"])
