@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import threading
 
-import trainer.estimate
 from tests.helpers import DataCfg, make_toy_dataset, toy_settings
 
 
 def test_a_run_too_big_for_the_gpu_is_warned_before_the_model_loads(tiny_model, tmp_path, monkeypatch):
     import trainer.api
 
-    monkeypatch.setattr(trainer.estimate, "this_gpu_gib", lambda: 0.001)
+    monkeypatch.setattr("trainer.estimate.this_gpu_gib", lambda: 0.001)
     data = make_toy_dataset(tmp_path / "data", n=2)
     values = toy_settings(tiny_model("sd15"), data, tmp_path / "out", max_train_steps=1, epoch=1)
     events = []
@@ -31,7 +30,7 @@ def test_a_run_too_big_for_the_gpu_is_warned_before_the_model_loads(tiny_model, 
 def test_no_warning_when_it_fits(tiny_model, tmp_path, monkeypatch):
     import trainer.api
 
-    monkeypatch.setattr(trainer.estimate, "this_gpu_gib", lambda: 24.0)
+    monkeypatch.setattr("trainer.estimate.this_gpu_gib", lambda: 24.0)
     data = make_toy_dataset(tmp_path / "data", n=2)
     values = toy_settings(tiny_model("sd15"), data, tmp_path / "out", max_train_steps=1, epoch=1)
     events = []
