@@ -65,11 +65,24 @@ def _launch(args: argparse.Namespace, cfg: TrainingConfig) -> int:
     except OSError as exc:
         print(f"error: could not start accelerate ({exc})", file=sys.stderr)
         return 1
-    while True:  # Ctrl-C reaches the processes too (same process group): they stop and save
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            continue
+    # Ctrl-C reaches the processes too (same process group); SIGTERM / SIGHUP sent to this
+    # process alone (a service manager, a closed terminal) are passed on: they stop and save.
+    import signal
+
+    def forward(signum: int, frame: object) -> None:
+        proc.send_signal(signum)
+
+    names = ("SIGTERM", "SIGHUP")
+    before = {s: signal.signal(s, forward) for n in names if (s := getattr(signal, n, None)) is not None}
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def leave_terminal(fds: list[int]) -> None:

@@ -4,7 +4,7 @@ the steps each process shares, and the CLI starting accelerate itself."""
 import json
 import sys
 
-from tests.helpers import KOHYA_PATHS, load_kohya, make_toy_dataset, write_preset
+from tests.helpers import KOHYA_PATHS, DataCfg, load_kohya, make_toy_dataset, write_preset
 from trainer.config import config_from_dict
 from trainer.config.validate import ConfigError
 from trainer.launch import accelerate_command, under_launcher
@@ -104,3 +104,37 @@ def test_preflight_checks_the_processes_against_the_gpus(monkeypatch, tmp_path):
     cfg, _ = config_from_dict({**base, "num_processes": 2, "gpu_ids": "0,3"})
     problems, _ = run_preflight(cfg)
     assert any(p.key == "gpu_ids" and "GPU 3 does not exist" in p.message for p in problems)
+
+
+def test_sigterm_to_the_launching_process_reaches_the_training_processes(tmp_path, monkeypatch):
+    """`python -m trainer` with num_processes > 1 runs `accelerate launch`; a SIGTERM sent to
+    it alone (systemd, `kill PID`) is passed on, so the processes stop and save instead of
+    being left running."""
+    import os
+    import signal
+    import subprocess
+
+    import trainer.__main__ as cli
+
+    sent: list[int] = []
+
+    class Launched:  # accelerate launch, which gets SIGTERM while we wait for it
+        def __init__(self, cmd):
+            self.waits = 0
+
+        def send_signal(self, signum):
+            sent.append(signum)
+
+        def wait(self):
+            self.waits += 1
+            if self.waits == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # delivered to our handler here
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Launched)
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = DataCfg(output_dir=str(tmp_path), num_processes=2)
+    args = cli._args(["--config", str(tmp_path / "p.json")])
+    assert cli._launch(args, cfg) == 0
+    assert sent == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) == before  # our handler goes with the launch
