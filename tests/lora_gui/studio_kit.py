@@ -26,8 +26,6 @@ from trainer.config import TABS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 DEMO_PRESET = ROOT / "presets" / "demo.json"
 LINE_MARKS = "#run-loss svg [aria-roledescription='line mark']"
 

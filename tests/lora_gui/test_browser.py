@@ -88,16 +88,6 @@ def server(tmp_path_factory, tiny_model, demo_dataset):
             proc.kill()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():  # before Playwright tries to launch it
-        pytest.skip(CHROMIUM_MISSING)
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 1800}, locale="en-US")

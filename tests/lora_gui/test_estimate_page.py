@@ -11,16 +11,8 @@ import pytest
 
 from lora_gui.estimate_panel import estimate_markdown
 
-from .studio_kit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    go_tab,
-    open_page,
-    pictures_on_failure,
-    studio,
-    text,
-    wait_until,
-)
+from .gui_server import CHROMIUM, CHROMIUM_ARGS
+from .studio_kit import go_tab, open_page, pictures_on_failure, studio, text, wait_until
 
 NOT_FITTING = {
     "peak_vram_gib": 13.7,

@@ -19,9 +19,8 @@ import pytest
 from lora_gui.i18n import field_label, t
 from trainer.config import FIELDS
 
+from .gui_server import CHROMIUM
 from .studio_kit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LINE_MARKS,
     box,
     choose,
@@ -55,14 +54,6 @@ def site(request, tmp_path_factory, tiny_model, demo_dataset):
     flags = ("--lang", "ja") if lang == "ja" else ()
     with studio(work, tiny_model("sd15"), demo_dataset, *flags) as url:
         yield lang, url, work
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ import pytest
 
 from trainer.config import FIELDS
 
+from .gui_server import CHROMIUM
 from .studio_kit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LINE_MARKS,
     box,
     choose,
@@ -51,14 +50,6 @@ def site(tmp_path_factory, tiny_model, demo_dataset):
     work = tmp_path_factory.mktemp("page_defects")
     with studio(work, tiny_model("sd15"), demo_dataset) as url:
         yield url, work
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

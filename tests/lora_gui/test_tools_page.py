@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .gui_server import CHROMIUM, CHROMIUM_ARGS, answers, prepare_demo, running_gui, stop
+from .gui_server import CHROMIUM, answers, prepare_demo, running_gui, stop
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -37,14 +37,6 @@ def work(tmp_path_factory, tiny_model, tiny_single_file, demo_dataset):
 def server(work):
     with running_gui(work, env={"HOME": str(work / "home")}) as (url, proc):
         yield url, proc
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url):
