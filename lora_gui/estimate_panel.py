@@ -5,7 +5,8 @@ The estimate is the trainer's own (`api.estimate`: the run's model, LoRA, optimi
 step on shape-only tensors; nothing loads), for the form's settings and the dry-run plan's
 largest bucket. It follows every change of the form, the last change winning; the engine
 keeps each measured step by model and settings, so a setting changed back is instant.
-The field starts at this machine's GPU size when it has one (`api.gpu_memory_gib`).
+The field is set to this machine's GPU size, when it has one, as the page opens
+(`api.gpu_memory_gib`; building the page imports no torch).
 `page` is the lora_gui.app.Page.
 """
 
@@ -85,14 +86,10 @@ class EstimatePanel:
 
     def render(self, lg: str) -> None:
         p = self.p
-        try:
-            here = p.c.api.gpu_memory_gib()
-        except Exception:  # noqa: BLE001 - no GPU information: the user types it
-            here = None
         with gr.Row(equal_height=False):
             self.vram = p._tr(
                 gr.Number(
-                    value=round(here, 1) if here else None,
+                    value=None,  # this machine's GPU, once the page is open (fill_vram)
                     label=t("estimate.vram", lg),
                     info=t("estimate.vram.info", lg),
                     minimum=0,
@@ -105,6 +102,17 @@ class EstimatePanel:
             )
             with gr.Column(scale=3):
                 self.md = gr.Markdown("", elem_id="run-estimate")
+
+    def fill_vram(self, current: Any) -> Any:
+        """The field at this machine's GPU size when the page opens (asking imports torch,
+        which the app's start does not wait for); a value already there stays."""
+        if current not in (None, ""):
+            return gr.skip()
+        try:
+            here = self.p.c.api.gpu_memory_gib()
+        except Exception:  # noqa: BLE001 - no GPU information: the user types it
+            here = None
+        return round(here, 1) if here else gr.skip()
 
     def on_change(self, data: Mapping[Any, Any]) -> str:
         """The estimate of the form as it is now ("" while the settings are not complete)."""
@@ -130,6 +138,7 @@ class EstimatePanel:
 
     def connect(self, demo: gr.Blocks) -> None:
         p = self.p
+        demo.load(self.fill_vram, self.vram, self.vram, preprocess=False, **PRIVATE)
         widgets = list(p.form.widgets.values())
         triggers = [demo.load, *(w.change for w in widgets), self.vram.change, p.lang.change]
         gr.on(

@@ -69,3 +69,17 @@ def _estimate_follows_the_field(page) -> None:
     wait_until(lambda: "fits in 24 GB" in text(page, "run-estimate"), 120, "fits in 24 GB")
     page.get_by_role("radio", name="日本語").click()
     wait_until(lambda: "24 GB に収まります" in text(page, "run-estimate"), 120, "the Japanese estimate")
+
+
+def test_the_gpu_memory_field_is_filled_from_this_machines_gpu_unless_the_user_typed_one():
+    from types import SimpleNamespace
+
+    from lora_gui.estimate_panel import EstimatePanel
+
+    def panel(gib):
+        api = SimpleNamespace(gpu_memory_gib=lambda: gib)
+        return EstimatePanel(SimpleNamespace(c=SimpleNamespace(api=api)))
+
+    assert panel(11.99).fill_vram(None) == 12.0  # an RTX 3060 says 11.99 GiB
+    assert not isinstance(panel(11.99).fill_vram(8), float)  # the user's 8 stays
+    assert not isinstance(panel(None).fill_vram(None), float)  # no GPU: left empty
