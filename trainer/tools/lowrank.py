@@ -86,11 +86,16 @@ def dynamic_rank(s: Tensor, method: str | None, param: float | None, max_rank: i
 
 
 def clamp_quantile(a: Tensor, b: Tensor, quantile: float) -> tuple[Tensor, Tensor]:
-    """Clip both factors' entries at the given quantile of their magnitudes (sd-scripts'
-    --clamp_quantile: a few extreme values would otherwise dominate an fp16 file)."""
+    """Clip each factor's entries at the given quantile of its own magnitudes (sd-scripts'
+    --clamp_quantile: a few extreme values would otherwise dominate an fp16 file). Each
+    factor has its own limit, since up and down hold values of different sizes."""
     if quantile >= 1.0:
         return a, b
-    values = torch.cat([a.flatten(), b.flatten()]).abs()
+    return _clip(a, quantile), _clip(b, quantile)
+
+
+def _clip(x: Tensor, quantile: float) -> Tensor:
+    values = x.flatten().abs()
     k = max(1, min(values.numel(), int(round(quantile * values.numel()))))
     high = float(torch.kthvalue(values, k).values)
-    return a.clamp(-high, high), b.clamp(-high, high)
+    return x.clamp(-high, high)
