@@ -86,3 +86,10 @@ def test_command_line_entry_point(locon, tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2 and "--new_rank 0" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_prefixes_are_the_trainers():
+    from trainer.network.kohya_names import KOHYA_PREFIXES
+    from trainer.tools import lora_io
+
+    assert lora_io.KOHYA_PREFIXES == KOHYA_PREFIXES

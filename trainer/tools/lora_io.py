@@ -19,8 +19,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from trainer.network.kohya_names import KOHYA_PREFIXES
-
+# trainer.network.kohya_names.KOHYA_PREFIXES, spelled here because importing trainer.network
+# loads diffusers (seconds), which reading a LoRA file does not need (a test keeps them equal).
+KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 LORA_SUFFIXES = ("lora_down.weight", "lora_up.weight", "alpha", "lora_mid.weight")
 # Keys of LyCORIS algorithms other than LoRA / LoCon: their change is not a plain product.
 OTHER_ALGOS = {"hada_": "LoHa", "lokr_": "LoKr", "on_input": "iA3", "dora_scale": "DoRA", "oft_": "OFT"}

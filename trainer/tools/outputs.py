@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import torch
 
-from trainer.network.lora_file import SaveError, kohya_dtype, save_lora
 from trainer.tools.lora_io import ToolError
 
 T = TypeVar("T")
@@ -61,10 +60,10 @@ def check_precision(name: str | None, option: str = "--save_precision") -> torch
     """torch dtype of fp16 / bf16 / float; None when not given."""
     if name is None or name == "":
         return None
-    try:
-        return kohya_dtype(name)
-    except ValueError:
-        raise ToolError(f"{option} {name!r} is not one of {', '.join(PRECISIONS)}.") from None
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "float": torch.float32, "fp32": torch.float32}
+    if str(name).lower() not in dtypes:
+        raise ToolError(f"{option} {name!r} is not one of {', '.join(PRECISIONS)}.")
+    return dtypes[str(name).lower()]
 
 
 def check_device(name: str | None) -> torch.device:
@@ -86,6 +85,8 @@ def each(items: Iterable[T], desc: str, total: int | None = None, show: bool = T
 
 def write_lora(path: Path, tensors: dict, metadata: dict[str, str], dtype: torch.dtype) -> Path:
     """save_lora with its errors as ToolError (the message names the path and the cause)."""
+    from trainer.network.lora_file import SaveError, save_lora
+
     try:
         return save_lora(path, tensors, metadata, dtype=dtype)
     except SaveError as err:

@@ -13,8 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from trainer.network.kohya_names import KOHYA_PREFIXES
-from trainer.tools.lora_io import LORA_SUFFIXES, OTHER_ALGOS, LoraFile, split_key
+from trainer.tools.lora_io import KOHYA_PREFIXES, LORA_SUFFIXES, OTHER_ALGOS, LoraFile, split_key
 from trainer.tools.outputs import ToolResult, size_text
 
 ARCHS = {"sd_v1": "SD 1.x", "sd_v2": "SD 2.x", "sd_v2_v": "SD 2.x (768-v)", "sdxl_base_v1-0": "SDXL"}
