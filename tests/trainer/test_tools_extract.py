@@ -14,7 +14,7 @@ from trainer.network import find_targets
 from trainer.tools.extract import extract_lora
 from trainer.tools.lora_io import ToolError
 
-ARCH = {"sd15": "sd1", "sdxl": "sdxl"}
+ARCH = {"sd15": "sd1", "sd2v": "sd2", "sdxl": "sdxl"}
 
 
 def _tuned(folder, arch: str, out, single_file: bool, rank: int = 2):
@@ -42,7 +42,9 @@ def _tuned(folder, arch: str, out, single_file: bool, rank: int = 2):
     return out, changes
 
 
-@pytest.mark.parametrize(("arch", "single_file"), [("sd15", False), ("sd15", True), ("sdxl", True)])
+@pytest.mark.parametrize(
+    ("arch", "single_file"), [("sd15", False), ("sd15", True), ("sd2v", False), ("sdxl", True)]
+)
 def test_extract_recovers_a_known_low_rank_change(tiny_model, tiny_single_file, tmp_path, arch, single_file):
     base = tiny_single_file(arch) if single_file else tiny_model(arch)
     if single_file:  # the base file is fp16, the tuned one fp32: their difference is rounded
@@ -64,7 +66,9 @@ def test_extract_recovers_a_known_low_rank_change(tiny_model, tiny_single_file, 
     with safe_open(str(result.path), "pt") as f:
         meta = f.metadata()
     assert (meta["ss_network_dim"], meta["ss_network_alpha"]) == ("4", "4.0")
-    assert meta["ss_base_model_version"] == ("sdxl_base_v1-0" if arch == "sdxl" else "sd_v1")
+    assert (
+        meta["ss_base_model_version"] == {"sd15": "sd_v1", "sd2v": "sd_v2_v", "sdxl": "sdxl_base_v1-0"}[arch]
+    )
 
 
 def test_extracted_lora_in_diffusers_acts_like_the_tuned_model(tiny_model, tmp_path):

@@ -69,7 +69,7 @@ def test_svd_merge_is_the_best_approximation_of_the_sum(two, tmp_path):
         assert f.metadata()["ss_network_dim"] == "4"
 
 
-@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+@pytest.mark.parametrize("arch", ["sd15", "sd2v", "sdxl"])
 def test_baked_checkpoint_differs_from_the_base_by_the_delta(tiny_single_file, tmp_path, arch):
     base_file = tiny_single_file(arch)
     base = load_models(str(base_file))
