@@ -55,12 +55,19 @@ class UtilitiesPanel:
         self.p = page
 
     # ---- layout -------------------------------------------------------------------------
-    def _w(self, cls: Callable[..., Any], key: str, lg: str, info: str | None = None, **kw: Any) -> Any:
-        """A component labelled t(key), relabelled when the language changes."""
+    def _w(
+        self, cls: Callable[..., Any], key: str, lg: str, info: str | None = None,
+        choices: Callable[[str], list] | None = None, **kw: Any,
+    ) -> Any:  # fmt: skip
+        """A component labelled t(key) (its choices from `choices(lang)`), relabelled when the
+        language changes."""
         extra = {"info": t(info, lg)} if info else {}
+        if choices is not None:
+            extra["choices"] = choices(lg)
 
         def relabel(x: str) -> dict[str, Any]:
-            return {"label": t(key, x), **({"info": t(info, x)} if info else {})}
+            out = {"label": t(key, x), **({"info": t(info, x)} if info else {})}
+            return {**out, "choices": choices(x)} if choices is not None else out
 
         return self.p._tr(cls(label=t(key, lg), **extra, **kw), relabel)
 
@@ -88,11 +95,10 @@ class UtilitiesPanel:
         return message, report, download
 
     def _precision(self, lg: str, default: str = NONE) -> Any:
-        choices = (
-            [(t("util.same_as_input", lg), NONE), *[(p, p) for p in PRECISIONS]]
-            if default == NONE
-            else PRECISIONS
-        )
+        def choices(x: str) -> list:
+            same = [(t("util.same_as_input", x), NONE)] if default == NONE else []
+            return [*same, *[(p, p) for p in PRECISIONS]]
+
         return self._w(gr.Dropdown, "util.save_precision", lg, choices=choices, value=default)
 
     def render(self, lg: str) -> None:
@@ -117,7 +123,7 @@ class UtilitiesPanel:
                     self.r_conv = self._w(gr.Number, "util.new_conv_rank", lg, value=0, precision=0)
                     self.r_method = self._w(
                         gr.Dropdown, "util.dynamic_method", lg, value=NONE,
-                        choices=[(t("util.dynamic_none", lg), NONE), *[(m, m) for m in DYNAMIC]],
+                        choices=lambda x: [(t("util.dynamic_none", x), NONE), *[(m, m) for m in DYNAMIC]],
                     )  # fmt: skip
                     self.r_param = self._w(
                         gr.Number, "util.dynamic_param", lg, info="util.dynamic_param.info", value=0.9
@@ -125,7 +131,7 @@ class UtilitiesPanel:
                 with gr.Row():
                     self.r_precision = self._precision(lg)
                     self.r_device = self._w(
-                        gr.Dropdown, "util.device", lg, choices=["cpu", "cuda"], value="cpu"
+                        gr.Dropdown, "util.device", lg, choices=lambda x: ["cpu", "cuda"], value="cpu"
                     )
                 self.r_save = self._w(gr.Textbox, "util.save_to", lg, elem_id="util-resize-save")
                 self.r_run = self._button("util.run_resize", lg, "util-resize-run")
@@ -135,8 +141,11 @@ class UtilitiesPanel:
             ):
                 self.m_models = self._w(gr.Textbox, "util.models", lg, lines=3, elem_id="util-merge-models")
                 self.m_ratios = self._w(gr.Textbox, "util.ratios", lg, elem_id="util-merge-ratios")
-                mode_choices = [(t(f"util.mode_{m}", lg), m) for m in ("concat", "svd", "checkpoint")]
-                self.m_mode = self._w(gr.Radio, "util.merge_mode", lg, choices=mode_choices, value="concat")
+                modes = ("concat", "svd", "checkpoint")
+                self.m_mode = self._w(
+                    gr.Radio, "util.merge_mode", lg, value="concat",
+                    choices=lambda x: [(t(f"util.mode_{m}", x), m) for m in modes],
+                )  # fmt: skip
                 with gr.Row():
                     self.m_rank = self._w(gr.Number, "util.new_rank", lg, value=8, precision=0)
                     self.m_base = self._w(gr.Textbox, "util.base_model", lg)
@@ -157,7 +166,7 @@ class UtilitiesPanel:
                     self.e_clamp = self._w(gr.Number, "util.clamp_quantile", lg, value=0.99)
                     self.e_precision = self._precision(lg, "fp16")
                     self.e_device = self._w(
-                        gr.Dropdown, "util.device", lg, choices=["cpu", "cuda"], value="cpu"
+                        gr.Dropdown, "util.device", lg, choices=lambda x: ["cpu", "cuda"], value="cpu"
                     )
                 self.e_save = self._w(gr.Textbox, "util.save_to", lg, elem_id="util-extract-save")
                 self.e_run = self._button("util.run_extract", lg, "util-extract-run")
@@ -169,7 +178,11 @@ class UtilitiesPanel:
                 self.c_images = self._w(gr.Textbox, "util.images", lg, elem_id="util-caption-images")
                 with gr.Row():
                     self.c_method = self._w(
-                        gr.Dropdown, "util.method", lg, choices=["wd14", "florence2", "blip"], value="wd14"
+                        gr.Dropdown,
+                        "util.method",
+                        lg,
+                        choices=lambda x: ["wd14", "florence2", "blip"],
+                        value="wd14",
                     )
                     self.c_model = self._w(gr.Textbox, "util.caption_model", lg)
                     self.c_threshold = self._w(

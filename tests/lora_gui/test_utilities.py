@@ -70,3 +70,6 @@ def test_bad_input_is_named_before_any_work(tmp_path):
     assert "--ratios" in message and "数値" in message
     assert parse_ratios("1.0, 0.5", "en") == [1.0, 0.5] and parse_ratios(" ", "en") is None
     assert tab_name("Utilities", "ja") == "ユーティリティ (Utilities)"
+    relabel = dict((id(c), fn) for c, fn in app.page.tr)[id(panel.m_mode)]  # the language switch
+    assert relabel("en")["choices"][0] == ("concat: keep every rank (exact)", "concat")
+    assert relabel("ja")["label"] == "マージの方法" and relabel("ja")["choices"][2][1] == "checkpoint"
