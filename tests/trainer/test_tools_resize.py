@@ -108,3 +108,33 @@ def test_bad_options_are_named_before_any_work(rank8, tmp_path, kwargs, names):
     with pytest.raises(ToolError, match=names):
         resize_lora(args.pop("model"), args.pop("new_rank"), args.pop("save_to"), **args)
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_tucker_locon_modules_are_read_as_the_layers_they_change(tmp_path):
+    """lora_mid (LyCORIS' Tucker LoCon): the change is what the three convs do in a row."""
+    from safetensors.torch import save_file
+
+    from trainer.tools.lora_io import LoraFile
+
+    gen = torch.Generator().manual_seed(0)
+    down, mid, up = (torch.randn(s, generator=gen) for s in ((2, 3, 1, 1), (2, 2, 3, 3), (5, 2, 1, 1)))
+    name = "lora_unet_down_blocks_0_resnets_0_conv1"
+    path = tmp_path / "tucker.safetensors"
+    tensors = {f"{name}.lora_down.weight": down, f"{name}.lora_mid.weight": mid}
+    save_file({**tensors, f"{name}.lora_up.weight": up, f"{name}.alpha": torch.tensor(1.0)}, str(path))
+    module = LoraFile(path).module(name)
+    x = torch.randn(1, 3, 6, 6, generator=gen)
+    chain = torch.nn.functional.conv2d
+    expected = chain(chain(chain(x, down), mid, padding=1), up) * 0.5  # alpha 1 / rank 2
+    torch.testing.assert_close(chain(x, module.delta(), padding=1), expected, atol=1e-5, rtol=1e-5)
+    resized = resize_lora(path, 2, tmp_path / "plain.safetensors", save_precision="float", progress=False)
+    torch.testing.assert_close(module_deltas(resized.path)[name], module.delta(), atol=1e-5, rtol=1e-5)
+
+
+def test_other_lycoris_algorithms_are_refused_by_name(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "loha.safetensors"
+    save_file({"lora_unet_x.hada_w1_a": torch.ones(2, 2), "lora_unet_x.alpha": torch.tensor(1.0)}, str(path))
+    with pytest.raises(ToolError, match="LoHa"):
+        resize_lora(path, 1, tmp_path / "o.safetensors")
