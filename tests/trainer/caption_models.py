@@ -5,6 +5,7 @@
   selected_tags.csv. Red images get "red", blue ones "blue"; "mychar_name" (character)
   scores 0.9 on every image, "green" and the rating stay low.
 - `write_tiny_blip(folder)`: a random BLIP captioner with a 40-word tokenizer.
+- `write_tiny_florence2(folder)`: a random Florence-2 with a byte-level BART tokenizer.
 """
 
 from __future__ import annotations
@@ -80,4 +81,44 @@ def write_tiny_blip(folder: Path) -> Path:
     BlipForConditionalGeneration(config).save_pretrained(folder)
     image = BlipImageProcessor(size={"height": 32, "width": 32})
     BlipProcessor(image_processor=image, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_florence2(folder: Path) -> Path:
+    """A random Florence-2 (DaViT 2 stages, BART 1+1 layers) with a byte-level tokenizer, offline."""
+    import json
+
+    import torch
+    from transformers import (
+        BartTokenizerFast,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", *bytes_to_unicode().values(), "<mask>", "<image>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    tokenizer = BartTokenizerFast(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
+    vision = {
+        "depths": [1, 1], "patch_size": [7, 3], "patch_stride": [4, 2], "patch_padding": [3, 1],
+        "patch_prenorm": [False, True], "embed_dim": [16, 32], "num_heads": [2, 2], "num_groups": [2, 2],
+        "window_size": 2, "projection_dim": 32, "max_position_embeddings": 50, "drop_path_rate": 0.0,
+    }  # fmt: skip
+    text = {
+        "vocab_size": len(tokenizer), "d_model": 32, "encoder_layers": 1, "decoder_layers": 1,
+        "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+        "max_position_embeddings": 128, "bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2,
+        "decoder_start_token_id": 2,
+    }  # fmt: skip
+    config = Florence2Config(vision_config=vision, text_config=text, image_token_id=tokenizer.image_token_id)
+    torch.manual_seed(0)
+    Florence2ForConditionalGeneration(config).save_pretrained(folder)
+    image = CLIPImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
+    image.image_seq_length = 17  # (32 / 8) ** 2 patches + the pooled one
+    Florence2Processor(image_processor=image, tokenizer=tokenizer).save_pretrained(folder)
     return folder

@@ -1,6 +1,6 @@
 """caption: tags above the threshold from a WD14-style ONNX tagger (built here, offline),
 existing captions kept unless --overwrite, the prefix, the tag summary, a Hugging Face id
-downloaded on first use (a local fake Hub), and a transformers captioner (tiny BLIP)."""
+downloaded on first use (a local fake Hub), and transformers captioners (tiny BLIP and Florence-2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.hub_server import FakeHub, repo_from_folder
-from tests.trainer.caption_models import write_tiny_blip, write_tiny_tagger
+from tests.trainer.caption_models import write_tiny_blip, write_tiny_florence2, write_tiny_tagger
 from trainer.tools.__main__ import main
 from trainer.tools.caption import caption_images
 from trainer.tools.lora_io import ToolError
@@ -61,11 +61,14 @@ def test_a_hub_id_is_downloaded_on_first_use_only(tagger, tmp_path, monkeypatch)
         hub.stop()
 
 
-def test_blip_writes_a_sentence_per_image(tmp_path):
-    model = write_tiny_blip(tmp_path / "blip")
+@pytest.mark.parametrize(
+    ("method", "write"), [("blip", write_tiny_blip), ("florence2", write_tiny_florence2)]
+)
+def test_transformers_captioners_write_a_sentence_per_image(tmp_path, method, write):
+    model = write(tmp_path / method)
     data = _dataset(tmp_path / "d")
     result = caption_images(
-        data, method="blip", model=str(model), prefix="mychar, ", max_length=5, progress=False
+        data, method=method, model=str(model), prefix="mychar, ", max_length=5, progress=False
     )
     assert result.facts["captioned"] == 2
     for name in ("red", "blue"):
