@@ -101,3 +101,12 @@ def test_merge_refuses_mismatched_ratios_and_other_models(two, tmp_path, tiny_mo
     with pytest.raises(ToolError, match="another model family"):
         bake_loras([str(a)], str(tiny_model("sdxl")), tmp_path / "x.safetensors", progress=False)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_full_size_sd15_names_are_kept(tmp_path):
+    from tests.trainer.tools_helpers import full_size_sd15_lora, keys_of
+
+    src = full_size_sd15_lora(tmp_path / "full.safetensors")
+    for kwargs in ({"concat": True}, {"new_rank": 1}):
+        out = merge_loras([src, src], tmp_path / "m.safetensors", ratios=[0.5, 0.5], progress=False, **kwargs)
+        assert keys_of(out.path) == keys_of(src) and out.facts["modules"] == 264

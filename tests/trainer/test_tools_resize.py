@@ -138,3 +138,18 @@ def test_other_lycoris_algorithms_are_refused_by_name(tmp_path):
     save_file({"lora_unet_x.hada_w1_a": torch.ones(2, 2), "lora_unet_x.alpha": torch.tensor(1.0)}, str(path))
     with pytest.raises(ToolError, match="LoHa"):
         resize_lora(path, 1, tmp_path / "o.safetensors")
+
+
+def test_resized_file_loads_with_our_own_loader(rank8, tiny_model, tmp_path):
+    from trainer.network import LoRANetwork
+
+    resized = resize_lora(rank8, 4, tmp_path / "r4.safetensors", save_precision="float", progress=False).path
+    pipe = pipeline(tiny_model("sd15"), "sd1")
+    net = LoRANetwork(pipe.unet, [pipe.text_encoder], arch="sd1", rank=4, alpha=1, conv_rank=4, conv_alpha=1)
+    net.load_kohya_weights(resized)  # shapes and alphas from the file
+    net.apply_to()
+    ours = unet_out(pipe)
+    net.restore()
+    pipe.load_lora_weights(str(resized))
+    for a, b in zip(ours, unet_out(pipe), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-4, rtol=1e-3)
