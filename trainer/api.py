@@ -110,8 +110,8 @@ def run_tool(name: str, **options: Any) -> dict[str, Any]:
     options of its command (sd-scripts' names; merge with `base_model` bakes a checkpoint).
 
     Returns {"ok", "text", "path", "facts"}: `text` is the report for a person, or on a bad
-    option or input the message naming it (ok False; no traceback, nothing written);
-    `path` the file written, if any. Loads torch on first use."""
+    option or input the message naming it, or why the work failed (ok False; no traceback,
+    no half-written file); `path` the file written, if any. Loads torch on first use."""
     if name not in UTILITIES:
         raise ValueError(f"unknown utility {name!r}; one of {', '.join(UTILITIES)}")
     from trainer.tools.lora_io import ToolError
@@ -121,6 +121,8 @@ def run_tool(name: str, **options: Any) -> dict[str, Any]:
         result = run_utility(name, options)
     except ToolError as err:
         return {"ok": False, "text": str(err), "path": None, "facts": {}}
+    except (OSError, RuntimeError) as err:  # the disk, the memory: said in one line, never a traceback
+        return {"ok": False, "text": f"{name} failed: {err}", "path": None, "facts": {}}
     return {
         "ok": True,
         "text": result.text(),
