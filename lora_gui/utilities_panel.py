@@ -229,6 +229,7 @@ class UtilitiesPanel:
                 "save_precision": precision or None,
                 "device": device,
                 "save_to": str(save_to or "").strip(),
+                "verbose": True,  # each module's kept rank and retention in the report
             }
             return "resize", options
 

@@ -101,11 +101,11 @@ def resize_lora(
 
     mean = sum(retained) / max(1, len(retained))
     result.path = out_path
-    result.lines.append(
+    result.lines[:0] = [  # the summary first, then each module (--verbose)
         f"resized {len(retained)} modules: rank {_ranks(old_ranks)} -> {_ranks(ranks | conv_ranks)}; "
-        f"Frobenius norm retained: mean {mean:.1%}, lowest {min(retained, default=1.0):.1%}"
-    )
-    result.lines.append(f"saved {out_path}")
+        f"Frobenius norm retained: mean {mean:.1%}, lowest {min(retained, default=1.0):.1%}",
+        f"saved {out_path}",
+    ]
     lowest = min(retained, default=1.0)
     result.facts = {"modules": len(retained), "mean_retention": mean, "min_retention": lowest}
     return result
