@@ -93,3 +93,39 @@ def test_prefixes_are_the_trainers():
     from trainer.tools import lora_io
 
     assert lora_io.KOHYA_PREFIXES == KOHYA_PREFIXES
+
+
+def test_every_command_runs_from_the_command_line(locon, tiny_model, tiny_single_file, tmp_path, capsys):
+    out = {n: str(tmp_path / f"{n}.safetensors") for n in ("r", "c", "s", "x", "b")}
+    assert main(["resize", "--model", str(locon), "--new_rank", "2", "--save_to", out["r"], "--verbose"]) == 0
+    assert (
+        main(["merge", "--models", str(locon), out["r"], "--ratios", "1", "0.5", "--save_to", out["c"]]) == 0
+    )
+    assert main(["merge", "--models", str(locon), out["r"], "--new_rank", "3", "--save_to", out["s"]]) == 0
+    folder = str(tiny_model("sd15"))
+    assert (
+        main(["extract", "--model_org", folder, "--model_tuned", folder, "--dim", "2", "--save_to", out["x"]])
+        == 0
+    )
+    base = str(tiny_single_file("sd15"))
+    assert (
+        main(
+            [
+                "merge",
+                "--models",
+                out["r"],
+                "--base_model",
+                base,
+                "--save_to_checkpoint",
+                "--save_to",
+                out["b"],
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "rank 8 -> 2" in text and "ranks concatenated" in text and "SVD to rank 3" in text
+    assert "U-Net only" in text and "baked 1 LoRA(s)" in text
+    assert [inspect_lora(out[n])["ranks"] for n in ("r", "s")] == [{"2": 152}, {"3": 152}]
+    assert main(["merge", "--models", str(locon), "--save_to_checkpoint", "--save_to", out["b"]]) == 2
+    assert "--save_to_checkpoint needs --base_model" in capsys.readouterr().err
