@@ -246,8 +246,8 @@ class UtilitiesPanel:
                 "save_precision": precision or None,
                 "save_to": str(save_to or "").strip(),
             }
-            if mode == "svd":
-                options["new_rank"] = _int(rank, "--new_rank", lang)
+            if mode == "svd":  # an empty rank is 0, which the engine refuses naming --new_rank
+                options["new_rank"] = _int(rank, "--new_rank", lang) or 0
             elif mode == "checkpoint":
                 options["base_model"] = str(base or "").strip() or " "  # empty: the engine names the option
             return "merge", options

@@ -68,6 +68,10 @@ def test_bad_input_is_named_before_any_work(tmp_path):
         "ja", "a.safetensors", "1, x", "concat", 8, "", "", str(tmp_path / "m.safetensors")
     )
     assert "--ratios" in message and "数値" in message
+    message, _, _ = panel.on_merge(
+        "ja", "a.safetensors", "", "svd", None, "", "", str(tmp_path / "m.safetensors")
+    )
+    assert "--new_rank" in message
     assert parse_ratios("1.0, 0.5", "en") == [1.0, 0.5] and parse_ratios(" ", "en") is None
     assert tab_name("Utilities", "ja") == "ユーティリティ (Utilities)"
     relabel = dict((id(c), fn) for c, fn in app.page.tr)[id(panel.m_mode)]  # the language switch
