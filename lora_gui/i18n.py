@@ -272,10 +272,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "tools.tb_failed": ("TensorBoard could not start: {reason}", "TensorBoardを開始できません: {reason}"),
     # Utilities tab
     "tab.Utilities": ("Utilities", "ユーティリティ (Utilities)"),
-    "util.intro": (
-        "Check, resize, merge or extract a LoRA; caption a dataset. Also: `python -m trainer.tools`.",
-        "LoRAの確認・リサイズ・マージ・抽出、キャプション付け。`python -m trainer.tools` でも可。",
-    ),
+    "util.intro": ("LoRA tools, as `python -m trainer.tools`", "LoRAの道具 (`python -m trainer.tools`)"),
     "util.file": ("LoRA file", "LoRAファイル"),
     "util.model": ("LoRA to resize (--model)", "リサイズするLoRA (--model)"),
     "util.new_rank": ("New rank (--new_rank)", "新しいランク (--new_rank)"),
@@ -283,10 +280,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "util.dynamic_method": ("Dynamic method (--dynamic_method)", "動的ランクの方式 (--dynamic_method)"),
     "util.dynamic_none": ("none (fixed rank)", "なし(固定ランク)"),
     "util.dynamic_param": ("Dynamic parameter (--dynamic_param)", "動的ランクのパラメータ (--dynamic_param)"),
-    "util.dynamic_param.info": (
-        "sv_fro, sv_cumulative: e.g. 0.9; sv_ratio: e.g. 2",
-        "sv_fro, sv_cumulative: 例 0.9。sv_ratio: 例 2",
-    ),
+    "util.dynamic_param.info": ("e.g. 0.9 (sv_fro), 2 (sv_ratio)", "例: 0.9 (sv_fro)、2 (sv_ratio)"),
     "util.save_precision": ("Save precision (--save_precision)", "保存精度 (--save_precision)"),
     "util.same_as_input": ("same as the input", "入力と同じ"),
     "util.device": ("Device (--device)", "デバイス (--device)"),
@@ -296,10 +290,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "util.merge_mode": ("How to merge", "マージの方法"),
     "util.mode_concat": ("concat: keep every rank (exact)", "concat: すべてのランクを残す(正確)"),
     "util.mode_svd": ("SVD to a new rank (--new_rank)", "SVDで新しいランクに (--new_rank)"),
-    "util.mode_checkpoint": (
-        "bake into a base model (checkpoint)",
-        "ベースモデルに焼き込む(チェックポイント)",
-    ),
+    "util.mode_checkpoint": ("bake into a base model (checkpoint)", "ベースモデルに焼き込む"),
     "util.base_model": ("Base model (--base_model)", "ベースモデル (--base_model)"),
     "util.model_org": ("Base model (--model_org)", "元のモデル (--model_org)"),
     "util.model_tuned": ("Fine-tuned model (--model_tuned)", "ファインチューン後のモデル (--model_tuned)"),
@@ -311,14 +302,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "util.caption_model": ("Model (--model), empty = the default", "モデル (--model)、空欄 = 既定"),
     "util.threshold": ("Tag threshold (--threshold, wd14)", "タグのしきい値 (--threshold、wd14)"),
     "util.prefix": ("Prefix (--prefix), e.g. mychar,", "先頭に付ける文字 (--prefix)、例: mychar,"),
-    "util.overwrite": (
-        "Replace existing captions (--overwrite)",
-        "既存のキャプションを置き換える (--overwrite)",
-    ),
-    "util.caption_extension": (
-        "Caption extension (--caption_extension)",
-        "キャプションの拡張子 (--caption_extension)",
-    ),
+    "util.overwrite": ("Replace existing captions (--overwrite)", "既存を置き換える (--overwrite)"),
+    "util.caption_extension": ("Caption extension", "キャプションの拡張子"),
     "util.run_verify": ("Verify", "確認 (Verify)"),
     "util.run_resize": ("Resize", "リサイズ (Resize)"),
     "util.run_merge": ("Merge", "マージ (Merge)"),
@@ -327,10 +312,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "util.output": ("Result", "結果"),
     "util.download": ("Download the result", "結果をダウンロード"),
     "util.done": ("✅ Done.", "✅ 完了しました。"),
-    "util.bad_number": (
-        "{option}: a number, please; got {value!r}.",
-        "{option} は数値で入力してください: {value!r}",
-    ),
+    "util.bad_number": ("{option}: not a number: {value!r}", "{option}: 数値ではありません: {value!r}"),
 }
 
 
