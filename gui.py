@@ -150,6 +150,7 @@ def _anchor_paths(values: dict[str, Any], root: Path) -> None:
 def app_options(args: argparse.Namespace) -> Any:
     """The page's starting state from the flags (raises PresetError for a bad --preset)."""
     from lora_gui.app import AppOptions
+    from lora_gui.handlers import preset_record
     from lora_gui.presets import DEFAULT_USER_DIR, read_preset
 
     options = AppOptions(
@@ -167,6 +168,7 @@ def app_options(args: argparse.Namespace) -> Any:
         if args.demo:
             _anchor_paths(loaded.values, ROOT)
         options.values = loaded.values
+        options.preset, options.preset_record = str(preset), preset_record(preset.stem, loaded)
         notes = "\n".join(f"- {n}" for n in loaded.notes)
         options.preset_note = f"Loaded **{preset.stem}**." + (f"\n\n{notes}" if notes else "")
     return options

@@ -18,11 +18,12 @@ import gradio as gr
 
 from lora_gui.binding import Form
 from lora_gui.browser_panel import BROWSER_CSS, BrowserPanel
-from lora_gui.handlers import Controller
+from lora_gui.estimate_panel import EstimatePanel
+from lora_gui.handlers import Controller, loaded_message
 from lora_gui.i18n import LANG_NAMES, t, tab_name
 from lora_gui.models_panel import ModelsPanel
 from lora_gui.models_pick import ModelChoices, Settings
-from lora_gui.panel import loss_frame
+from lora_gui.panel import chart_labels, loss_plot
 from lora_gui.presets import DEFAULT_USER_DIR
 from lora_gui.runner import Runner
 from lora_gui.security import servable
@@ -31,8 +32,29 @@ from lora_gui.utilities_panel import utilities_tab
 from lora_gui.wiring import Events
 from trainer.config import FIELDS, TABS, FieldSpec
 
-CSS = ".field-errors { color: var(--error-text-color, #c62828); } " + BROWSER_CSS
 APP_NAME = "LoRA Studio"  # the browser tab's title
+CSS = (
+    """
+.field-errors { color: var(--error-text-color, #c62828); }
+/* Help: one line under each label, the whole text as its tooltip (wiring.TOOLTIPS_JS), or
+   always with "Show every help text" (body.lora-help-open; !important because Gradio puts
+   its own container before each selector here, which no body class can follow). Nothing
+   grows on hover or focus: the page never moves under the pointer. */
+.lora-field .info-text { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 1;
+  overflow: hidden; cursor: help; }
+body.lora-help-open .lora-field .info-text {
+  -webkit-line-clamp: unset !important; overflow: visible !important; }
+/* A group's fields in columns, as the Kohya GUI lays them out: they wrap instead of
+   squeezing (no checkbox label becomes a sliver); paths and text areas take two. */
+.lora-row > .form { display: grid !important; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr));
+  align-items: start; gap: 0 !important; background: var(--block-background-fill) !important; }
+.lora-row .lora-field { min-width: 0 !important; }
+.lora-row .lora-wide { grid-column: span 2; }
+/* Saved files: the list only offers downloads; its remove button would only hide a file. */
+#run-files .label-clear-button { display: none; }
+"""
+    + BROWSER_CSS
+)
 
 
 @dataclass
@@ -42,11 +64,23 @@ class AppOptions:
     lang: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
     preset_note: str = ""
+    preset: str = ""  # the preset file the page opens with (the Preset dropdown shows it)
+    preset_record: dict[str, Any] = field(default_factory=dict)  # handlers.preset_record of it
     user_dir: Path = DEFAULT_USER_DIR
     demo_model: str = "demo/model"
     settings_dir: Path = DEFAULT_USER_DIR.parent  # settings.json: the models folder
     models_dir: str | None = None  # None: the remembered one
     file_browser: bool = True  # the 📂 picker (gui.py: off on a network address without --auth)
+
+
+def preset_choice(path: str, choices: list[tuple[str, str]]) -> str | None:
+    """The Preset dropdown's value for the preset file at `path` (None when it is none of them)."""
+    if not path:
+        return None
+    for _, choice in choices:
+        if Path(choice).resolve() == Path(path).resolve():
+            return choice
+    return None
 
 
 class Page:
@@ -61,8 +95,12 @@ class Page:
         self.form = Form(fields, decorate=self.browser.decorate)
         self.models = ModelsPanel(self, self.choices)
         self.tools = ToolsPanel(self)
+        self.estimate = EstimatePanel(self)
         self.tr: list[tuple[Any, Callable[[str], dict[str, Any]]]] = []
         self.events = Events(self)
+
+    def quick_pick_value(self, path: str, lang: str = "en") -> str:
+        return self.choices.pick_for(str(path or "").strip(), lang)
 
     def _tr(self, component: Any, fn: Callable[[str], dict[str, Any]]) -> Any:
         self.tr.append((component, fn))
@@ -75,9 +113,17 @@ class Page:
         with gr.Blocks(title=APP_NAME, analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
             self.lang = gr.State(lg)
             self.seen = gr.State({})
+            self.preset_state = gr.State(self.opt.preset_record or None)
+            self.run_said = gr.State({})  # the run message in every language
             with gr.Row(equal_height=True):
                 self.title = self._tr(
                     gr.Markdown(f"## {t('title', lg)}"), lambda x: {"value": f"## {t('title', x)}"}
+                )
+                self.help_toggle = self._tr(
+                    gr.Checkbox(
+                        value=False, label=t("help.toggle", lg), elem_id="help-toggle", scale=0, min_width=220
+                    ),
+                    lambda x: {"label": t("help.toggle", x)},
                 )
                 self.lang_radio = self._tr(
                     gr.Radio(
@@ -107,15 +153,17 @@ class Page:
             self.browser.connect()
             self.models.connect(demo)
             self.tools.connect()
+            self.estimate.connect(demo)
         return demo
 
     def _presets_bar(self, lg: str) -> None:
         with self._tr(gr.Accordion(t("presets", lg), open=True), lambda x: {"label": t("presets", x)}):
             with gr.Row(equal_height=True):
+                choices = self.c.preset_choices(lg)
                 self.preset_dd = self._tr(
                     gr.Dropdown(
-                        self.c.preset_choices(lg),
-                        value=None,
+                        choices,
+                        value=preset_choice(self.opt.preset, choices),
                         label=t("preset.choose", lg),
                         elem_id="preset-choice",
                         scale=3,
@@ -135,18 +183,19 @@ class Page:
                     lambda x: {"value": t("preset.save", x)},
                 )
             with gr.Row(equal_height=False):
-                self.upload = self._tr(
-                    gr.File(
-                        label=t("preset.import", lg),
-                        file_types=[".json"],
-                        type="filepath",
-                        height=120,
-                        scale=1,
-                        elem_id="preset-upload",
-                    ),
-                    lambda x: {"label": t("preset.import", x)},
-                )
-                self.preset_msg = gr.Markdown(self.opt.preset_note, elem_id="preset-message")
+                # A button, not Gradio's drop zone: every word of it is ours, in both languages.
+                with gr.Column(scale=1, min_width=240, elem_id="preset-upload"):
+                    self.upload = self._tr(
+                        gr.UploadButton(
+                            t("preset.import", lg),
+                            file_types=[".json"],
+                            type="filepath",
+                            elem_id="preset-upload-button",
+                        ),
+                        lambda x: {"label": t("preset.import", x)},
+                    )
+                note = loaded_message(self.opt.preset_record, lg) or self.opt.preset_note
+                self.preset_msg = gr.Markdown(note, elem_id="preset-message")
             self.tools.render_config(lg)  # open / save / download a config file at any path
 
     def _tab(self, tab: str, lg: str) -> None:
@@ -176,6 +225,7 @@ class Page:
         self.form.render_tab(tab, lg, self.opt.values, extras)
         if tab == "Folders":
             self.summary_md = gr.Markdown("", elem_id="dataset-summary")
+            self.estimate.render(lg)
 
     def _run_panel(self, lg: str) -> None:
         with gr.Group(), gr.Row():
@@ -191,17 +241,19 @@ class Page:
         self.progress_md = gr.Markdown(t("run.idle", lg), elem_id="run-progress")
         self.error_md = gr.Markdown("", elem_id="run-error")
         with gr.Row(equal_height=False):
+            # No fixed height: the chart fits its block, legend included.
             self.plot = self._tr(
                 gr.LinePlot(
-                    loss_frame(self.c.runner.snapshot()),
+                    loss_plot(self.c.runner.snapshot(), lg),
                     x="step",
                     y="loss",
                     color="series",
                     label=t("run.loss", lg),
-                    height=260,
                     scale=3,
+                    elem_id="run-loss",
+                    **chart_labels(lg),
                 ),
-                lambda x: {"label": t("run.loss", x)},
+                lambda x: {"label": t("run.loss", x), **chart_labels(x)},
             )
             with gr.Column(scale=2):
                 self.logs = self._tr(
@@ -219,6 +271,7 @@ class Page:
                     ),
                     lambda x: {"label": t("run.files", x)},
                 )
+                self.files_md = gr.Markdown("", elem_id="run-files-note")
         self.gallery = self._tr(
             gr.Gallery(
                 label=t("run.samples", lg),

@@ -23,6 +23,14 @@ from trainer.config import FieldSpec
 Translation = Callable[[str], dict[str, Any]]
 
 
+def _classes(spec: FieldSpec) -> list[str]:
+    """CSS classes of a field's block (app.CSS lays the fields of a group out in columns)."""
+    if spec.type is bool:
+        return ["lora-field", "lora-check"]
+    wide = bool(spec.widget and (spec.widget.startswith("path") or spec.widget == "textarea"))
+    return ["lora-field", "lora-wide"] if wide else ["lora-field"]
+
+
 def number_step(spec: FieldSpec) -> float:
     """The spinner step: 1 for whole numbers, the default's order of magnitude for floats."""
     if spec.type is int:
@@ -38,8 +46,9 @@ def make_widget(spec: FieldSpec, lang: str, value: Any = None) -> gr.components.
     shown = spec.default if value is None else value
     common = {
         "label": field_label(spec, lang),
-        "info": field_help(spec, lang),
+        "info": field_help(spec, lang),  # one line until hovered (app.CSS)
         "elem_id": f"field-{spec.name}",
+        "elem_classes": _classes(spec),
     }
     if spec.type is bool:
         return gr.Checkbox(value=bool(shown), **common)
@@ -122,8 +131,10 @@ class Form:
                 after_group[group]()
 
     def _render_row(self, specs: Sequence[FieldSpec], lang: str, values: Mapping[str, Any]) -> None:
-        with gr.Row(equal_height=False):
-            for spec in specs:
+        # One row per group; app.CSS turns it into columns that wrap (checkboxes last).
+        ordered = [s for s in specs if s.type is not bool] + [s for s in specs if s.type is bool]
+        with gr.Row(equal_height=False, elem_classes=["lora-row"]):
+            for spec in ordered:
                 widget = make_widget(spec, lang, values.get(spec.name))
                 self.widgets[spec.name] = widget
                 if self.decorate is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lora_gui.i18n_panels import PANEL_STRINGS
+
 LANGS = ("en", "ja")
 LANG_NAMES = {"en": "English", "ja": "日本語"}
 
@@ -40,9 +42,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "group.Loss": ("Loss", "損失"),
     "group.Resume": ("Save state and resume", "状態の保存と再開"),
     "group.Samples": ("Sample images", "サンプル画像"),
-    "group.LoRA+": ("LoRA+", "LoRA+"),
+    "group.LoRA+": ("LoRA+", "LoRA+ の設定"),
     "group.Block LR": ("Learning rate per block", "ブロックごとの学習率 (Block LR)"),
-    "group.LyCORIS": ("LyCORIS", "LyCORIS"),
+    "group.LyCORIS": ("LyCORIS", "LyCORIS の設定"),
     "group.Saving": ("Saving", "保存のタイミング"),
     "group.Speed": ("Speed", "速度"),
     "group.Several GPUs": ("Several GPUs (accelerate)", "複数GPU (accelerate)"),
@@ -65,6 +67,19 @@ _STRINGS: dict[str, tuple[str, str]] = {
         ),
     ),
     "model.found": ("Found: {message}", "検出: {message}"),
+    "model.label": ("{arch}{vpred} ({kind}, {size})", "{arch}{vpred}({kind}、{size})"),
+    "model.vpred": (" v-prediction", " v予測 (v-prediction)"),
+    "model.kind.diffusers": ("diffusers folder", "diffusers形式のフォルダ"),
+    "model.kind.hub": ("Hugging Face cache", "Hugging Faceのキャッシュ"),
+    "model.kind.single": ("single file", "単一ファイル"),
+    "model.kind.file": ("single {ext} file", "単一の{ext}ファイル"),
+    "model.path": ("Read from `{path}`", "読み込み元: `{path}`"),
+    "model.sd2_file": (
+        "v-prediction cannot be read from the weights: turn on v_parameterization for a 768-v model "
+        "(SD 2.0-768, 2.1-768 and models made from them), leave it off for a 512-base model.",
+        "v予測かどうかは重みから分かりません。768-vモデル(SD 2.0-768、2.1-768とその派生)なら"
+        "v_parameterizationをオンに、512-baseモデルならオフにしてください。",
+    ),
     "model.problem": ("Model problem: {message}", "モデルの問題: {message}"),
     # Presets
     "presets": ("Configuration file", "設定ファイル (Configuration file)"),
@@ -76,6 +91,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "preset.shipped": ("{name} (shipped)", "{name}(付属)"),
     "preset.user": ("{name} (yours)", "{name}(自分用)"),
     "preset.loaded": ("Loaded **{name}**.", "**{name}** を読み込みました。"),
+    "preset.kept": (
+        "Settings the file does not set keep their current values (as in the Kohya GUI).",
+        "ファイルに無い設定は今の値のままです(Kohya GUIと同じ)。",
+    ),
     "preset.saved": (
         "Saved **{path}** (secrets such as tokens are never written).",
         "**{path}** に保存しました(トークンなどの秘密情報は保存しません)。",
@@ -84,9 +103,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "preset.bad_name": ("The preset name {reason}.", "プリセット名が不正です: {reason}"),
     "preset.not_saved": ("Not saved; fix these first:", "保存できません。先に次を直してください:"),
     "preset.notes": ("Notes:", "メモ:"),
+    "preset.note": ("{text}", "詳細(英語): {text}"),
     "preset.unusable": (
-        "{key}: {value!r} cannot be shown here; kept the default",
-        "{key}: {value!r} は使えないため既定値のままにしました",
+        "{field}: {value} cannot be used ({allowed}); the current value is kept",
+        "{field}: {value} は使えません({allowed})。今の値のままにしました",
+    ),
+    "preset.json_suffix": (
+        "must not end in .json; give just the name",
+        "末尾に .json を付けないでください(名前だけを入力します)",
     ),
     # Folders summary
     "summary.title": ("Dataset summary", "データセットの概要"),
@@ -115,6 +139,38 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "summary.saves": ("Files that will be saved", "保存されるファイル"),
     "summary.skipped": ("Skipped files", "使わないファイル"),
     "summary.warnings": ("Advice", "アドバイス"),
+    "advice.missing_captions": (
+        "{folder}: {missing} of {images} images have no caption file ({ext}); they are captioned "
+        "with the class token '{name}'",
+        "{folder}: {images}枚中{missing}枚にキャプションファイル ({ext}) がありません。"
+        "クラストークン '{name}' をキャプションにします",
+    ),
+    "advice.few_repeats": (
+        "One epoch is {total} images x repeats. Fine for a character; for a style the guide found "
+        "5,000-10,000 works well (e.g. 100 images x 50-100 repeats).",
+        "1エポックは画像×繰り返し数で{total}です。キャラクターなら十分ですが、画風(スタイル)には"
+        "5,000〜10,000がよいとされています(例: 画像100枚×繰り返し50〜100)。",
+    ),
+    "advice.many_repeats": (
+        "One epoch is {total:,} images x repeats, which makes long epochs; the guide found "
+        "5,000-10,000 enough for a style. Lower the repeats in the folder names if the LoRA overtrains.",
+        "1エポックは画像×繰り返し数で{total:,}と長めです。画風なら5,000〜10,000で足ります。"
+        "過学習するならフォルダ名の繰り返し数を下げてください。",
+    ),
+    "advice.alpha_above_rank": (
+        "Network Alpha ({alpha:g}) is larger than the rank ({dim}): the LoRA is scaled up and training "
+        "becomes unstable. Try alpha between 1 and half the rank.",
+        "Network Alpha ({alpha:g}) がランク ({dim}) より大きいため、LoRAが拡大されて学習が不安定に"
+        "なります。alphaは1〜ランクの半分にしてください。",
+    ),
+    "advice.adafactor_warmup": (
+        "Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in the Kohya GUI: "
+        "set LR warmup to 0, or choose the 'adafactor' LR scheduler.",
+        "AdafactorでLR warmup {warmup}%と'{scheduler}'スケジューラの組み合わせはKohya GUIでは失敗します。"
+        "LR warmupを0にするか、LRスケジューラに'adafactor'を選んでください。",
+    ),
+    "advice.skipped": ("skipped {path}: {reason}", "{path} は使いません: {reason}"),
+    "advice.text": ("{text}", "注意(学習エンジンより): {text}"),
     "summary.unavailable": (
         "The dataset summary is not available: {message}",
         "データセットの概要を表示できません: {message}",
@@ -158,118 +214,84 @@ _STRINGS: dict[str, tuple[str, str]] = {
     ),
     "run.eta": ("about {eta} left", "残り約 {eta}"),
     "run.warnings": ("Warnings before the start:", "開始前の注意:"),
-    # Model Quick Pick: known ids, the models folder, the download on Start
-    "quick_pick.hub": ("{name} · {id} (Hugging Face)", "{name} · {id}(Hugging Face)"),
-    "quick_pick.file": ("models folder: {name}", "モデルフォルダ: {name}"),
-    "models_dir": ("Models folder", "モデルフォルダ (Models folder)"),
-    "models_dir.info": (
-        "Its .safetensors / .ckpt files appear in the Quick Pick; remembered for next time.",
-        "ここにある .safetensors / .ckpt がクイック選択に出ます。次回も使います。",
+    "run.info": ("This run:", "今回の学習:"),
+    "run.info_model": ("Model: {model}", "モデル: {model}"),
+    "run.info_plan": (
+        "{images} images, {steps} steps in {epochs} epoch(s)",
+        "画像{images}枚、{epochs}エポックで{steps}ステップ",
     ),
-    "models_dir.missing": ("Models folder: no such folder.", "モデルフォルダ: そのフォルダはありません。"),
-    "models_dir.not_saved": (
-        "Models folder: used now, but it could not be remembered (the settings folder is not writable).",
-        "モデルフォルダ: 今回は使いますが、設定フォルダに書き込めないため記憶できませんでした。",
+    "run.warning": ("{text}", "注意(学習エンジンより): {text}"),
+    "run.resume_with": (
+        "To continue this run, set **{field}** ({where}) to `{path}` and press **Start training**.",
+        "続きから学習するには、**{field}**({where})に `{path}` を入れて **学習開始** を押してください。",
     ),
-    "models_dir.found": (
-        "{n} model(s) in the models folder are in the Quick Pick.",
-        "モデルフォルダの {n} 個のモデルをクイック選択に追加しました。",
+    "run.resume_no_state": (
+        "No training state was saved, so this run cannot be continued exactly. Turn on **{field}** "
+        "({where}) to be able to resume the next run, or train on from the saved LoRA with **{weights}**.",
+        "学習状態を保存していないため、この学習は正確には再開できません。次回再開できるようにするには"
+        "**{field}**({where})をオンにしてください。保存されたLoRAから続けるなら **{weights}** に指定します。",
     ),
-    "model.will_download": (
-        "**{id}** is not downloaded yet: Start training downloads it first (only the files "
-        "training needs, resumable), with the progress under the Start button.",
-        "**{id}** はまだダウンロードされていません。学習開始を押すと先にダウンロードします"
-        "(学習に必要なファイルのみ、中断しても再開可能)。進捗は学習開始ボタンの下に出ます。",
+    "run.files_note": (
+        "All files are saved in `{folder}`; the newest are offered here for download. "
+        "Nothing on this page deletes a file.",
+        "すべてのファイルは `{folder}` に保存されます。新しいものをここからダウンロードできます。"
+        "このページからファイルが削除されることはありません。",
     ),
-    "download.listing": (
-        "Downloading **{id}**: listing its files...",
-        "**{id}** をダウンロード中: ファイル一覧を取得中...",
+    "run.exit_code": (
+        "{what} ended with exit code {rc} without saying why.",
+        "{what}が理由を告げずに終了しました(終了コード {rc})。",
     ),
-    "download.progress": (
-        "Downloading **{id}**: {percent:.0f} % ({done} of {total})",
-        "**{id}** をダウンロード中: {percent:.0f} %({total} 中 {done})",
+    "run.exit_hint": (
+        "Read the log lines below; run the same preset with `python -m trainer --config` to see the "
+        "full output.",
+        "下のログを確認してください。同じプリセットを `python -m trainer --config` で実行すると"
+        "全ての出力が見られます。",
     ),
-    "download.done": ("Downloaded **{id}**.", "**{id}** のダウンロードが完了しました。"),
-    "download.failed": (
-        "Download of **{id}** failed: {message}",
-        "**{id}** のダウンロードに失敗しました: {message}",
+    "run.what.training": ("Training", "学習"),
+    "run.what.process": ("The training process", "学習プロセス"),
+    "run.crashed": (
+        "the trainer failed unexpectedly ({error})",
+        "学習エンジンが予期せず失敗しました ({error})",
     ),
-    "download.started": (
-        "Downloading the base model first; training starts when it is done.",
-        "先にベースモデルをダウンロードします。完了すると学習が始まります。",
+    "run.crashed_hint": (
+        "This is a bug, not your settings. The console shows the details; please report it with your preset.",
+        "設定ではなくプログラムの不具合です。詳細はコンソールにあります。プリセットを添えて報告してください。",
     ),
-    "download.busy": (
-        "A model download is in progress; training starts when it is done.",
-        "モデルをダウンロード中です。完了すると学習が始まります。",
+    "run.no_accelerate": ("could not start accelerate ({error})", "accelerateを起動できません ({error})"),
+    "run.no_accelerate_hint": (
+        "Check that accelerate is installed in this environment.",
+        "この環境にaccelerateがインストールされているか確認してください。",
     ),
-    # Folder / file picker
-    "browse.title": ("Choose: **{field}**", "選択: **{field}**"),
-    "browse.folder": ("Folder (type a path and press Enter)", "フォルダ(パスを入力してEnter)"),
-    "browse.up": ("⬆ Up", "⬆ 上へ"),
-    "browse.home": ("Home", "ホーム"),
-    "browse.entries": ("Folders and files", "フォルダとファイル"),
-    "browse.entries_dir": ("Folders", "フォルダ"),
-    "browse.use_folder": ("Use this folder", "このフォルダを使う"),
-    "browse.cancel": ("Cancel", "キャンセル"),
-    "browse.not_folder": ("That is not an existing folder.", "存在するフォルダではありません。"),
-    "browse.unreadable": ("This folder cannot be read.", "このフォルダは読み込めません。"),
-    "browse.not_listed": (
-        "That entry is not in this folder any more.",
-        "その項目はもうこのフォルダにありません。",
+    # The loss chart
+    "chart.step": ("step", "ステップ"),
+    "chart.loss": ("loss", "損失"),
+    "chart.average": ("average", "平均"),
+    "chart.series": ("Curve", "曲線"),
+    # Help texts
+    "help.toggle": ("Show every help text", "すべての説明を表示"),
+    # Log lines: the trainer's events, said in the page's language
+    "log.plan": (
+        "Plan: {images} images, {steps} steps in {epochs} epoch(s)",
+        "計画: 画像{images}枚、{epochs}エポックで{steps}ステップ",
     ),
-    "browse.more": ("{n} more entries are not shown.", "ほかに {n} 個の項目は表示していません。"),
-    "browse.only": ("Files shown: {suffixes}", "表示するファイル: {suffixes}"),
-    "browse.refused": (
-        "The file picker is off: the app listens on a network address without --auth.",
-        "ファイル選択は無効です(--authなしでネットワークに公開しているため)。",
+    "log.started": ("Started on {device}; output {output}", "{device}で開始しました。出力: {output}"),
+    "log.epoch": ("Epoch {epoch}/{epochs} done", "エポック {epoch}/{epochs} 完了"),
+    "log.epoch_loss": (
+        "Epoch {epoch}/{epochs} done, average loss {loss:.4f}",
+        "エポック {epoch}/{epochs} 完了、平均損失 {loss:.4f}",
     ),
-    # Tools: config file at a path, the training command, TensorBoard
-    "tools.config_path": ("Config file (.json)", "設定ファイル (.json)"),
-    "tools.config_path.info": (
-        "Any path; empty for Print training command means <output folder>/<output name>.json.",
-        "任意のパス。学習コマンド表示で空欄なら <出力フォルダ>/<出力ファイル名>.json。",
-    ),
-    "tools.open": ("Open", "開く (Open)"),
-    "tools.save": ("Save", "保存 (Save)"),
-    "tools.download": ("Download the config file", "設定ファイルをダウンロード"),
-    "tools.print": ("Print training command", "学習コマンドを表示 (Print training command)"),
-    "tools.tensorboard": ("Start TensorBoard", "TensorBoardを開始"),
-    "tools.command": ("Training command", "学習コマンド"),
-    "tools.saved": (
-        "Saved **{path}** (secrets such as tokens are never written).",
-        "**{path}** に保存しました(トークンなどの秘密情報は保存しません)。",
-    ),
-    "tools.command_saved": (
-        "Wrote **{path}**. Run this in a terminal to train without the page:",
-        "**{path}** に書き出しました。ページを使わずに学習するには端末で次を実行します:",
-    ),
-    "tools.no_path": ("Give the config file's path first.", "先に設定ファイルのパスを入力してください。"),
-    "tools.no_output": (
-        "Give the config file's path, or set the Output folder (Folders tab).",
-        "設定ファイルのパスを入力するか、出力フォルダ(Foldersタブ)を設定してください。",
-    ),
-    "tools.not_json": ("{path} is not a .json file path.", "{path} は .json ファイルのパスではありません。"),
-    "tools.not_found": ("{path} does not exist.", "{path} はありません。"),
-    "tools.not_written": ("{path} could not be written: {reason}", "{path} に書き込めません: {reason}"),
-    "tools.invalid": (
-        "Not saved; fix these first:\n\n{problems}",
-        "保存できません。先に次を直してください:\n\n{problems}",
-    ),
-    "tools.tb_no_logdir": (
-        "Set the Logging folder (Folders tab) first: training writes its TensorBoard files there.",
-        "先にログフォルダ(Foldersタブ)を設定してください。学習はそこにTensorBoardのファイルを書き込みます。",
-    ),
-    "tools.tb_started": (
-        "TensorBoard started for {logdir}: [{url}]({url}) (on the computer running the app; it "
-        "may take a few seconds to answer).",
-        "{logdir} のTensorBoardを開始しました: [{url}]({url})(アプリを実行しているコンピューター上。"
-        "表示まで数秒かかることがあります)。",
-    ),
-    "tools.tb_running": (
-        "TensorBoard is already running for {logdir}: [{url}]({url})",
-        "{logdir} のTensorBoardは実行中です: [{url}]({url})",
-    ),
-    "tools.tb_failed": ("TensorBoard could not start: {reason}", "TensorBoardを開始できません: {reason}"),
+    "log.saved": ("Saved {path}", "保存しました: {path}"),
+    "log.saved_state": ("Saved the training state {path}", "学習状態を保存しました: {path}"),
+    "log.sample": ("Sample image {path}", "サンプル画像: {path}"),
+    "log.model": ("Model: {model}", "モデル: {model}"),
+    "log.warning": ("Warning: {text}", "注意: {text}"),
+    "log.info": ("{text}", "情報: {text}"),
+    "log.error": ("Error: {text}", "エラー: {text}"),
+    "log.finished": ("Finished in {seconds:.0f} s: {path}", "{seconds:.0f}秒で完了しました: {path}"),
+    "log.stopped": ("Stopped at step {step}: {path}", "ステップ {step} で停止しました: {path}"),
+    "log.running": ("Running: {command}", "実行: {command}"),
+    "log.output": ("{text}", "出力: {text}"),
+    **PANEL_STRINGS,
     # Utilities tab
     "tab.Utilities": ("Utilities", "ユーティリティ (Utilities)"),
     "util.intro": ("LoRA tools, as `python -m trainer.tools`", "LoRAの道具 (`python -m trainer.tools`)"),

@@ -36,13 +36,34 @@ class LoadedPreset:
     """A preset as the form shows it.
 
     values: every field (the preset's value, else the default); named: the fields the
-    preset set; notes: migrations, unknown keys and unusable values; problems: what
+    preset set; notes: migrations, unknown keys and unusable values; unusable: (field,
+    value, what is allowed) of the values the form cannot show (also in notes, in
+    English); problems: what
     validation says about the loaded values (shown, not blocking the load)."""
 
     values: dict[str, Any]
     named: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    unusable: list[tuple[str, str, str]] = field(default_factory=list)  # field, value, allowed
+
+    def changes(self, fields: Mapping[str, FieldSpec] = FIELDS) -> dict[str, Any]:
+        """What loading the file into a filled form changes: the values the file sets.
+
+        As in the Kohya GUI, every setting the file does not set keeps its current value;
+        a path the file leaves empty (a template's model or folders) counts as not set."""
+        out = {}
+        for key in self.named:
+            spec = fields[key]
+            is_path = bool(spec.widget and spec.widget.startswith("path"))
+            if not (is_path and not str(self.values[key]).strip()):
+                out[key] = self.values[key]
+        return out
+
+    def engine_notes(self) -> list[str]:
+        """The notes the engine wrote (migrations, unknown keys), without the unusable values."""
+        ours = len(self.unusable)
+        return self.notes[: len(self.notes) - ours] if ours else list(self.notes)
 
 
 def list_presets(user_dir: Path, lang: str, shipped_dir: Path = SHIPPED_DIR) -> list[tuple[str, str]]:
@@ -91,9 +112,9 @@ def preset_values(
             values[key] = value
             loaded.named.append(key)
         else:
-            loaded.notes.append(
-                f"{key}: {value!r} cannot be used ({spec.describe_allowed()}); the default is kept"
-            )
+            allowed = spec.describe_allowed()
+            loaded.notes.append(t("preset.unusable", "en", field=key, value=repr(value), allowed=allowed))
+            loaded.unusable.append((key, repr(value), allowed))
     _, loaded.problems = validate_form({k: v for k, v in values.items() if k in FIELDS})
     return loaded
 
@@ -128,9 +149,7 @@ def save_user_preset(values: Mapping[str, Any], name: str, user_dir: Path, lang:
     model/folder paths are allowed so that a preset can be a template."""
     reason = output_name_problem(name.strip() if name else "")
     if reason or name.strip().lower().endswith(".json"):
-        raise PresetError(
-            t("preset.bad_name", lang, reason=reason or "must not end in .json; give just the name")
-        )
+        raise PresetError(t("preset.bad_name", lang, reason=reason or t("preset.json_suffix", lang)))
     cfg, problems = validate_form(values)
     if cfg is None:
         cfg = _template_config(values, problems)

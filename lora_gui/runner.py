@@ -6,6 +6,8 @@ starts `accelerate launch ... -m trainer --events jsonl` and reads one event per
 and the run panel polls `Runner.snapshot()`. Events land in a lock-protected state, so
 the worker and any number of browser tabs can touch it at once. Stop sets the
 `threading.Event` the trainer checks after each step, so the run ends with a saved file.
+The log keeps what each event said as a key of the translation table and its data
+(`LogLine`), so every browser tab reads it in its own language.
 """
 
 from __future__ import annotations
@@ -20,17 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from lora_gui.run_state import LogLine, RunState, fold_event, said
 from trainer.api import Event, accelerate_command
 from trainer.config import TrainingConfig
 from trainer.presets import save_preset
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("running", "stopping")
 
 
 class TrainerApi(Protocol):
@@ -39,36 +39,6 @@ class TrainerApi(Protocol):
     def run_training(
         self, cfg: TrainingConfig, on_event: Callable[[Event], None], stop: threading.Event | None = None
     ) -> int: ...
-
-
-@dataclass
-class RunState:
-    """A copy of what the run panel shows; `version` grows with every change."""
-
-    status: str = "idle"  # idle, running, stopping, finished, stopped, failed
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    epochs: int = 0
-    it_per_s: float | None = None
-    eta_s: float | None = None
-    losses: list[tuple[int, float, float]] = field(default_factory=list)  # step, loss, avg
-    logs: list[str] = field(default_factory=list)
-    saved: list[str] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)  # sample events' data, in order
-    output_dir: str = ""  # the run's output folder (from its config): files served come from here
-    error: dict[str, Any] | None = None  # {"message", "hint", "log_file"}
-    final_path: str = ""
-    version: int = 0
-    run_id: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.step / self.total_steps if self.total_steps else 0.0
 
 
 class Runner:
@@ -89,17 +59,21 @@ class Runner:
         self._python = python
         self._lock = threading.Lock()
         self._state = RunState()
-        self._logs: deque[str] = deque(maxlen=max_logs)
+        self._logs: deque[LogLine] = deque(maxlen=max_logs)
+        self._quiet: set[str] = set()  # engine warnings said another way (the plan's, the model's)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: Any = None
 
     # ---- what handlers call -----------------------------------------------------------
-    def start(self, cfg: TrainingConfig, num_processes: int | None = None) -> bool:
+    def start(
+        self, cfg: TrainingConfig, num_processes: int | None = None, quiet: tuple[str, ...] = ()
+    ) -> bool:
         """Begin a run in the background; False (and nothing starts) while one is active.
 
         One process trains in a worker thread; `num_processes` (default: the config's) of
-        2 or more run `accelerate launch` in a child process."""
+        2 or more run `accelerate launch` in a child process. Warnings whose text is in
+        `quiet` are left out of the log (the page said them already, in its language)."""
         if num_processes is None:
             num_processes = cfg.num_processes
         elif num_processes != cfg.num_processes:
@@ -112,8 +86,10 @@ class Runner:
                 run_id=self._state.run_id + 1,
                 version=self._state.version + 1,
                 output_dir=cfg.output_dir,
+                save_state=bool(cfg.save_state or cfg.save_state_on_train_end),
             )
             self._logs.clear()
+            self._quiet = set(quiet)
             self._stop = threading.Event()
             target = self._run_in_process if num_processes <= 1 else self._run_subprocess
             args = (cfg,) if num_processes <= 1 else (cfg, num_processes)
@@ -134,6 +110,16 @@ class Runner:
             self._interrupt(proc)
         return True
 
+    def clear(self) -> bool:
+        """Forget a finished run (its messages, curve and files) before the next Start;
+        False while one is active."""
+        with self._lock:
+            if self._busy():
+                return False
+            self._state = RunState(run_id=self._state.run_id, version=self._state.version + 1)
+            self._logs.clear()
+            return True
+
     def snapshot(self) -> RunState:
         """A consistent copy of the state, safe to read while training goes on."""
         with self._lock:
@@ -142,7 +128,8 @@ class Runner:
                 **{
                     **s.__dict__,
                     "losses": list(s.losses),
-                    "logs": list(self._logs),
+                    "logs": [line.text("en") for line in self._logs],
+                    "lines": list(self._logs),
                     "saved": list(s.saved),
                     "samples": [dict(x) for x in s.samples],
                     "error": dict(s.error) if s.error else None,
@@ -170,87 +157,20 @@ class Runner:
     # ---- events -----------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         """Fold one trainer event into the state (called from the worker thread)."""
-        d = event.data
         with self._lock:
-            s = self._state
-            kind = event.kind
-            if kind == "step":
-                s.step = int(d.get("step", s.step))
-                s.total_steps = int(d.get("total_steps") or s.total_steps)
-                s.epoch = int(d.get("epoch", s.epoch))
-                s.epochs = int(d.get("epochs") or s.epochs)
-                s.it_per_s = d.get("it_per_s")
-                s.eta_s = d.get("eta_s")
-                if d.get("loss") is not None:
-                    loss = float(d["loss"])
-                    avg = float(d["avg_loss"]) if d.get("avg_loss") is not None else loss
-                    s.losses.append((s.step, loss, avg))
-            elif kind == "plan":
-                s.total_steps = int(d.get("total_steps") or s.total_steps)
-                s.epochs = int(d.get("epochs") or s.epochs)
-                self._log(
-                    f"Plan: {d.get('images', '?')} images, {s.total_steps} steps in {s.epochs} epoch(s)"
-                )
-            elif kind == "started":
-                self._log(
-                    f"Started on {d.get('device', '?')}; output "
-                    f"{Path(str(d.get('output_dir', ''))) / str(d.get('output_name', ''))}"
-                )
-            elif kind == "epoch":
-                s.epoch = int(d.get("epoch", s.epoch))
-                avg = d.get("avg_loss")
-                self._log(
-                    f"Epoch {s.epoch}/{d.get('epochs', s.epochs)} done"
-                    + (f", average loss {float(avg):.4f}" if avg is not None else "")
-                )
-            elif kind == "saved":
-                path = str(d.get("path", ""))
-                if path and path not in s.saved:
-                    s.saved.append(path)
-                self._log(f"Saved {path}")
-            elif kind == "sample":
-                if d.get("path"):
-                    s.samples.append(
-                        {
-                            "path": str(d["path"]),
-                            "prompt": str(d.get("prompt", "")),
-                            "step": int(d.get("step") or 0),
-                            "epoch": d.get("epoch"),
-                            "index": int(d.get("index") or 0),
-                        }
-                    )
-                self._log(f"Sample image {d.get('path', '')}")
-            elif kind in ("warning", "log"):
-                self._log(("Warning: " if kind == "warning" else "") + str(d.get("message", "")))
-            elif kind == "error":
-                s.error = {
-                    "message": str(d.get("message", "")),
-                    "hint": str(d.get("hint") or ""),
-                    "log_file": str(d.get("log_file") or ""),
-                }
-                s.status = "failed"
-                self._log(f"Error: {s.error['message']}")
-            elif kind == "finished":
-                s.status = "finished"
-                s.final_path = str(d.get("path", ""))
-                s.step = int(d.get("steps") or s.total_steps or s.step)
-                s.total_steps = s.total_steps or s.step
-                self._log(f"Finished in {float(d.get('seconds') or 0):.0f} s: {s.final_path}")
-            elif kind == "stopped":
-                s.status = "stopped"
-                s.final_path = str(d.get("path") or "")
-                s.step = int(d.get("step") or s.step)
-                self._log(f"Stopped at step {s.step}: {d.get('reason', '')}")
+            fold_event(self._state, event, self._log, self._quiet)
             self._bump()
 
-    def _log(self, line: str) -> None:
-        self._logs.append(f"{time.strftime('%H:%M:%S')} {line}")
+    def _log(self, key: str, **data: Any) -> None:
+        self._logs.append(LogLine(time.strftime("%H:%M:%S"), key, data))
 
     def _bump(self) -> None:
         self._state.version += 1
 
     def _end(self, rc: int | None, what: str) -> None:
-        """After the worker returns: a run that said nothing final still gets a status."""
+        """After the worker returns: a run that said nothing final still gets a status.
+
+        `what`: "run.what.training" or "run.what.process" (who ended)."""
         with self._lock:
             s = self._state
             if s.status == "stopping":
@@ -260,12 +180,7 @@ class Runner:
                     s.status = "finished"
                 else:
                     s.status = "failed"
-                    s.error = s.error or {
-                        "message": f"{what} ended with exit code {rc} without saying why.",
-                        "hint": "Read the log lines below; run the same preset with "
-                        "`python -m trainer --config` to see the full output.",
-                        "log_file": "",
-                    }
+                    s.error = s.error or said("run.exit_code", "run.exit_hint", what=what, rc=rc)
             self._bump()
 
     # ---- the two ways to run -------------------------------------------------------------
@@ -275,20 +190,11 @@ class Runner:
             rc = self._api.run_training(cfg, self.on_event, self._stop)
         except Exception as exc:  # the trainer promises not to raise; never show a traceback
             log.exception("the trainer raised")
-            self.on_event(
-                Event(
-                    "error",
-                    {
-                        "message": f"the trainer failed unexpectedly ({type(exc).__name__}: {exc})",
-                        "hint": "This is a bug, not your settings. The console shows the details; "
-                        "please report it with your preset.",
-                        "log_file": "",
-                    },
-                )
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            self.on_event(Event("error", said("run.crashed", "run.crashed_hint", error=error)))
             rc = 1
         finally:
-            self._end(rc, "Training")
+            self._end(rc, "run.what.training")
 
     def _run_subprocess(self, cfg: TrainingConfig, num_processes: int) -> None:
         fd, config_path = tempfile.mkstemp(prefix="lora_gui_run_", suffix=".json")
@@ -314,7 +220,7 @@ class Runner:
                 kwargs["start_new_session"] = True
             cmd = accelerate_command(config_path, cfg, self._python)
             with self._lock:
-                self._log("Running: " + " ".join(cmd))
+                self._log("log.running", command=" ".join(cmd))
                 self._proc = self._popen(cmd, **kwargs)
                 proc = self._proc
             if self._stop.is_set():
@@ -323,22 +229,14 @@ class Runner:
                 self._follow_line(line.rstrip("\r\n"))
             rc = proc.wait()
         except OSError as exc:
-            self.on_event(
-                Event(
-                    "error",
-                    {
-                        "message": f"could not start accelerate ({exc})",
-                        "hint": "Check that accelerate is installed in this environment.",
-                        "log_file": "",
-                    },
-                )
-            )
+            error = str(exc)
+            self.on_event(Event("error", said("run.no_accelerate", "run.no_accelerate_hint", error=error)))
             rc = 1
         finally:
             with self._lock:
                 self._proc = None
             Path(config_path).unlink(missing_ok=True)
-            self._end(rc, "The training process")
+            self._end(rc, "run.what.process")
 
     def _follow_line(self, line: str) -> None:
         """One stdout line of the child: an event if it is one, else a log line."""
@@ -352,7 +250,7 @@ class Runner:
                 return
         if line.strip():
             with self._lock:
-                self._log(line)
+                self._log("log.output", text=line)
                 self._bump()
 
 

@@ -157,9 +157,9 @@ class ToolsPanel:
         self.save_btn.click(self.on_save, inputs, offered, **raw)
         self.print_btn.click(self.on_print, inputs, [*offered, self.run_message, self.command], **raw)
         self.tb_btn.click(self.on_tensorboard, inputs, [self.run_message], **raw)
-        loaded = [*form.widgets.values(), p.preset_msg, *offered]
+        loaded = [*form.widgets.values(), p.preset_msg, p.preset_state, p.preset_dd, *offered]
         followed = [form.widgets[k] for k in FOLLOW_MODEL if k in form.widgets]
-        refresh_out = [p.model_md, *followed, p.summary_md, *form.error_markdowns()]
+        refresh_out = [p.model_md, p.quick_pick, *followed, p.summary_md, *form.error_markdowns()]
         self.open_btn.click(self.on_open, {p.lang, self.path}, loaded, **PRIVATE).then(
             p.events.refresh, {*form.widgets.values(), p.lang}, refresh_out, **raw
         )

@@ -6,6 +6,7 @@ page. An emptied number field arrives as None and is reported as empty, never gu
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,13 +47,25 @@ def validate_form(values: Mapping[str, Any]) -> tuple[TrainingConfig | None, lis
         return None, list(exc.problems)
 
 
+def md_text(text: Any) -> str:
+    """Engine or user text for a Markdown component, shown whole: `<repeats>_<name>` is not
+    read as an HTML tag (which the page would drop with the rest of the line), `code`
+    spans stay code, and each line of the text stays a line."""
+    parts = str(text).split("`")
+    for i, part in enumerate(parts):
+        if i % 2 == 0 or i == len(parts) - 1:  # outside a code span (or an unclosed one)
+            parts[i] = html.escape(part, quote=False)
+    return "  \n".join(line.rstrip() for line in "`".join(parts).splitlines())
+
+
 def problem_text(problem: Any, lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:
-    """One problem as '**Label**: message' (the key itself when it is no field)."""
+    """One problem as '**Label**: message': the field's label in `lang` leads the engine's
+    own words (the key itself when it is no field)."""
     key = getattr(problem, "key", "")
-    message = getattr(problem, "message", str(problem))
+    message = md_text(getattr(problem, "message", str(problem)))
     spec = fields.get(key)
     name = field_label(spec, lang) if spec else key
-    return f"**{name}**: {message}" if name else str(message)
+    return f"**{name}**: {message}" if name else message
 
 
 def problems_markdown(problems: Sequence[Any], lang: str, fields: Mapping[str, FieldSpec] = FIELDS) -> str:

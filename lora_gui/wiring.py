@@ -15,13 +15,38 @@ from typing import Any
 
 import gradio as gr
 
-from lora_gui.i18n import pick_language, t
+from lora_gui.handlers import loaded_message, preset_record
+from lora_gui.i18n import LANGS, pick_language, t
 from lora_gui.models_pick import flags_for
-from lora_gui.panel import error_markdown, logs_text, loss_frame, progress_markdown
+from lora_gui.panel import error_markdown, files_note, logs_text, loss_plot, progress_markdown
 from lora_gui.presets import PresetError
-from lora_gui.values import form_values
+from lora_gui.values import form_values, md_text
 
 Updates = dict[Any, Any]
+# What the page runs in the browser (app.py holds the CSS these work with).
+FOLLOW_LOG_JS = """() => {
+  const box = document.querySelector('#run-logs textarea');
+  if (!box) return [];
+  if (!box.dataset.follow) {
+    box.dataset.follow = '1';
+    box.addEventListener('scroll', () => {
+      box.dataset.follow = box.scrollTop + box.clientHeight >= box.scrollHeight - 24 ? '1' : '0';
+    });
+  }
+  if (box.dataset.follow === '1') box.scrollTop = box.scrollHeight;
+  return [];
+}"""  # the run log follows its newest line unless the reader scrolled up
+HELP_TOGGLE_JS = "(show) => { document.body.classList.toggle('lora-help-open', !!show); return []; }"
+# Each field's help, cut to one line on the page, is whole in its tooltip (tabs render late
+# and a language switch rewrites the texts, so the tooltips follow the page's changes).
+TOOLTIPS_JS = """() => {
+  const titled = () => document.querySelectorAll('.lora-field .info-text').forEach(e => {
+    if (e.title !== e.textContent) e.title = e.textContent;
+  });
+  titled();
+  new MutationObserver(titled).observe(document.body, {subtree: true, childList: true, characterData: true});
+  return [];
+}"""
 # Checkboxes that follow the detected model family.
 FOLLOW_MODEL = ("v2", "sdxl", "v_parameterization")
 
@@ -59,6 +84,16 @@ class Events:
     def path_widget(self) -> Any:
         return self.form.widgets["pretrained_model_name_or_path"]
 
+    @property
+    def path_fields(self) -> list[Any]:
+        """The folder and file fields other than the model: checked when they change, also
+        by pasting or a picker, and when the user leaves them."""
+        return [
+            w
+            for name, w in self.form.widgets.items()
+            if w is not self.path_widget and (self.form.fields[name].widget or "").startswith("path")
+        ]
+
     # ---- what several handlers show ----------------------------------------------------
     def values(self, data: Mapping[Any, Any]) -> dict[str, Any]:
         """The form's values by field name, from an event's inputs."""
@@ -74,15 +109,16 @@ class Events:
     def panel(self, lang: str, seen: dict) -> Updates:
         """Progress, curve, log, files, error, samples, timer and the per-tab 'seen' marker."""
         p, s = self.p, self.c.runner.snapshot()
-        changed = seen.get("version") != (s.run_id, s.version)
+        new_lang = seen.get("lang") != lang  # the captions, log and curves are in the page's language
+        changed = seen.get("version") != (s.run_id, s.version) or new_lang
         files = tuple(s.saved)
         samples = tuple(x["path"] for x in s.samples)
-        new_lang = seen.get("lang") != lang  # the captions are in the page's language
         return {
             p.progress_md: progress_markdown(s, lang),
-            p.plot: loss_frame(s) if changed else gr.skip(),
-            p.logs: logs_text(s) if changed else gr.skip(),
+            p.plot: loss_plot(s, lang) if changed else gr.skip(),
+            p.logs: logs_text(s, lang) if changed else gr.skip(),
             p.files: self.c.downloadable(list(files)) if files != seen.get("files") else gr.skip(),
+            p.files_md: files_note(s, lang),
             p.error_md: error_markdown(s, lang),
             p.gallery: self.c.samples(s, lang) if samples != seen.get("samples") or new_lang else gr.skip(),
             p.timer: gr.Timer(active=s.active),
@@ -94,13 +130,22 @@ class Events:
         model check, the form checks and the run panel."""
         p = self.p
         relabelled = {c: gr.update(**fn(lang)) for c, fn in p.tr} if labels else {}
+        said = data[p.run_said] or {}
         return merged(
             {p.lang: lang},
             relabelled,
             {p.model_md: self.c.model(data[self.path_widget], lang)[0]},
+            {p.preset_msg: loaded_message(data[p.preset_state], lang)} if data[p.preset_state] else {},
+            {p.run_msg: said[lang]} if lang in said else {},
             self.checks(self.values(data), lang),
             self.panel(lang, {}),
+            # The chart fixes its legend when it draws from nothing: cleared here, drawn
+            # again with the series named in `lang` by `chart` right after.
+            {p.plot: None},
         )
+
+    def chart(self, lang: str) -> Any:
+        return loss_plot(self.c.runner.snapshot(), lang)
 
     # ---- handlers ----------------------------------------------------------------------
     def on_input(self, data: Mapping[Any, Any]) -> Updates:
@@ -109,10 +154,12 @@ class Events:
     def refresh(self, data: Mapping[Any, Any]) -> Updates:
         """Model check (v2 / SDXL follow the detected family), then the form checks."""
         lang, values = data[self.p.lang], self.values(data)
-        message, implied = self.c.model(values["pretrained_model_name_or_path"], lang)
+        path = values["pretrained_model_name_or_path"]
+        message, implied = self.c.model(path, lang)
         values.update(implied)
         followed = {w: gr.update(value=v) for w, v in self.form.show(implied).items()}
-        return {self.p.model_md: message, **followed, **self.checks(values, lang)}
+        pick = self.p.quick_pick_value(path, lang)  # Quick Pick names the model in the path, or custom
+        return {self.p.model_md: message, self.p.quick_pick: pick, **followed, **self.checks(values, lang)}
 
     def on_quick_pick(self, pick: str) -> Updates:
         """The path, and for a known Hugging Face id its v2 / v_parameterization / SDXL."""
@@ -120,37 +167,63 @@ class Events:
             return {}
         return {self.path_widget: pick, **self.form.show(flags_for(pick))}
 
-    def on_load_preset(self, path: str | None, lang: str) -> Updates:
+    def on_load_preset(self, path: str | None, lang: str, uploaded: bool = False) -> Updates:
+        """Load a preset or a Kohya GUI file as the Kohya GUI does: the settings it sets
+        change, every other one keeps its current value (model and folders included)."""
         if not path:
             return {self.p.preset_msg: t("preset.none", lang)}
         try:
             loaded = self.c.load_preset(path)
         except PresetError as exc:
-            return {self.p.preset_msg: f"⚠️ {exc}"}
-        message = self.c.preset_message(Path(path).stem, loaded, lang)
-        return {**self.form.show(loaded.values), self.p.preset_msg: message}
+            return {self.p.preset_msg: "⚠️ " + md_text(exc)}
+        record = preset_record(Path(path).stem, loaded)
+        out = {
+            **self.form.show(loaded.changes(self.form.fields)),
+            self.p.preset_msg: loaded_message(record, lang, self.form.fields),
+            self.p.preset_state: record,
+        }
+        if uploaded:  # a file from elsewhere: no preset of the list is loaded
+            out[self.p.preset_dd] = None
+        return out
+
+    def on_upload(self, path: str | None, lang: str) -> Updates:
+        return self.on_load_preset(path, lang, uploaded=True)
 
     def on_save(self, data: Mapping[Any, Any]) -> Updates:
         lang = data[self.p.lang]
         try:
             path = self.c.save_preset(self.values(data), data[self.p.preset_name] or "", lang)
         except PresetError as exc:
-            return {self.p.preset_msg: f"⚠️ {exc}"}
+            return {self.p.preset_msg: "⚠️ " + md_text(exc)}
         return {
-            self.p.preset_msg: t("preset.saved", lang, path=path),
+            self.p.preset_msg: t("preset.saved", lang, path=md_text(path)),
             self.p.preset_dd: gr.update(choices=self.c.preset_choices(lang), value=str(path)),
         }
 
     def on_start(self, data: Mapping[Any, Any]) -> Updates:
+        """Start, or say every reason it cannot; the last run's messages go either way."""
         lang, values = data[self.p.lang], self.values(data)
         downloading = self.p.models.start_hook(values, lang)  # a Hugging Face id to fetch first
         if downloading is not None:
             return downloading
         outcome = self.c.start(values, lang)
-        out = {self.p.run_msg: outcome.message, **self.form.error_texts(self.c.problems(values), lang)}
-        if outcome.started:
-            out[self.p.timer] = gr.Timer(active=True)
-        return out
+        problems = outcome.problems or self.c.problems(values)
+        # The panel as it is now (the old run's words are gone); its timer runs while the
+        # new run does.
+        return {
+            **self.panel(lang, {}),
+            self.p.run_msg: outcome.message,
+            self.p.run_said: outcome.said,
+            **self.form.error_texts(problems, lang),
+        }
+
+    def on_stop(self, lang: str) -> Updates:
+        """Stop after this step: the progress line says so until the run has stopped (then
+        it says where the file is and how to continue)."""
+        if self.c.runner.stop():
+            return {self.p.progress_md: progress_markdown(self.c.runner.snapshot(), lang)}
+        said = {lg: t("run.not_running", lg) for lg in LANGS}
+        return {self.p.run_msg: said[lang], self.p.run_said: said}
 
     def on_language(self, data: Mapping[Any, Any]) -> Updates:
         return self.relabel(data[self.p.lang_radio], data)
@@ -170,9 +243,19 @@ class Events:
         form_in = {*widgets, p.lang}
         errors = self.form.error_markdowns()
         checks_out = [p.summary_md, *errors]
-        panel_out = [p.progress_md, p.plot, p.logs, p.files, p.error_md, p.gallery, p.timer, p.seen]
+        panel_out = [
+            p.progress_md,
+            p.plot,
+            p.logs,
+            p.files,
+            p.files_md,
+            p.error_md,
+            p.gallery,
+            p.timer,
+            p.seen,
+        ]
         followed = [self.form.widgets[k] for k in FOLLOW_MODEL if k in self.form.widgets]
-        refresh_out = [p.model_md, *followed, *checks_out]
+        refresh_out = [p.model_md, p.quick_pick, *followed, *checks_out]
 
         # Every event that reads the form takes the raw values (preprocess=False): a number
         # out of its range then reaches our validation, which names the field, instead of
@@ -180,28 +263,48 @@ class Events:
         raw: dict[str, Any] = {"preprocess": False, "show_progress": "hidden", "api_visibility": "private"}
         private: dict[str, Any] = {"api_visibility": "private"}
 
-        # .input, not .change: only what the user types re-checks the form; a preset load
-        # (80+ fields at once) re-checks once through `refresh` below.
-        typed = [w.input for w in widgets if w is not self.path_widget]
+        # .input, not .change, for most fields: only what the user types re-checks the form;
+        # a preset load (80+ fields at once) re-checks once through `refresh` below. Paths
+        # are checked on .change (typing, pasting, a picker, a preset) and on leaving the
+        # field (.blur: the folder may have changed on the disk meanwhile).
+        paths = self.path_fields
+        typed = [w.input for w in widgets if w is not self.path_widget and w not in paths]
+        typed += [e for w in paths for e in (w.change, w.blur)]
         gr.on(typed, self.on_input, form_in, checks_out, trigger_mode="always_last", **raw)
-        self.path_widget.input(self.refresh, form_in, refresh_out, trigger_mode="always_last", **raw)
-        p.quick_pick.input(self.on_quick_pick, p.quick_pick, [self.path_widget, *followed], **private).then(
-            self.refresh, form_in, refresh_out, **raw
-        )
+        model_events = [self.path_widget.change, self.path_widget.blur]
+        gr.on(model_events, self.refresh, form_in, refresh_out, trigger_mode="always_last", **raw)
+        p.quick_pick.input(self.on_quick_pick, p.quick_pick, [self.path_widget, *followed], **private)
 
-        loaded_out = [*widgets, p.preset_msg]
-        for event, source in ((p.load_btn.click, p.preset_dd), (p.upload.upload, p.upload)):
-            event(self.on_load_preset, [source, p.lang], loaded_out, **private).then(
+        loaded_out = [*widgets, p.preset_msg, p.preset_state, p.preset_dd]
+        for event, handler, source in (
+            (p.load_btn.click, self.on_load_preset, p.preset_dd),
+            (p.upload.upload, self.on_upload, p.upload),
+        ):
+            event(handler, [source, p.lang], loaded_out, **private).then(
                 self.refresh, form_in, refresh_out, **raw
             )
         p.save_btn.click(self.on_save, {*form_in, p.preset_name}, [p.preset_msg, p.preset_dd], **raw)
 
-        start_out = [p.run_msg, p.timer, *errors, *p.models.start_outputs]
-        p.start_btn.click(self.on_start, form_in, start_out, **raw)
-        p.stop_btn.click(self.c.stop, p.lang, p.run_msg, **private)
-        p.timer.tick(self.panel, [p.lang, p.seen], panel_out, show_progress="hidden", **private)
+        start_out = list(dict.fromkeys([p.run_msg, p.run_said, *errors, *panel_out, *p.models.start_outputs]))
+        p.start_btn.click(self.on_start, form_in, start_out, **raw).then(None, js=FOLLOW_LOG_JS, **private)
+        p.stop_btn.click(self.on_stop, p.lang, [p.run_msg, p.run_said, p.progress_md], **private)
+        p.timer.tick(self.panel, [p.lang, p.seen], panel_out, show_progress="hidden", **private).then(
+            None, js=FOLLOW_LOG_JS, **private
+        )
+        p.help_toggle.change(None, p.help_toggle, None, js=HELP_TOGGLE_JS, **private)
+        demo.load(None, js=TOOLTIPS_JS, **private)
 
         # A language switch (and opening the page) rewrites every label and message.
-        every = list(dict.fromkeys([p.lang, *(c for c, _ in p.tr), p.model_md, *checks_out, *panel_out]))
-        p.lang_radio.input(self.on_language, {*widgets, p.lang_radio}, every, **raw)
-        demo.load(self.on_open, set(widgets), every, **raw)
+        every = list(
+            dict.fromkeys(
+                [p.lang, *(c for c, _ in p.tr), p.model_md, p.preset_msg, p.run_msg, *checks_out, *panel_out]
+            )
+        )
+        said = {*widgets, p.preset_state, p.run_said}
+        for event, handler, inputs in (
+            (p.lang_radio.input, self.on_language, {*said, p.lang_radio}),
+            (demo.load, self.on_open, said),
+        ):
+            event(handler, inputs, every, **raw).then(self.chart, p.lang, p.plot, **private).then(
+                None, js=FOLLOW_LOG_JS, **private
+            )

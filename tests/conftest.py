@@ -46,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tiny models on 2 shared cores: one thread per process is several times faster than
     # two (OpenMP threads spin while they wait for each other). Subprocesses inherit this.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The estimate's measured steps go to a folder of this test session, not the user's.
+    import tempfile
+
+    os.environ.setdefault("LORA_GUI_ESTIMATES", tempfile.mkdtemp(prefix="estimates-"))
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped where none is available")
 

@@ -11,6 +11,10 @@ settings, the dataset, the paths and the machine, the model file, the optimizer'
 arguments, the state to resume from) and prints the plan, or exits 2 listing the problems
 in the words the run would use. Settings that do not validate are listed together with
 the problems of the rest. Tokens a message quotes show as ***.
+
+The dry run also estimates the run's peak GPU memory and time (trainer.estimate;
+"estimate" in the JSON): whether it fits `--vram GIB` (default: the GPU present, if any),
+the smallest change that fits, seconds per step on `--gpu NAME`. `--no-estimate` skips it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the plan; load no model")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     p.add_argument("--events", choices=["jsonl"], help="write every event as a JSON line on stdout")
+    p.add_argument(
+        "--no-estimate", action="store_true", help="with --dry-run: skip the GPU memory and time estimate"
+    )
+    p.add_argument("--vram", type=float, metavar="GIB", help="with --dry-run: the GPU's memory; does it fit?")
+    p.add_argument("--gpu", metavar="NAME", help="with --dry-run: the GPU for the time estimate, e.g. 4090")
     p.add_argument(
         "--resume",
         metavar="STATE_DIR",
@@ -97,17 +106,32 @@ def _dry_run(args: argparse.Namespace, cfg: TrainingConfig, warnings: list[str])
     from trainer.run.checks import check_before_loading
 
     checked = check_before_loading(cfg)
+    elsewhere = []  # planning for another GPU: what only this machine lacks is a note
+    if args.gpu or args.vram:
+        elsewhere = [p for p in checked.problems if p.needs_gpu]
+        checked.problems = [p for p in checked.problems if not p.needs_gpu]
     if checked.problems:
         print(f"error: {checked.message()}", file=sys.stderr)
         return 2
     plan = checked.plan
     plan.warnings[:0] = warnings
     plan.warnings += checked.warnings
+    plan.warnings += [f"not on this machine (planned for another GPU): {p}" for p in elsewhere]
+    report, text = plan.to_json(), plan.to_text()
+    if not args.no_estimate:  # the run's step on shape-only tensors: seconds, then cached
+        from trainer.estimate import dry_run_section
+
+        try:
+            report["estimate"], estimate_text = dry_run_section(cfg, plan, args.vram, args.gpu)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        text += "\n\n" + estimate_text
     secrets = secret_values(cfg)  # a token a message quotes shows as ***
     if args.json:
-        print(json.dumps(redact_data(plan.to_json(), secrets), indent=2, ensure_ascii=False))
+        print(json.dumps(redact_data(report, secrets), indent=2, ensure_ascii=False))
     else:
-        print(redact_text(plan.to_text(), secrets))
+        print(redact_text(text, secrets))
     return 0
 
 
@@ -129,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from trainer.cli_progress import ConsoleReporter, JsonLinesReporter
     from trainer.config.secrets import redact_text, secret_values
+    from trainer.estimate import gpu_fit_warning
     from trainer.events import Event
     from trainer.run.train import train_with_events
 
@@ -154,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
             signal.signal(signal.SIGHUP, on_signal)
     try:
-        code = train_with_events(cfg, reporter, stop)
+        code = train_with_events(cfg, reporter, stop, fit_check=gpu_fit_warning)
     except KeyboardInterrupt:  # the second Ctrl-C: out now, files saved before stay complete
         print("\nAborted without saving; files saved before are complete.", file=sys.stderr)
         code = 130

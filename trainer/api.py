@@ -18,8 +18,11 @@ __all__ = [
     "Event",
     "EventCallback",
     "accelerate_command",
+    "check_start",
     "detect_model",
     "download_model",
+    "estimate",
+    "gpu_memory_gib",
     "make_plan",
     "model_needs_download",
     "preflight",
@@ -47,6 +50,16 @@ def preflight(cfg: TrainingConfig) -> tuple[list, list[str]]:
     from trainer.run.preflight import run_preflight
 
     return run_preflight(cfg)
+
+
+def check_start(cfg: TrainingConfig) -> tuple[list, list[str]]:
+    """Every check a run makes before it loads a model, as `python -m trainer` and its dry
+    run make them (settings, dataset, repeats, disk, device, model file, optimizer
+    arguments, the state to resume from, the output's lock): (problems, warnings)."""
+    from trainer.run.checks import check_before_loading
+
+    checked = check_before_loading(cfg)
+    return list(checked.problems), list(checked.warnings)
 
 
 def detect_model(path: str):
@@ -93,13 +106,31 @@ def download_model(
     return str(download_pipeline(repo_id.strip(), token=token, on_progress=on_progress))
 
 
+def estimate(cfg: TrainingConfig, vram_gib: float | None = None, *, gpu: str | None = None, plan=None):
+    """Peak GPU memory, fit on `vram_gib` GiB and time of this run, before anything loads:
+    a trainer.estimate.Estimate (`.to_json()`). Seconds the first time (the run's own step
+    on shape-only tensors), instant for settings already estimated. `plan` (make_plan's)
+    gives the largest bucket, image count and step count. Raises ModelLoadError / ConfigError."""
+    from trainer.estimate import estimate as _estimate
+
+    return _estimate(cfg, vram_gib, gpu=gpu, plan=plan)
+
+
+def gpu_memory_gib() -> float | None:
+    """The memory of this machine's first CUDA GPU in GiB (None without one)."""
+    from trainer.estimate import this_gpu_gib
+
+    return this_gpu_gib()
+
+
 def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None) -> int:
     """Train, reporting through `on_event`; blocks until done. Returns 0 done / stopped,
     1 training failure, 2 config or dataset problem. Never raises for those: an "error"
     event carries a message for a person (the traceback goes to the log file)."""
+    from trainer.estimate import gpu_fit_warning
     from trainer.run.train import train_with_events
 
-    return train_with_events(cfg, on_event, stop)
+    return train_with_events(cfg, on_event, stop, fit_check=gpu_fit_warning)
 
 
 UTILITIES = ("verify", "resize", "merge", "extract", "caption")

@@ -85,6 +85,34 @@ class FakeApi:
     def preflight(self, cfg):
         return list(self.preflight_problems), ["a fake warning"]
 
+    def gpu_memory_gib(self):
+        return None
+
+    def estimate(self, cfg, vram_gib=None, *, gpu=None, plan=None):  # trainer.estimate's to_json
+        peak = 3.0 * cfg.train_batch_size
+        verdict = None if not vram_gib else ("fits" if peak <= vram_gib * 0.92 else "does not fit")
+        return {
+            "peak_vram_gib": peak,
+            "vram_gib": vram_gib,
+            "verdict": verdict,
+            "breakdown_gib": {"weights": 2.0, "activations": 0.5 * cfg.train_batch_size},
+            "advice": [{"change": "batch 1", "settings": {"train_batch_size": 1}, "peak_vram_gib": 3.0}]
+            if verdict == "does not fit"
+            else [],
+            "recommended": "batch 1" if verdict == "does not fit" else None,
+            "gpu": "RTX 3060 12GB",
+            "seconds_per_step": 1.5,
+            "run_seconds": 600.0,
+        }
+
+    def check_start(self, cfg):  # trainer.api's: preflight and the dataset, every problem at once
+        problems, warnings = self.preflight(cfg)
+        try:
+            self.make_plan(cfg)
+        except ValueError as exc:
+            problems.append(Problem("train_data_dir", str(exc)))
+        return problems, warnings
+
     def detect_model(self, path):
         if "sdxl" in path:
             return FakeInfo(

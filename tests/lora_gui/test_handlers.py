@@ -12,7 +12,7 @@ from lora_gui.panel import error_markdown, progress_markdown
 from trainer.config import Problem
 from trainer.events import Event
 
-from .gui_fakes import FakeApi, until, write_png
+from .gui_fakes import FakeApi, filled_values, until, write_png
 
 
 @pytest.fixture
@@ -242,3 +242,25 @@ def test_a_real_single_file_model_shows_its_summary_and_sets_the_family(
     assert message.startswith(f"✅ Found: **{info.summary}**") and label in info.summary
     assert str(path) in message  # the detail line still names the file
     assert got == implied == {"v2": info.v2, "sdxl": info.sdxl}
+
+
+def test_start_with_the_real_engine_refuses_what_the_dry_run_refuses(tmp_path, tiny_model):
+    """Start runs the run's own checks (trainer.api.check_start): a folder whose repeats
+    exceed the limit and a resume folder that does not exist are both refused, at once,
+    before anything starts."""
+    import trainer.api
+
+    data = tmp_path / "img"
+    write_png(data / "20000_mychar" / "a.png")
+    values = filled_values(
+        tmp_path,
+        pretrained_model_name_or_path=str(tiny_model("sd15")),
+        train_data_dir=str(data),
+        resume=str(tmp_path / "no-such-state"),
+    )
+    c = Controller(trainer.api, user_dir=tmp_path)
+    outcome = c.start(values, "en")
+    assert not outcome.started and not c.runner.running
+    keys = {p.key for p in outcome.problems}
+    assert {"train_data_dir", "resume"} <= keys, outcome.problems
+    assert "20000_mychar" in outcome.message and "no-such-state" in outcome.message

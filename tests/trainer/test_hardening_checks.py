@@ -161,8 +161,8 @@ KOHYA_TOKENS = {
 }
 
 
-def _leaky_note(*args, **kwargs) -> list[str]:
-    return [f"a note that quotes the token {TOKEN} and --wandb_api_key={WANDB}"]
+def _leaky_note(*args, **kwargs) -> list[dict]:
+    return [{"code": "text", "text": f"a note that quotes the token {TOKEN} and --wandb_api_key={WANDB}"}]
 
 
 def test_the_dry_run_plan_shows_no_token_in_text_or_json(tiny_model, tmp_path, capsys, monkeypatch):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -10,6 +10,9 @@ from typing import Any
 class Problem:
     key: str
     message: str
+    # True: a problem only because this machine has no NVIDIA GPU (a dry run planning for
+    # another GPU, `--gpu` / `--vram`, reports it as a note instead).
+    needs_gpu: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}"

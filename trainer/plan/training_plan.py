@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from trainer.config import TrainingConfig
 from trainer.data.folders import reg_repeat_counts
@@ -42,6 +43,11 @@ class Plan:
     skipped: list[dict]
     warnings: list[str]
     subsets: list[dict]
+    # One per warning, in the same order: {"code", "text", ...data} so that a front-end can
+    # say it in its own language. Codes: missing_captions (folder, missing, images, name,
+    # ext), skipped (path, reason), few_repeats / many_repeats (total), alpha_above_rank
+    # (alpha, dim), adafactor_warmup (warmup, scheduler), text (only the English text).
+    notes: list[dict] = field(default_factory=list)
     image_repeats: int = 0  # training images x repeats per epoch
     reg_image_repeats: int = 0
     update_steps_per_epoch: int = 0
@@ -135,33 +141,51 @@ def _config_dict(cfg: TrainingConfig) -> dict:
     return {k: v for k, v in cfg.model_dump().items() if k not in SECRET_KEYS}
 
 
-def _advice(cfg: TrainingConfig, train_total: int) -> list[str]:
-    """The seed guide's advice, only where it applies."""
+def _advice(cfg: TrainingConfig, train_total: int) -> list[dict]:
+    """The seed guide's advice, only where it applies, as plan notes."""
     notes = []
     if train_total < FEW_IMAGE_REPEATS:
         notes.append(
-            f"One epoch is {train_total} images x repeats. Fine for a character; for a "
-            f"style the guide found 5,000-10,000 works well (e.g. 100 images x 50-100 "
-            f"repeats)."
+            _note(
+                "few_repeats",
+                f"One epoch is {train_total} images x repeats. Fine for a character; for a "
+                f"style the guide found 5,000-10,000 works well (e.g. 100 images x 50-100 "
+                f"repeats).",
+                total=train_total,
+            )
         )
     elif train_total > MANY_IMAGE_REPEATS:
         notes.append(
-            f"One epoch is {train_total:,} images x repeats, which makes long epochs; "
-            f"the guide found 5,000-10,000 enough for a style. Lower the repeats in the "
-            f"folder names if the LoRA overtrains."
+            _note(
+                "many_repeats",
+                f"One epoch is {train_total:,} images x repeats, which makes long epochs; "
+                f"the guide found 5,000-10,000 enough for a style. Lower the repeats in the "
+                f"folder names if the LoRA overtrains.",
+                total=train_total,
+            )
         )
     dim, alpha = cfg.network_dim, cfg.network_alpha
     if alpha > dim:
         notes.append(
-            f"network_alpha ({alpha:g}) is larger than network_dim ({dim}): "
-            f"rank must be >= alpha, otherwise the LoRA is scaled up and training "
-            f"becomes unstable. Try alpha between 1 and half the rank."
+            _note(
+                "alpha_above_rank",
+                f"network_alpha ({float(alpha):g}) is larger than network_dim ({dim}): "
+                f"rank must be >= alpha, otherwise the LoRA is scaled up and training "
+                f"becomes unstable. Try alpha between 1 and half the rank.",
+                alpha=float(alpha),
+                dim=dim,
+            )
         )
     optimizer, warmup, scheduler = cfg.optimizer.lower(), cfg.lr_warmup, cfg.lr_scheduler.lower()
     if optimizer == "adafactor" and warmup != 0 and scheduler != "adafactor":
         notes.append(
-            f"Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in "
-            f"the Kohya GUI: set LR warmup to 0, or choose the 'adafactor' LR scheduler."
+            _note(
+                "adafactor_warmup",
+                f"Adafactor with LR warmup {warmup}% and the '{scheduler}' scheduler fails in "
+                f"the Kohya GUI: set LR warmup to 0, or choose the 'adafactor' LR scheduler.",
+                warmup=warmup,
+                scheduler=scheduler,
+            )
         )
     return notes
 
@@ -173,6 +197,38 @@ def _epochs_and_steps(cfg: TrainingConfig, update_steps: int) -> tuple[int, int]
     if cfg.max_train_steps > 0:
         return math.ceil(cfg.max_train_steps / update_steps), cfg.max_train_steps
     return epochs, epochs * update_steps
+
+
+def _note(code: str, text: str, **data: Any) -> dict:
+    return {"code": code, "text": text, **data}
+
+
+def _scan_notes(data: ResolvedDataset) -> list[dict]:
+    """The dataset's warnings as notes; a sub-folder's missing captions by its numbers."""
+    ext = data.cfg.caption_extension or ".txt"
+    missing = {
+        f"{s['folder']}: {s['missing_captions']} of {s['images']} images have no caption file": s
+        for s in (folder.summary() for folder in data.subsets)
+        if s.get("missing_captions")
+    }
+    notes = []
+    for text in data.warnings:
+        sub = next((s for lead, s in missing.items() if text.startswith(lead)), None)
+        if sub is None:
+            notes.append(_note("text", text))
+        else:
+            notes.append(
+                _note(
+                    "missing_captions",
+                    text,
+                    folder=sub["folder"],
+                    missing=sub["missing_captions"],
+                    images=sub["images"],
+                    name=sub["name"],
+                    ext=ext,
+                )
+            )
+    return notes
 
 
 def build_plan(cfg: TrainingConfig, num_processes: int | None = None) -> Plan:
@@ -197,8 +253,10 @@ def plan_dataset(data: ResolvedDataset, num_processes: int | None = None) -> Pla
     epochs, total_steps = _epochs_and_steps(cfg, update_steps)
 
     skipped = [{"path": s.path, "reason": s.reason} for s in data.skipped]
-    warnings = data.warnings + [f"skipped {s['path']}: {s['reason']}" for s in skipped]
-    warnings += _advice(cfg, train_total)
+    notes = _scan_notes(data)
+    notes += [_note("skipped", f"skipped {s['path']}: {s['reason']}", **s) for s in skipped]
+    notes += _advice(cfg, train_total)
+    warnings = [n["text"] for n in notes]
 
     return Plan(
         config=_config_dict(cfg),
@@ -211,6 +269,7 @@ def plan_dataset(data: ResolvedDataset, num_processes: int | None = None) -> Pla
         saves=_saves(cfg, epochs, total_steps),
         skipped=skipped,
         warnings=warnings,
+        notes=notes,
         subsets=[folder.summary() for folder in data.subsets],
         image_repeats=train_total,
         reg_image_repeats=reg_total,

@@ -78,7 +78,9 @@ def _device_problems(cfg: TrainingConfig, cuda: bool, bf16_ok: bool) -> list[Pro
     if cfg.mixed_precision == "fp16" and not cuda:
         problems.append(
             Problem(
-                "mixed_precision", "fp16 needs an NVIDIA GPU and none was found; choose 'no' on this machine"
+                "mixed_precision",
+                "fp16 needs an NVIDIA GPU and none was found; choose 'no' on this machine",
+                needs_gpu=True,
             )
         )
     if cfg.mixed_precision == "bf16" and cuda and not bf16_ok:
@@ -94,6 +96,7 @@ def _device_problems(cfg: TrainingConfig, cuda: bool, bf16_ok: bool) -> list[Pro
                 Problem(
                     "optimizer",
                     f"{cfg.optimizer} needs an NVIDIA GPU (bitsandbytes); choose 'AdamW' on this machine",
+                    needs_gpu=True,
                 )
             )
         elif importlib.util.find_spec("bitsandbytes") is None:

@@ -88,6 +88,7 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
                     "fp8_base",
                     "fp8 base weights need an NVIDIA GPU and none was found; "
                     "turn fp8_base off on this machine",
+                    needs_gpu=True,
                 )
             )
     return problems

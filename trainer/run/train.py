@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,16 +49,17 @@ from trainer.run.setup import RunSetup
 from trainer.run.state_keeper import StateKeeper, TrainingObjects
 from trainer.transfer import to_device
 
+FitCheck = Callable[[TrainingConfig, Plan], "str | None"]
 
-def train_with_events(
-    cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None = None
-) -> int:
+
+def train_with_events(cfg: TrainingConfig, on_event: EventCallback, stop=None, fit_check=None) -> int:
     """Plan, check, train. Returns 0 done or stopped, 1 training failure, 2 bad input.
-
+    `fit_check(cfg, plan)`: a warning, said before any model loads, when the run will not
+    fit this GPU (trainer.estimate.gpu_fit_warning, given by the CLI and trainer.api).
     When it returns, nothing of the run is left: the app trains one run after another in
     its own process, and the next Start needs the GPU memory back."""
     try:
-        return _plan_check_train(cfg, on_event, stop)
+        return _plan_check_train(cfg, on_event, stop, fit_check)
     finally:
         release_memory()
 
@@ -81,7 +83,7 @@ def _redacting(on_event: EventCallback, cfg: TrainingConfig) -> EventCallback:
     return emit
 
 
-def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: threading.Event | None) -> int:
+def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop, fit_check: FitCheck | None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     emit = _redacting(on_event, cfg) if is_main else (lambda event: None)
@@ -99,6 +101,8 @@ def _plan_check_train(cfg: TrainingConfig, on_event: EventCallback, stop: thread
     if checked.problems:
         return fail(2, checked.message())
     cfg, plan, prepared = checked.cfg, checked.plan, checked.data
+    if fit_check is not None and is_main and (too_big := fit_check(cfg, plan)):
+        checked.warnings.append(too_big)
     try:
         with output_lock(cfg, is_main):  # one run per output; released however the run ends
             emit(Event("plan", plan.to_json()))
