@@ -15,6 +15,7 @@ from trainer.network import find_targets
 from trainer.tools.bake import bake_loras
 from trainer.tools.lora_io import ToolError
 from trainer.tools.merge import merge_loras
+from trainer.tools.verify import inspect_lora
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,8 @@ def test_baked_checkpoint_differs_from_the_base_by_the_delta(tiny_single_file, t
         expected = before.weight + 0.7 * deltas[name] if name in deltas else before.weight
         torch.testing.assert_close(after.weight, expected, atol=1e-6, rtol=1e-6, msg=name)
     assert len(deltas) > 0 and all(name in dict(_layers(base)) for name in deltas)
+    tiny = "unknown (text encoder width [32])"  # SD1 / SD2 are told apart by their real widths
+    assert inspect_lora(lora)["architecture"] == ("SDXL" if arch == "sdxl" else tiny)  # no metadata here
     vae_before, vae_after = base.vae.state_dict(), baked.vae.state_dict()
     assert all(torch.equal(vae_before[k], vae_after[k]) for k in vae_before)
 
