@@ -28,6 +28,7 @@ from lora_gui.presets import DEFAULT_USER_DIR
 from lora_gui.runner import Runner
 from lora_gui.security import servable
 from lora_gui.tools_panel import ToolsPanel
+from lora_gui.utilities_panel import utilities_tab
 from lora_gui.wiring import Events
 from trainer.config import FIELDS, TABS, FieldSpec
 
@@ -142,6 +143,7 @@ class Page:
                         gr.Tab(tab_name(tab, lg), id=tab), lambda x, tb=tab: {"label": tab_name(tb, x)}
                     ):
                         self._tab(tab, lg)
+                self.utilities = utilities_tab(self, lg)  # after Advanced / Samples
             self.tr.extend(self.form.translations)
             self.models.render_download(lg)
             self.tools.render_run_tools(lg)

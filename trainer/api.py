@@ -26,6 +26,7 @@ __all__ = [
     "make_plan",
     "model_needs_download",
     "preflight",
+    "run_tool",
     "run_training",
 ]
 
@@ -130,3 +131,32 @@ def run_training(cfg: TrainingConfig, on_event: EventCallback, stop: threading.E
     from trainer.run.train import train_with_events
 
     return train_with_events(cfg, on_event, stop, fit_check=gpu_fit_warning)
+
+
+UTILITIES = ("verify", "resize", "merge", "extract", "caption")
+
+
+def run_tool(name: str, **options: Any) -> dict[str, Any]:
+    """Run one Utility (trainer.tools: verify, resize, merge, extract, caption) with the
+    options of its command (sd-scripts' names; merge with `base_model` bakes a checkpoint).
+
+    Returns {"ok", "text", "path", "facts"}: `text` is the report for a person, or on a bad
+    option or input the message naming it, or why the work failed (ok False; no traceback,
+    no half-written file); `path` the file written, if any. Loads torch on first use."""
+    if name not in UTILITIES:
+        raise ValueError(f"unknown utility {name!r}; one of {', '.join(UTILITIES)}")
+    from trainer.tools.lora_io import ToolError
+    from trainer.tools.run import run_utility
+
+    try:
+        result = run_utility(name, options)
+    except ToolError as err:
+        return {"ok": False, "text": str(err), "path": None, "facts": {}}
+    except (OSError, RuntimeError) as err:  # the disk, the memory: said in one line, never a traceback
+        return {"ok": False, "text": f"{name} failed: {err}", "path": None, "facts": {}}
+    return {
+        "ok": True,
+        "text": result.text(),
+        "path": str(result.path) if result.path else None,
+        "facts": result.facts,
+    }
