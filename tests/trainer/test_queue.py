@@ -95,3 +95,39 @@ def test_a_run_left_running_without_save_state_restarts(tmp_path, tiny_model):
     (entry,) = read_queue(qfile).entries
     assert entry.state == "done" and entry.note.startswith("restarted from the beginning")
     assert entry.outputs == [str(tmp_path / "out" / "plain.safetensors")]
+
+
+def test_a_queue_killed_mid_run_finishes_on_the_next_queue_run(tmp_path, tiny_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    preset, _ = _preset(tmp_path, tiny_model("sd15"), "killed", epoch=12, save_every_n_epochs=4)
+    values = json.loads(preset.read_text())
+    preset.write_text(json.dumps({**values, "save_state": True}))
+    qfile = tmp_path / "queue.json"
+    assert main(["queue", "--file", str(qfile), "add", str(preset)]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "trainer", "queue", "--file", str(qfile), "run"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not (tmp_path / "out" / "killed-000004-state").is_dir() and proc.poll() is None:
+            assert time.time() < deadline, "the queue never saved a state"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # the machine went down mid-run
+    finally:
+        proc.wait()
+    (entry,) = read_queue(qfile).entries
+    assert entry.state == "running"  # as the dead process left it
+
+    events = []
+    run_queue(qfile, events.append)
+    (entry,) = read_queue(qfile).entries
+    assert entry.state == "done" and entry.note.startswith("resumed from killed-0000")
+    assert str(tmp_path / "out" / "killed.safetensors") in entry.outputs
+    assert min(e.data["step"] for e in events if e.kind == "step") > 1
