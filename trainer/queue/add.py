@@ -62,7 +62,12 @@ def checked_variants(raw: Any, *, check: bool = True) -> list[tuple[str, dict[st
 def add_preset(queue_file: Path, preset: str | Path, *, check: bool = True) -> list[Entry]:
     """Queue every variant of the preset file; returns the new entries (state waiting).
     Raises ConfigError (bad preset or variant) or QueueError (the queue file)."""
-    variants = checked_variants(read_preset_json(preset), check=check)
+    return add_settings(queue_file, read_preset_json(preset), str(preset), check=check)
+
+
+def add_settings(queue_file: Path, raw: Any, source: str = "", *, check: bool = True) -> list[Entry]:
+    """Queue every variant of the preset dict `raw` (settings, and maybe a "sweep")."""
+    variants = checked_variants(raw, check=check)
 
     def add(queue) -> list[Entry]:
         busy = {e.name for e in queue.entries if e.state in ("waiting", "running", "interrupted")}
@@ -72,6 +77,6 @@ def add_preset(queue_file: Path, preset: str | Path, *, check: bool = True) -> l
                 f"the queue already holds a run named {', '.join(clash)}; "
                 "change output_name or remove that entry first"
             )
-        return [queue.add(name, settings, str(preset)) for name, settings in variants]
+        return [queue.add(name, settings, source) for name, settings in variants]
 
     return change_queue(queue_file, add)

@@ -3,7 +3,8 @@
 add: queue every variant of each preset's sweep (checked first: every problem of every
 variant at once, exit 2). list: the entries with their state, note and files. run: train
 them one after another (Ctrl-C: the current run stops and saves, and is resumed by the
-next `queue run`). remove N: drop entry N. stop: end the queue after the current run.
+next `queue run`). remove N, up N, down N: drop or move entry N. stop: end the queue
+after the current run.
 The default file is ~/.lora_gui/queue.json, the one the GUI shows.
 """
 
@@ -32,8 +33,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     show = sub.add_parser("list", help="show the queue")
     show.add_argument("--json", action="store_true", help="the queue as JSON")
     sub.add_parser("run", help="run the waiting entries one after another")
-    remove = sub.add_parser("remove", help="remove entry N (as `list` numbers them)")
-    remove.add_argument("n", type=int, metavar="N")
+    for action, what in (("remove", "remove"), ("up", "move up"), ("down", "move down")):
+        one = sub.add_parser(action, help=f"{what} entry N (as `list` numbers them)")
+        one.add_argument("n", type=int, metavar="N")
     sub.add_parser("stop", help="end a running queue after its current run")
     return p.parse_args(argv)
 
@@ -54,14 +56,28 @@ def describe(queue: Queue) -> str:
     return "\n".join(lines)
 
 
-def _remove(n: int):
-    def change(queue: Queue) -> None:
-        entry = queue.get(n)
-        if entry.state == "running" and queue.runner_alive():
-            raise QueueError(f"entry {n} is running; stop the queue first (`queue stop` or Ctrl-C)")
-        queue.entries.remove(entry)
+def change(path: Path, action: str, entry_id: int = 0) -> None:
+    """ "remove" / "up" / "down" entry `entry_id`, or "stop_after_current". Raises QueueError."""
 
-    return change
+    def apply(queue: Queue) -> None:
+        if action == "stop_after_current":
+            queue.stop_after_current = True
+            return
+        entry = queue.get(entry_id)
+        i = queue.entries.index(entry)
+        if action == "remove":
+            if entry.state == "running" and queue.runner_alive():
+                raise QueueError(
+                    f"entry {entry_id} is running; stop the queue first (`queue stop` or Ctrl-C)"
+                )
+            queue.entries.remove(entry)
+        elif action in ("up", "down"):
+            j = max(0, i - 1) if action == "up" else min(len(queue.entries) - 1, i + 1)
+            queue.entries[i], queue.entries[j] = queue.entries[j], queue.entries[i]
+        else:
+            raise QueueError(f"unknown queue action {action!r}")
+
+    change_queue(path, apply)
 
 
 def _run(path: Path) -> int:
@@ -105,11 +121,11 @@ def main(argv: list[str]) -> int:
         elif args.action == "list":
             queue = read_queue(path)
             print(json.dumps(queue.to_json(), indent=2, ensure_ascii=False) if args.json else describe(queue))
-        elif args.action == "remove":
-            change_queue(path, _remove(args.n))
-            print(f"Removed entry {args.n}.")
+        elif args.action in ("remove", "up", "down"):
+            change(path, args.action, args.n)
+            print(describe(read_queue(path)))
         elif args.action == "stop":
-            change_queue(path, lambda q: setattr(q, "stop_after_current", True))
+            change(path, "stop_after_current")
             print("The queue stops after its current run.")
         else:
             return _run(path)
