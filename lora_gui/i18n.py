@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lora_gui.i18n_panels import PANEL_STRINGS
+from lora_gui.i18n_queue import QUEUE_STRINGS
 
 LANGS = ("en", "ja")
 LANG_NAMES = {"en": "English", "ja": "日本語"}
@@ -292,6 +293,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "log.running": ("Running: {command}", "実行: {command}"),
     "log.output": ("{text}", "出力: {text}"),
     **PANEL_STRINGS,
+    **QUEUE_STRINGS,
 }
 
 
