@@ -175,6 +175,8 @@ class QueuePanel:
         return self.p.c.api.queue_read(self.path)
 
     def _table(self, lang: str) -> str:
+        if not self.path.exists():
+            return t("queue.empty", lang)
         try:
             return queue_markdown(self._read(), lang)
         except Exception as exc:  # noqa: BLE001 - a broken file is shown, not raised

@@ -131,3 +131,31 @@ def test_a_queue_killed_mid_run_finishes_on_the_next_queue_run(tmp_path, tiny_mo
     assert entry.state == "done" and entry.note.startswith("resumed from killed-0000")
     assert str(tmp_path / "out" / "killed.safetensors") in entry.outputs
     assert min(e.data["step"] for e in events if e.kind == "step") > 1
+
+
+def test_the_queue_adds_little_between_runs_and_stops_after_the_current_one(tmp_path, tiny_model):
+    import time
+
+    from trainer.queue.cli import change
+
+    qfile = tmp_path / "queue.json"
+    data = make_toy_dataset(tmp_path / "data")
+    for name in ("a", "b", "c"):
+        values = toy_settings(tiny_model("sd15"), data, tmp_path / "out", output_name=name)
+        change_queue(qfile, lambda q, v=values, n=name: q.add(n, v))
+    gaps, last_end = [], None
+
+    def fake_train(cfg, on_event, stop):  # the run itself takes no time: what is left is the queue's
+        nonlocal last_end
+        if last_end is not None:
+            gaps.append(time.perf_counter() - last_end)
+        if cfg.output_name == "b":
+            change(qfile, "stop_after_current")  # pressed while b runs
+        last_end = time.perf_counter()
+        return 0
+
+    run_queue(qfile, lambda e: None, train=fake_train)
+    assert [e.state for e in read_queue(qfile).entries] == ["done", "done", "waiting"]
+    assert gaps and max(gaps) < 2.0
+    run_queue(qfile, lambda e: None, train=fake_train)  # the next run goes on with c
+    assert [e.state for e in read_queue(qfile).entries] == ["done", "done", "done"]
