@@ -115,7 +115,7 @@ class QueuePanel:
                 )
             with gr.Row(equal_height=True):
                 self.entry = tr(
-                    gr.Number(label=t("queue.entry", lg), precision=0, minimum=1, elem_id="queue-entry"),
+                    gr.Number(1, label=t("queue.entry", lg), precision=0, minimum=1, elem_id="queue-entry"),
                     self._label("queue.entry"),
                 )
                 self.move = {}
@@ -142,9 +142,12 @@ class QueuePanel:
                     gr.Textbox("0.6 0.8 1.0", label=t("grid.weights", lg), elem_id="grid-weights"),
                     self._label("grid.weights"),
                 )
-                self.seed = tr(gr.Number(1, label=t("grid.seed", lg), precision=0), self._label("grid.seed"))
+                self.seed = tr(
+                    gr.Number(1, label=t("grid.seed", lg), precision=0, elem_id="grid-seed"),
+                    self._label("grid.seed"),
+                )
                 self.steps = tr(
-                    gr.Number(20, label=t("grid.steps", lg), precision=0, minimum=1),
+                    gr.Number(20, label=t("grid.steps", lg), precision=0, minimum=1, elem_id="grid-steps"),
                     self._label("grid.steps"),
                 )
                 self.size = tr(
