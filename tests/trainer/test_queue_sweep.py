@@ -70,3 +70,16 @@ def test_a_sweep_of_two_alphas_trains_two_named_files_with_their_metadata(tmp_pa
         assert json.loads(meta["ss_sweep"]) == {"network_alpha": alpha, "num_repeats": 2}
         assert meta["ss_steps"] == "4"  # 4 images x 2 repeats (not the folder's 1) / batch 2
         assert load_tensors(path)
+
+
+def test_relative_paths_are_kept_from_where_the_preset_was_added(tmp_path, monkeypatch):
+    from trainer.queue.add import checked_variants
+
+    make_toy_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    raw = {**REQUIRED, "pretrained_model_name_or_path": "owner/model", "train_data_dir": "data"}
+    raw["output_dir"] = "out"
+    ((name, settings),) = checked_variants(raw, check=False)
+    assert settings["train_data_dir"] == str(tmp_path / "data")
+    assert settings["output_dir"] == str(tmp_path / "out")
+    assert settings["pretrained_model_name_or_path"] == "owner/model"  # a Hugging Face id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.config import ConfigError, Problem, config_from_dict, preset_dict
+from trainer.config import FIELDS, ConfigError, Problem, config_from_dict, preset_dict
 from trainer.config.sweep import SWEEP_KEY, expand_sweep, sweep_problems
 from trainer.presets import read_preset_json
 from trainer.queue.store import Entry, QueueError, change_queue
@@ -34,6 +34,20 @@ def _variant_problems(settings: dict[str, Any], check: bool) -> tuple[dict | Non
     return (None if refused else preset_dict(cfg)), problems
 
 
+def absolute_paths(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings with their relative paths made absolute (the queue may run later from
+    another folder): the output folders, and each other path that exists here (a Hugging
+    Face id, which is no path here, stays as it is)."""
+    out = dict(settings)
+    for key, spec in FIELDS.items():
+        value = out.get(key)
+        if (spec.widget or "").startswith("path") and isinstance(value, str) and value.strip():
+            path = Path(value.strip()).expanduser()
+            if not path.is_absolute() and (path.exists() or key in ("output_dir", "logging_dir")):
+                out[key] = str(path.resolve())
+    return out
+
+
 def checked_variants(raw: Any, *, check: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """(name, settings) of each variant of the preset dict `raw`. Raises ConfigError listing
     every problem of every variant, each as `<variant>: <setting>: <problem>`."""
@@ -48,7 +62,7 @@ def checked_variants(raw: Any, *, check: bool = True) -> list[tuple[str, dict[st
         prefix = len(variants) > 1  # a preset without a sweep: its problems as they are
         problems += [Problem(variant.name, str(p)) if prefix else p for p in found]
         if settings is not None:
-            out.append((variant.name, settings))
+            out.append((variant.name, absolute_paths(settings)))
     if problems:
         raise ConfigError(problems)
     names = [name for name, _ in out]
