@@ -47,6 +47,8 @@ def describe(queue: Queue) -> str:
     lines = []
     for e in queue.entries:
         note = f" ({e.note})" if e.note else ""
+        if e.state == "running" and not queue.runner_alive():
+            note += " (its process is gone: `queue run` resumes it)"
         lines.append(f"{e.id:>3}  {e.state:<11} {e.name}{note}")
         lines += [f"       {path}" for path in e.outputs]
         if e.message:
