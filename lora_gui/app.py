@@ -25,6 +25,7 @@ from lora_gui.models_panel import ModelsPanel
 from lora_gui.models_pick import ModelChoices, Settings
 from lora_gui.panel import chart_labels, loss_plot
 from lora_gui.presets import DEFAULT_USER_DIR
+from lora_gui.queue_panel import QueuePanel
 from lora_gui.runner import Runner
 from lora_gui.security import servable
 from lora_gui.tools_panel import ToolsPanel
@@ -96,6 +97,7 @@ class Page:
         self.models = ModelsPanel(self, self.choices)
         self.tools = ToolsPanel(self)
         self.estimate = EstimatePanel(self)
+        self.queue = QueuePanel(self)  # Add to queue, the Queue and Comparison grid accordions
         self.tr: list[tuple[Any, Callable[[str], dict[str, Any]]]] = []
         self.events = Events(self)
 
@@ -148,12 +150,14 @@ class Page:
             self.models.render_download(lg)
             self.tools.render_run_tools(lg)
             self._run_panel(lg)
+            self.queue.render(lg)
             self.browser.render(lg)
             self.events.connect(demo)
             self.browser.connect()
             self.models.connect(demo)
             self.tools.connect()
             self.estimate.connect(demo)
+            self.queue.connect()
         return demo
 
     def _presets_bar(self, lg: str) -> None:
@@ -237,6 +241,7 @@ class Page:
                 gr.Button(t("run.stop", lg), variant="stop", elem_id="stop-training"),
                 lambda x: {"value": t("run.stop", x)},
             )
+            self.queue.render_add(lg)
         self.run_msg = gr.Markdown("", elem_id="run-message")
         self.progress_md = gr.Markdown(t("run.idle", lg), elem_id="run-progress")
         self.error_md = gr.Markdown("", elem_id="run-error")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lora_gui.i18n_panels import PANEL_STRINGS
+from lora_gui.i18n_queue import QUEUE_STRINGS
 
 LANGS = ("en", "ja")
 LANG_NAMES = {"en": "English", "ja": "日本語"}
@@ -335,6 +336,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "util.download": ("Download the result", "結果をダウンロード"),
     "util.done": ("✅ Done.", "✅ 完了しました。"),
     "util.bad_number": ("{option}: not a number: {value!r}", "{option}: 数値ではありません: {value!r}"),
+    **QUEUE_STRINGS,
 }
 
 

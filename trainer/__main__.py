@@ -1,5 +1,8 @@
 """`python -m trainer --config PRESET.json [--dry-run] [--json] [--events jsonl] [--resume STATE_DIR]`
 
+Also `python -m trainer queue ...` (a queue of runs and sweeps, trainer.queue.cli) and
+`python -m trainer grid ...` (a comparison grid of LoRA files, trainer.sampling.grid_cli).
+
 Trains headless from a preset (ours or a Kohya GUI file). Works the same under
 `accelerate launch`; with num_processes > 1 in the preset it starts accelerate itself.
 Exit codes: 0 done or stopped (Ctrl-C / SIGTERM / SIGHUP once: the LoRA and, with
@@ -149,6 +152,15 @@ def _dry_run(args: argparse.Namespace, cfg: TrainingConfig, warnings: list[str])
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "queue":  # python -m trainer queue ... (trainer.queue.cli)
+        from trainer.queue.cli import main as queue_main
+
+        return queue_main(argv[1:])
+    if argv and argv[0] == "grid":  # python -m trainer grid ... (trainer.sampling.grid_cli)
+        from trainer.sampling.grid_cli import main as grid_main
+
+        return grid_main(argv[1:])
     args = _args(argv)
     try:
         cfg, warnings = load_preset(args.config)

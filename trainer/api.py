@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainingConfig
@@ -27,6 +28,12 @@ __all__ = [
     "model_needs_download",
     "preflight",
     "run_tool",
+    "queue_add",
+    "queue_change",
+    "queue_file",
+    "queue_read",
+    "render_grid",
+    "run_queue",
     "run_training",
 ]
 
@@ -160,3 +167,56 @@ def run_tool(name: str, **options: Any) -> dict[str, Any]:
         "path": str(result.path) if result.path else None,
         "facts": result.facts,
     }
+
+
+# ---- the run queue, sweeps and the comparison grid (trainer.queue, trainer.sampling.grid) ----
+def queue_file() -> Path:
+    """The app's queue file (~/.lora_gui/queue.json), the one `python -m trainer queue` uses."""
+    from trainer.queue.store import DEFAULT_QUEUE_FILE
+
+    return DEFAULT_QUEUE_FILE
+
+
+def queue_read(path: str | Path):
+    """The queue (trainer.queue.Queue: entries with id, name, state, note, message, outputs).
+    Raises trainer.queue.QueueError for a file that is not a queue."""
+    from trainer.queue.store import read_queue
+
+    return read_queue(Path(path))
+
+
+def queue_add(path: str | Path, settings: dict[str, Any], sweep: dict[str, list] | None = None) -> list:
+    """Queue the settings (a preset dict), one entry per variant of `sweep`; each checked
+    first. Raises ConfigError with every problem of every variant, or QueueError."""
+    from trainer.queue.add import add_settings
+
+    raw = {**settings, "sweep": sweep} if sweep else dict(settings)
+    return add_settings(Path(path), raw, "the page")
+
+
+def queue_change(path: str | Path, action: str, entry_id: int = 0) -> None:
+    """ "remove" entry `entry_id`, "up" / "down" (move it), or "stop_after_current".
+    Raises QueueError (no such entry, or it is running)."""
+    from trainer.queue.cli import change
+
+    change(Path(path), action, entry_id)
+
+
+def run_queue(path: str | Path, on_event: EventCallback, stop: threading.Event | None = None):
+    """Run the queue's waiting entries one after another (blocks); returns the queue."""
+    from trainer.queue.runner import run_queue as _run
+
+    return _run(Path(path), on_event, stop)
+
+
+def render_grid(
+    model: str, loras: list[str], prompts: list[str], weights: list[float], out: str | Path, **options: Any
+) -> Path:
+    """The comparison grid PNG (base row + one per LoRA file, weight x prompt columns) at
+    `out`. `options`: seed, steps, size, sampler, scale, negative (trainer.sampling.grid.GridSpec).
+    Raises trainer.sampling.grid.GridError / ModelLoadError with a message for the user."""
+    from trainer.sampling.grid import GridRenderer, GridSpec, save_grid
+
+    spec = GridSpec(model, [Path(p) for p in loras], list(prompts), list(weights), **options)
+    image = GridRenderer(model, sampler=spec.sampler).render(spec)
+    return save_grid(image, Path(out), spec)

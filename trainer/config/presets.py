@@ -15,6 +15,7 @@ from trainer.config.kohya import migrate_kohya
 from trainer.config.model import TrainingConfig
 from trainer.config.problems import ConfigError, Problem
 from trainer.config.specs import FIELDS, SECRET_KEYS
+from trainer.config.sweep import SWEEP_KEY, sweep_problems, variant_count
 from trainer.config.validate import validate_values
 
 # A preset is flat: a value is a number, text, a switch, or at most a small list/object.
@@ -38,15 +39,24 @@ def split_settings(raw: Any, fields: Mapping[str, Any] = FIELDS) -> tuple[dict[s
     """A preset or Kohya GUI dict -> (our settings it names, notes).
 
     The notes say what the Kohya migration changed and which keys this trainer does not use.
-    Raises ConfigError when `raw` is not a JSON object."""
+    Raises ConfigError when `raw` is not a JSON object or its "sweep" is unusable."""
     if not isinstance(raw, dict):
         raise ConfigError([Problem("preset", "must be a JSON object of settings")])
     if _depth(raw) > _MAX_DEPTH:
         raise ConfigError(
             [Problem("preset", f"is nested more than {_MAX_DEPTH} levels deep; a preset is a flat object")]
         )
+    notes = []
+    if SWEEP_KEY in raw:  # a sweep varies settings over several runs (trainer.config.sweep)
+        if problems := sweep_problems(raw[SWEEP_KEY]):
+            raise ConfigError(problems)
+        notes.append(
+            f"sweep: {variant_count(raw[SWEEP_KEY])} variant(s); one run trains the preset's own values, "
+            "`python -m trainer queue add PRESET` queues every variant"
+        )
+        raw = {k: v for k, v in raw.items() if k != SWEEP_KEY}
     values, migration_notes = migrate_kohya(raw, fields)
-    notes = [f"migrated: {n}" for n in migration_notes]
+    notes += [f"migrated: {n}" for n in migration_notes]
     unknown = sorted(k for k in values if k not in fields)
     if unknown:
         notes.append(f"{len(unknown)} key(s) not used by this trainer (ignored): " + ", ".join(unknown))

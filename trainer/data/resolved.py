@@ -19,7 +19,7 @@ dataset TOML that cannot be used (the CLI and the run exit with 2 on it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trainer.config import TrainingConfig, parse_resolution  # the schema's one rule for "W,H"
 from trainer.data.buckets import BucketChoice, BucketError, BucketSpec
@@ -143,6 +143,16 @@ def _check_epoch_size(scan: FolderScan, key: str) -> None:
     )
 
 
+def with_repeats(scan: FolderScan, repeats: int) -> FolderScan:
+    """`scan` with every folder and image repeated `repeats` times (the num_repeats setting)."""
+    return FolderScan(
+        items=[replace(item, repeats=repeats) for item in scan.items],
+        skipped=scan.skipped,
+        warnings=scan.warnings,
+        folders=[replace(folder, repeats=repeats) for folder in scan.folders],
+    )
+
+
 def resolve_dataset(cfg: TrainingConfig) -> ResolvedDataset:
     """The dataset of `cfg`, resolved once: settings, folders, images and their buckets.
 
@@ -151,6 +161,8 @@ def resolve_dataset(cfg: TrainingConfig) -> ResolvedDataset:
     cfg, scan, reg_scan, notes = (
         _from_dataset_config(cfg) if cfg.dataset_config.strip() else _from_folders(cfg)
     )
+    if cfg.num_repeats > 0:  # the setting (a sweep's value) wins over the folder names
+        scan = with_repeats(scan, cfg.num_repeats)
     _check_epoch_size(scan, "dataset_config" if cfg.dataset_config.strip() else "train_data_dir")
     spec = bucket_spec(cfg)
     return ResolvedDataset(

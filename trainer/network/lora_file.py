@@ -252,6 +252,8 @@ def build_metadata(
     timesteps = (get("min_timestep"), get("max_timestep"))
     if timesteps != (0, 1000):  # like sd-scripts: only a narrowed range is recorded
         meta["modelspec.timestep_range"] = f"{timesteps[0]},{timesteps[1]}"
+    if get("sweep_values"):  # a sweep variant: the settings it varies, as JSON
+        meta["ss_sweep"] = get("sweep_values")
     for name in ("author", "description", "license", "tags"):
         if get(f"metadata_{name}"):
             meta[f"modelspec.{name}"] = get(f"metadata_{name}")

@@ -79,6 +79,37 @@ def sample_file_name(output_name: str, index: int, *, step: int, epoch: int | No
     return f"{output_name}_{when}_{index:02d}_{time.strftime('%Y%m%d%H%M%S')}.png"
 
 
+def build_pipeline(m, sampler: str):
+    """A diffusers pipeline (SD or SDXL) on the loaded model `m` (SDModels), with the
+    sampler's scheduler; used by the previews and the comparison grid."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    scheduler = make_scheduler(sampler, m.noise_scheduler.config)
+    if m.arch == "sdxl":
+        pipe = StableDiffusionXLPipeline(
+            vae=m.vae,
+            text_encoder=m.text_encoders[0],
+            text_encoder_2=m.text_encoders[1],
+            tokenizer=m.tokenizers[0],
+            tokenizer_2=m.tokenizers[1],
+            unet=m.unet,
+            scheduler=scheduler,
+        )
+    else:
+        pipe = StableDiffusionPipeline(
+            vae=m.vae,
+            text_encoder=m.text_encoders[0],
+            tokenizer=m.tokenizers[0],
+            unet=m.unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 class Sampler:
     """Makes the preview images of a run from its loaded models.
 
@@ -120,33 +151,7 @@ class Sampler:
         make_scheduler(sampler, models.noise_scheduler.config)  # fail early on a bad name
 
     def _pipeline(self):
-        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-        m = self.models
-        scheduler = make_scheduler(self.sampler, m.noise_scheduler.config)
-        if m.arch == "sdxl":
-            pipe = StableDiffusionXLPipeline(
-                vae=m.vae,
-                text_encoder=m.text_encoders[0],
-                text_encoder_2=m.text_encoders[1],
-                tokenizer=m.tokenizers[0],
-                tokenizer_2=m.tokenizers[1],
-                unet=m.unet,
-                scheduler=scheduler,
-            )
-        else:
-            pipe = StableDiffusionPipeline(
-                vae=m.vae,
-                text_encoder=m.text_encoders[0],
-                tokenizer=m.tokenizers[0],
-                unet=m.unet,
-                scheduler=scheduler,
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return build_pipeline(self.models, self.sampler)
 
     @contextlib.contextmanager
     def _inference_state(self):

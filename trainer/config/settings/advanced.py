@@ -136,6 +136,18 @@ class AdvancedSettings(BaseModel):
         help="Title stored in the file (modelspec.title).",
         help_ja="ファイルに記録するタイトル。",
     )
+    sweep_values: str = S(
+        "",
+        tab=ADV,
+        group="Metadata",
+        advanced=True,
+        label="Sweep values",
+        label_ja="スイープの値",
+        help='Set by a sweep (the preset\'s "sweep" key, run by the queue): the settings this '
+        "variant varies, as JSON, stored in the file as ss_sweep. Leave empty.",
+        help_ja='スイープ(プリセットの"sweep"、キューで実行)が設定します: このバリエーションで'
+        "変えた設定(JSON)。ファイルにss_sweepとして記録されます。通常は空のままにします。",
+    )
     metadata_author: str = S(
         "",
         tab=ADV,

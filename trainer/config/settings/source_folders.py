@@ -109,6 +109,22 @@ class SourceFolderSettings(BaseModel):
         help="Optional. Same layout as the image folder; weighted by the prior loss weight.",
         help_ja="任意。画像フォルダと同じ構成。prior loss weightで重み付けされます。",
     )
+    num_repeats: int = S(
+        0,
+        tab=FOLD,
+        group="Folders",
+        advanced=True,
+        ge=0,
+        le=10_000,
+        label="Repeats (override)",
+        label_ja="繰り返し数(上書き)",
+        help="0: each image folder's repeats come from its name (50_mychar: 50). Above 0: every "
+        "training folder (and dataset_config subset) is repeated this many times instead; "
+        "regularisation folders keep theirs. A sweep varies it.",
+        help_ja="0: 各画像フォルダの繰り返し数はフォルダ名から(50_mychar: 50)。1以上: すべての学習"
+        "フォルダ(dataset_configのサブセットも)をこの回数だけ繰り返します。正則化フォルダは"
+        "そのまま。スイープで変えられます。",
+    )
     dataset_config: str = S(
         "",
         tab=FOLD,
