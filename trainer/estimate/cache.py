@@ -36,7 +36,8 @@ IRRELEVANT = {
     "metadata_description", "metadata_license", "metadata_tags", "metadata_title", "huggingface_token",
     "num_processes", "gpu_ids", "main_process_port", "num_cpu_threads_per_process",
     "max_data_loader_n_workers", "persistent_data_loader_workers", "caption_extension", "keep_tokens",
-    "keep_tokens_separator", "secondary_separator", "caption_prefix", "caption_suffix",
+    "keep_tokens_separator", "secondary_separator", "caption_prefix", "caption_suffix", "num_repeats",
+    "sweep_values",
 }  # fmt: skip
 _RATES = ("learning_rate", "unet_lr", "text_encoder_lr")
 
