@@ -1,4 +1,5 @@
-"""Several processes: the LoRA gradients averaged over the ranks in a few collectives.
+"""Several processes: the LoRA gradients averaged over the ranks in a few collectives;
+caches that each rank built a share of, merged (`merge_from_ranks`).
 
 Each rank holds the same LoRA and computes gradients on its own batches; before the
 optimizer steps, every rank must hold the mean. `average_gradients` does it the way DDP
@@ -67,3 +68,14 @@ def _buckets(params: list[torch.nn.Parameter], bucket_bytes: int) -> list[list[t
             out.append([p])
             size = nbytes
     return out
+
+
+def merge_from_ranks(part: dict, world: int) -> dict:
+    """Every rank's `part` (CPU tensors: the latents a rank encoded) merged into one dict,
+    on every rank. The parts must have disjoint keys."""
+    parts: list[dict | None] = [None] * world
+    dist.all_gather_object(parts, part)
+    merged: dict = {}
+    for got in parts:
+        merged.update(got or {})
+    return merged
