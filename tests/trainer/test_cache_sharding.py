@@ -17,6 +17,7 @@ from tests.trainer.test_latent_cache import SCALE, dataset_of
 
 WORLD = 2
 IMAGES = 5
+UNREADABLE = 3
 
 
 def _stub(vae, ds, rank: int, world: int, to_disk: bool, device="cpu", mask_cache=None):
@@ -56,8 +57,20 @@ def _worker(rank: int, init_file: str, model_dir: str, data: str, out_dir: str) 
     try:
         encoded: list[int] = []
         vae = _counting_vae(model_dir, encoded)
-        cache = RunData._cache_latents(_stub(vae, dataset_of(Path(data)), rank, WORLD, to_disk=True))
-        torch.save({"encoded": sum(encoded), "cache": cache}, os.path.join(out_dir, f"rank{rank}.pt"))
+        ds = dataset_of(Path(data))
+        if rank == 1:  # image 3 (rank 1's share) cannot be read: only rank 1 sees it
+            original = ds.load_unique
+
+            def load_unique(index, *args, **kwargs):
+                if index == UNREADABLE:
+                    ds.failed.add(index)
+                    return None
+                return original(index, *args, **kwargs)
+
+            ds.load_unique = load_unique
+        cache = RunData._cache_latents(_stub(vae, ds, rank, WORLD, to_disk=True))
+        result = {"encoded": sum(encoded), "cache": cache, "failed": sorted(ds.failed)}
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -77,17 +90,20 @@ def test_two_processes_each_encode_their_share_and_get_every_latent(tiny_model, 
     args = (str(tmp_path / "init"), str(model_dir), str(data), str(tmp_path))
     mp.spawn(_worker, args=args, nprocs=WORLD, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
-    # rank 0 encodes images 0, 2, 4 and rank 1 images 1, 3 (each with its mirror), not all ten
-    assert [r["encoded"] for r in results] == [6, 4]
+    # rank 0 encodes images 0, 2, 4 and rank 1 images 1 and 3 (unreadable), each with its
+    # mirror, not all ten
+    assert [r["encoded"] for r in results] == [6, 2]
+    readable = {k: v for k, v in reference.items() if k[0] != UNREADABLE}
     for result in results:
         cache = result["cache"]
-        assert set(cache) == set(reference)  # every rank trains on every image
-        for key, (latent, time_ids) in reference.items():
+        assert set(cache) == set(readable)  # every rank trains on every image
+        assert result["failed"] == [UNREADABLE]  # left out of every rank's batches
+        for key, (latent, time_ids) in readable.items():
             assert cache[key][0].device.type == "cpu"
             assert torch.allclose(cache[key][0], latent, atol=1e-5)
             assert torch.equal(cache[key][1], time_ids)
     # each rank wrote the .npz files of its share: all of them are there
-    assert len(list((data / "1_toy").glob("*.npz"))) == IMAGES
+    assert len(list((data / "1_toy").glob("*.npz"))) == IMAGES - 1
 
 
 def test_the_latent_cache_is_kept_in_host_memory(monkeypatch, tmp_path):

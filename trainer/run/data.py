@@ -159,6 +159,8 @@ class RunData:
             cache = merge_from_ranks(cache, world)
             if self.mask_cache is not None:
                 self.mask_cache = merge_from_ranks(self.mask_cache, world)
+            # an image another rank could not read: left out of every rank's batches
+            self.dataset.failed.update(i for i in range(len(self.dataset.images)) if (i, False) not in cache)
         return cache
 
     @torch.no_grad()
