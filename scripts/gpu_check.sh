@@ -5,12 +5,20 @@
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
 #
 # On the GPU machine: installs the carried wheels (diffusers, pydantic, ... which its image
-# lacks) into /tmp/site, runs the gpu-marked tests (fp16/bf16 steps, no host waits,
-# AdamW8bit, xformers when present, channels-last + compile), then scripts/bench.py for
-# SD1.5 at 512 px (batch 1 and 8) and SDXL at 1024 px (batch 1, gradient checkpointing),
-# and, while time is left, SD1.5 batch 1 with channels-last and with torch.compile. Logs
-# and JSON land in $OUT (at most 8 files come back). It aims to finish in 8 minutes, so a
-# rerun fits in a 15-minute lease: each part has its own time limit.
+# lacks) into /tmp/site, then
+#  1. scripts/gpu_cases.py: each training case in its own process under its own time limit
+#     (fp16, bf16, full_fp16, fp8_base with and without gradient checkpointing,
+#     mem_eff_attn, text-encoder checkpointing, SDXL fp16, cache_latents off, sampling,
+#     resume, two processes over NCCL when there are 2 GPUs, the out-of-memory message),
+#     asserting the optimizer (the fp16 grad scaler's) stepped; peak memory and s/step per
+#     case in cases.json;
+#  2. the gpu-marked tests (no host waits, AdamW8bit and the bitsandbytes optimizers,
+#     xformers when present, channels-last + compile);
+#  3. while time is left, scripts/bench.py: SD1.5 at 512 px (batch 1 and 8), SDXL at
+#     1024 px (batch 1, gradient checkpointing), SD1.5 with channels-last and torch.compile.
+# Logs and JSON land in $OUT (at most 8 files come back: env.txt, cases.json, cases.log,
+# gpu_tests.log, bench.log, bench.json). It aims to finish in 8 minutes, so a rerun fits
+# in a 15-minute lease: each part has its own time limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
@@ -40,25 +48,38 @@ PY
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-# The gpu-marked tests (conftest skips them without CUDA; here they must run).
-timeout 180 "$PY" -m pytest tests/trainer/test_gpu.py -m gpu -q -rs -p no:cacheprovider \
+BUDGET=470  # seconds: the whole check stays under 8 minutes
+
+# 1. The training cases, one process each (the driver skips one that would overrun).
+timeout 300 "$PY" scripts/gpu_cases.py --out "$OUT" --budget 280
+echo "gpu cases: exit $? ($((SECONDS - START)) s)"
+
+# 2. The gpu-marked tests (conftest skips them without CUDA; here they must run).
+timeout 100 "$PY" -m pytest tests/trainer/test_gpu.py -m gpu -q -rs -p no:cacheprovider \
   > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests: exit $? ($((SECONDS - START)) s)"; tail -5 "$OUT/gpu_tests.log"
 
-BUDGET=470  # seconds: the whole check stays under 8 minutes
+# 3. Benchmarks while time is left; their JSON merged into one file (8 files come back).
+BENCH=/tmp/gpu_bench
+mkdir -p "$BENCH"
 bench() {  # name, time limit (s), bench arguments...; skipped when it would overrun BUDGET
   local name=$1 limit=$2; shift 2
   if [ $((SECONDS - START + limit)) -gt $BUDGET ]; then
     echo "bench $name: skipped, too little time left"; return
   fi
   timeout "$limit" "$PY" scripts/bench.py --device cuda --steps 10 --warmup 3 \
-    --json "$OUT/bench_$name.json" "$@" >> "$OUT/bench.log" 2>&1
+    --json "$BENCH/bench_$name.json" "$@" >> "$OUT/bench.log" 2>&1
   echo "bench $name: exit $? ($((SECONDS - START)) s)"
 }
-bench sd15_b1 70 --arch sd15 --batch 1 --resolution 512
-bench sd15_b8 70 --arch sd15 --batch 8 --resolution 512
-bench sdxl_b1 120 --arch sdxl --batch 1 --resolution 1024
-bench sd15_b1_channels_last 50 --arch sd15 --batch 1 --resolution 512 --set channels_last=true
-bench sd15_b1_compile 110 --arch sd15 --batch 1 --resolution 512 --set torch_compile=true
-tail -40 "$OUT/bench.log"
+bench sd15_b1 50 --arch sd15 --batch 1 --resolution 512
+bench sdxl_b1 80 --arch sdxl --batch 1 --resolution 1024
+bench sd15_b8 50 --arch sd15 --batch 8 --resolution 512
+bench sd15_b1_channels_last 40 --arch sd15 --batch 1 --resolution 512 --set channels_last=true
+bench sd15_b1_compile 90 --arch sd15 --batch 1 --resolution 512 --set torch_compile=true
+"$PY" - "$BENCH" "$OUT/bench.json" <<'PY'
+import json, pathlib, sys
+runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
+pathlib.Path(sys.argv[2]).write_text(json.dumps(runs, indent=1))
+PY
+tail -40 "$OUT/bench.log" 2>/dev/null
 echo "done in $((SECONDS - START)) s"

@@ -41,8 +41,62 @@ def test_every_bench_run_is_a_valid_command_and_the_issue_cases_are_there(script
 def test_worst_case_fits_in_eight_minutes_and_eight_files_come_back() -> None:
     text = CHECK.read_text(encoding="utf-8")
     tests_limit = int(re.search(r"timeout (\d+) \"\$PY\" -m pytest", text).group(1))
+    cases_limit = int(re.search(r"timeout (\d+) \"\$PY\" scripts/gpu_cases.py", text).group(1))
+    cases_budget = int(re.search(r"gpu_cases.py --out \"\$OUT\" --budget (\d+)", text).group(1))
     budget = int(re.search(r"BUDGET=(\d+)", text).group(1))
-    # A bench starts only if it can end within BUDGET; the tests run first.
-    assert tests_limit < budget <= 8 * 60
-    outputs = {"env.txt", "gpu_tests.log", "bench.log"} | {f"bench_{b[1]}.json" for b in _bench_lines()}
+    # The cases, then the tests; a bench starts only if it can end within BUDGET.
+    assert cases_budget < cases_limit and cases_limit + tests_limit < budget <= 8 * 60
+    outputs = {"env.txt", "cases.json", "cases.log", "gpu_tests.log", "bench.log", "bench.json"}
+    assert '"$OUT/bench.json"' in text and '"$OUT/gpu_tests.log"' in text
     assert len(outputs) <= 8  # what the device tool brings back
+
+
+ISSUE_CASES = {  # issue 18, item 9: what the GPU check must exercise
+    "fp16",
+    "bf16",
+    "full_fp16",
+    "fp8_base",
+    "mem_eff_attn",
+    "te_checkpointing",
+    "sdxl_fp16",
+    "no_latent_cache",
+    "sampling",
+    "resume",
+    "nccl_two_processes",
+    "out_of_memory_message",
+}
+
+
+def test_the_cases_cover_the_issue_and_fit_their_budget(script) -> None:
+    cases = script("gpu_cases").CASES
+    assert ISSUE_CASES <= set(cases)
+    assert all(0 < limit <= 120 for limit, _ in cases.values())
+
+
+def test_the_driver_runs_each_case_in_its_own_process_and_skips_without_cuda(tmp_path) -> None:
+    import json
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checked on machines without CUDA")
+    cmd = [sys.executable, str(ROOT / "scripts" / "gpu_cases.py"), "--out", str(tmp_path)]
+    done = subprocess.run(
+        [*cmd, "--only", "fp16,out_of_memory_message"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "cases.json").read_text(encoding="utf-8"))
+    assert [(c["case"], c["status"], c["why"]) for c in summary["cases"]] == [
+        ("fp16", "skipped", "no CUDA"),
+        ("out_of_memory_message", "skipped", "no CUDA"),
+    ]
+    assert all("process_s" in c for c in summary["cases"])  # each ran in its own process
+    # a case that would overrun the budget is not started
+    subprocess.run([*cmd, "--only", "resume", "--budget", "5"], check=True, timeout=120)
+    summary = json.loads((tmp_path / "cases.json").read_text(encoding="utf-8"))
+    assert summary["cases"] == [{"case": "resume", "status": "skipped", "why": "too little time left"}]

@@ -156,6 +156,26 @@ def launch_problems(cfg: TrainingConfig) -> list[Problem]:
     return []
 
 
+def _precision_problems(cfg: TrainingConfig) -> list[Problem]:
+    """full_fp16 / full_bf16 with the mixed precision and optimizer they need."""
+    problems: list[Problem] = []
+    if cfg.full_fp16 and cfg.mixed_precision != "fp16":
+        problems.append(Problem("full_fp16", "needs mixed_precision 'fp16'"))
+    if cfg.full_fp16 and "ScheduleFree" in cfg.optimizer:  # trainer.optim.fp32_math
+        problems.append(
+            Problem(
+                "full_fp16",
+                f"{cfg.optimizer} does its math in the fp16 LoRA weights, where small gradients "
+                "overflow to inf: turn full_fp16 off, or choose AdamW / AdamW8bit",
+            )
+        )
+    if cfg.full_bf16 and cfg.mixed_precision != "bf16":
+        problems.append(Problem("full_bf16", "needs mixed_precision 'bf16'"))
+    if cfg.full_fp16 and cfg.full_bf16:
+        problems.append(Problem("full_bf16", "cannot be on together with full_fp16"))
+    return problems
+
+
 def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors: list[Problem] = []
     warnings: list[str] = []
@@ -203,12 +223,7 @@ def check_config(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
     errors.extend(rank_problems(cfg))
     if cfg.v2 and cfg.sdxl:
         errors.append(Problem("sdxl", "v2 and SDXL cannot both be on; pick the model's family"))
-    if cfg.full_fp16 and cfg.mixed_precision != "fp16":
-        errors.append(Problem("full_fp16", "needs mixed_precision 'fp16'"))
-    if cfg.full_bf16 and cfg.mixed_precision != "bf16":
-        errors.append(Problem("full_bf16", "needs mixed_precision 'bf16'"))
-    if cfg.full_fp16 and cfg.full_bf16:
-        errors.append(Problem("full_bf16", "cannot be on together with full_fp16"))
+    errors.extend(_precision_problems(cfg))
     if cfg.max_train_steps > 0:
         warnings.append(
             f"max_train_steps {cfg.max_train_steps} is set: it decides the length "

@@ -227,6 +227,7 @@ def build_latent_cache(
     masks: dict[tuple[int, bool], torch.Tensor] | None = None,
     log: Callable[[str], None] = lambda message: None,
     warn: Callable[[str], None] = lambda message: None,
+    shard: tuple[int, int] = (0, 1),
 ) -> CacheDict:
     """(image index, flipped) -> (latent in the training scale, time_ids), on `device`.
 
@@ -237,22 +238,27 @@ def build_latent_cache(
     image at a time up to float rounding, since each draws its noise from `noise_seed`.
     Images that fail to load are left out (the dataset warns about them). `masks`
     (masked_loss, the dataset made with masked_loss): filled with each latent's loss mask
-    [1, h, w] at the latent's size, kept on disk beside the latents.
+    [1, h, w] at the latent's size, kept on disk beside the latents. `shard` (rank,
+    world): only the images whose index % world == rank (several processes each read or
+    encode one share; the run exchanges them).
     """
+    rank, world = shard
+    mine = range(rank, len(dataset.images), max(1, world))
     with_masks = masks is not None
     flips = (False, True) if flip else (False,)
     cache: CacheDict = {}
     reused = written = 0
     disk_ok = to_disk
     log(
-        f"Caching latents of {len(dataset.images) * len(flips)} image(s)"
+        f"Caching latents of {len(mine) * len(flips)} image(s)"
+        + (f" (this process's share of {len(dataset.images) * len(flips)})" if world > 1 else "")
         + (" (reusing the .npz files next to the images where they are current)" if to_disk else "")
         + "..."
     )
     # Images whose file is current are read; the others wait, grouped by bucket (= image size).
     keys: dict[int, dict] = {}
     by_bucket: dict[tuple[int, int], list[tuple[int, bool]]] = {}
-    for index in range(len(dataset.images)):
+    for index in mine:
         item, choice = dataset.images[index]
         key = image_key(dataset, index, vae_id) if to_disk else {}
         if with_masks and to_disk:

@@ -4,9 +4,8 @@ The step is measured by `fake_run.measure_step` (the run's own code on shape-onl
 tensors, see there) for the largest bucket the run will see, once per model and settings
 (`cache`). Around it come what a real GPU adds and what the dataset scales:
 
-- caches: with cache_latents every image's latent (and its mirror with flip_aug) stays on
-  the GPU, and so does every caption's text-encoder output with a text cache; their size
-  per item is measured, their count comes from the plan (images + reg images);
+- caches: the cached latents and text-encoder outputs are kept in host memory, not on
+  the GPU (trainer.run.data): they add nothing here, whatever the dataset's size;
 - the allocator's overhead and the CUDA context (trainer.estimate.fit).
 `peak_vram_gib` is what the card must have; `allocated_peak_gib` is what
 `torch.cuda.max_memory_allocated()` would report (the number the GPU test compares).
@@ -159,9 +158,9 @@ def _assemble(
     plan: Any,
 ) -> Estimate:
     """An Estimate from one measured step, the dataset's size and the GPU."""
-    images = (plan.images + plan.reg_images) if plan is not None else int(cfg.train_batch_size)
-    per_latent = step["latent_bytes"] * (2 if cfg.flip_aug else 1)
-    caches = images * (per_latent + step["text_bytes"])
+    # The latent and text caches live in host memory (trainer.run.data); only each step's
+    # batch comes to the GPU, and the measured step holds it.
+    caches = 0
     allocated = max(step["step_peak"], step["setup_peak"]) + caches
     needed = needed_bytes(allocated)
     setup_first = step["setup_peak"] > step["step_peak"]

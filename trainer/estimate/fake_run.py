@@ -59,8 +59,8 @@ class StepMeasure:
     ops: int  # operations dispatched in the step (each at least one kernel launch on a GPU)
     bytes_written: int  # bytes of every tensor the step made: a floor for its memory traffic
     trainable_params: int
-    latent_bytes: int  # one cached latent (+ SDXL size ids), on the GPU with cache_latents
-    text_bytes: int  # one cached caption's encoder outputs, on the GPU with a text cache
+    latent_bytes: int  # one cached latent (+ SDXL size ids), kept in host memory
+    text_bytes: int  # one cached caption's encoder outputs, kept in host memory
     notes: list[str]
 
 

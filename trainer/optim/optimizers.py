@@ -51,6 +51,7 @@ import torch
 from trainer.config import ConfigError, Problem
 from trainer.config.rules.optimizer_args import adafactor_kwargs, parse_args_text
 from trainer.config.rules.schedules import lr_factor, scheduler_arg_problems
+from trainer.optim.fp32_math import fp32_optimizer_math, needs_fp32_math
 
 
 def parse_optimizer_args(text: str) -> dict[str, Any]:
@@ -180,15 +181,23 @@ def _build(
 
 
 def make_optimizer(
-    name: str, param_groups: list[dict], lr: float, args_text: str, device: torch.device
+    name: str,
+    param_groups: list[dict],
+    lr: float,
+    args_text: str,
+    device: torch.device,
+    full_fp16: bool = False,
 ) -> torch.optim.Optimizer:
-    """The optimizer `name` over `param_groups` (each may carry its own "lr")."""
+    """The optimizer `name` over `param_groups` (each may carry its own "lr").
+    `full_fp16` (fp16 LoRA weights): its math in fp32 (trainer.optim.fp32_math)."""
     kwargs = parse_optimizer_args(args_text)
     try:
         optimizer = _build(name, param_groups, lr, kwargs, device)
     except (TypeError, ValueError) as exc:
         raise ConfigError([Problem("optimizer_args", f"{args_text!r} does not fit {name}: {exc}")]) from None
     set_train_mode(optimizer)  # schedule-free: ready to step, as sd-scripts leaves it
+    if full_fp16 and needs_fp32_math(optimizer):
+        fp32_optimizer_math(optimizer)  # fp16 Adam math turns small gradients into -inf weights
     return optimizer
 
 

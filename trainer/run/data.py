@@ -8,10 +8,12 @@ the TrainDataset, exactly as the plan counted them; no folder or dataset TOML is
 Features and the settings behind them:
 - latent cache (`cache_latents`, `cache_latents_to_disk`, `vae_batch_size`): each image is
   encoded once, not once per repeat, and kept in `<image>.npz` files across runs
-  (`trainer.data.latent_cache`); the VAE then leaves the GPU.
+  (`trainer.data.latent_cache`); the VAE then leaves the GPU. Several processes encode
+  one share each and exchange the latents.
 - text cache (`cache_text_encoder_outputs`, or automatically when the text encoder is
   frozen and the captions never change): each caption is encoded once; the text
-  encoders then leave the GPU.
+  encoders then leave the GPU. Both caches live in host memory (they grow with the
+  dataset); each batch is copied to the GPU without a host wait (trainer.transfer).
 - images loaded by DataLoader workers (`max_data_loader_n_workers`): `trainer.data.loader`.
 - `masked_loss`: each batch carries its pictures' transparency as loss masks (cached
   beside the latents).
@@ -134,22 +136,32 @@ class RunData:
         """(image index, flipped) -> (latent, SDXL size conditioning); once per unique image,
         from or to `<image>.npz` files with cache_latents_to_disk (trainer.data.latent_cache)."""
         from trainer.data.latent_cache import build_latent_cache, encode_latents, vae_fingerprint
+        from trainer.run.grad_sync import merge_from_ranks
 
         to_disk, scale = self.cfg.cache_latents_to_disk, self.models.latent_scale
-        return build_latent_cache(
+        rank, world = self.acc.process_index, self.acc.num_processes
+        cache = build_latent_cache(
             self.dataset,
             partial(encode_latents, self.models.vae, latent_scale=scale, device=self.device),
             latent_scale=scale,
             flip=self.cfg.flip_aug,
             to_disk=to_disk,
             vae_id=vae_fingerprint(self.models.vae) if to_disk else "",
-            device=self.device,
+            device="cpu",  # host memory, whatever the dataset's size; each batch goes to the GPU
             batch_size=self.cfg.vae_batch_size,
             seed=self.cfg.seed,  # 0 = one image per VAE call
             masks=self.mask_cache,
             log=lambda message: self.emit(Event("log", {"message": message})),
             warn=lambda message: self.emit(Event("warning", {"message": message})),
+            shard=(rank, world),  # several processes: each encodes its share ...
         )
+        if world > 1:  # ... and all get every latent (the batches of a rank change each epoch)
+            cache = merge_from_ranks(cache, world)
+            if self.mask_cache is not None:
+                self.mask_cache = merge_from_ranks(self.mask_cache, world)
+            # an image another rank could not read: left out of every rank's batches
+            self.dataset.failed.update(i for i in range(len(self.dataset.images)) if (i, False) not in cache)
+        return cache
 
     @torch.no_grad()
     def _cache_text(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
@@ -161,9 +173,9 @@ class RunData:
             chunk = captions[i : i + 16]
             hidden, pooled = self.text.encode(chunk)
             for j, caption in enumerate(chunk):
-                cache[caption] = (
-                    hidden[j].to(self.device),
-                    None if pooled is None else pooled[j].to(self.device),
+                cache[caption] = (  # host memory: each batch goes to the GPU (_conditioning)
+                    hidden[j].to("cpu", copy=True),
+                    None if pooled is None else pooled[j].to("cpu", copy=True),
                 )
         return cache
 
@@ -172,8 +184,8 @@ class RunData:
             hidden = torch.stack([self.text_cache[c][0] for c in captions])
             pooled = self.text_cache[captions[0]][1]
             if pooled is not None:
-                pooled = torch.stack([self.text_cache[c][1] for c in captions])
-            return hidden, pooled
+                pooled = to_device(torch.stack([self.text_cache[c][1] for c in captions]), self.device)
+            return to_device(hidden, self.device), pooled
         with torch.set_grad_enabled(self.train_te), self.acc.autocast():
             return self.text.encode(captions)
 
@@ -184,7 +196,7 @@ class RunData:
             latents = torch.stack([p[0] for p in pairs])
             time_ids = torch.stack([p[1] for p in pairs])
             if self.mask_cache is not None:
-                batch["masks"] = torch.stack([self.mask_cache[k] for k in keys])
+                batch["masks"] = to_device(torch.stack([self.mask_cache[k] for k in keys]), self.device)
         else:
             latents = self._encode_images(batch["images"])
             time_ids = torch.cat(

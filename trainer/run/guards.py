@@ -183,13 +183,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _fp8_base_would_help(cfg: TrainingConfig, on_gpu: bool) -> bool:
     """fp8_base is a way out only where it can run: a CUDA GPU, mixed precision, and a LoRA
-    type that trains on fp8 weights (not the LyCORIS types without a bypass mode)."""
+    type that trains on fp8 weights (not the LyCORIS types without a bypass mode), and not
+    compiled on a GPU whose kernels have no fp8 (trainer.run.preflight_options)."""
+    from trainer.run.preflight_options import fp8_compile_blocked
+
     return (
         not cfg.fp8_base
         and on_gpu
         and torch.cuda.is_available()
         and cfg.mixed_precision in ("fp16", "bf16")
         and fp8_base_works_with(cfg.LoRA_type)
+        and hasattr(torch, "float8_e4m3fn")
+        and fp8_compile_blocked(cfg) is None
     )
 
 

@@ -61,9 +61,10 @@ def run_preflight(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
             f"num_processes {cfg.num_processes} without an NVIDIA GPU: the processes "
             "train on the CPU, which is for trying the setup, not for speed"
         )
-    from trainer.run.preflight_options import option_preflight  # optimizer packages, LyCORIS, fp8_base, GPUs
+    from trainer.run.preflight_options import option_preflight, option_warnings  # packages, fp8, GPUs
 
     problems += option_preflight(cfg, cuda)
+    warnings += option_warnings(cfg)
     for check in (_model_checks, _output_checks):
         more_problems, more_warnings = check(cfg)
         problems += more_problems

@@ -91,7 +91,40 @@ def option_preflight(cfg: TrainingConfig, cuda: bool) -> list[Problem]:
                     needs_gpu=True,
                 )
             )
+        elif why := fp8_compile_blocked(cfg):
+            problems.append(Problem("torch_compile", why))
     return problems
+
+
+FP8_COMPILE_CAPABILITY = (8, 9)  # Triton's fp8 (e4m3) kernels: Ada / Hopper and later
+
+
+def fp8_compile_blocked(cfg: TrainingConfig) -> str | None:
+    """Why fp8 base weights cannot be compiled on this GPU (`torch_compile` on a GPU
+    before compute capability 8.9, e.g. an RTX 30xx or A100), or None."""
+    import torch
+
+    if not cfg.torch_compile or not torch.cuda.is_available():
+        return None
+    capability = tuple(torch.cuda.get_device_capability())
+    if capability >= FP8_COMPILE_CAPABILITY:
+        return None
+    return (
+        f"torch_compile with fp8_base needs a GPU of compute capability 8.9 or newer "
+        f"(RTX 40xx, L4, H100); this one is {capability[0]}.{capability[1]}: "
+        "turn torch_compile or fp8_base off"
+    )
+
+
+def option_warnings(cfg: TrainingConfig) -> list[str]:
+    """Advice on memory options that work but cost more than they save."""
+    if cfg.fp8_base and not cfg.gradient_checkpointing:
+        return [
+            "fp8_base without gradient_checkpointing: autocast keeps an fp16/bf16 copy of "
+            "each fp8 weight for the backward pass, so the peak memory can exceed plain "
+            "fp16. Turn on gradient_checkpointing to get fp8's savings"
+        ]
+    return []
 
 
 def _launch_problems(cfg: TrainingConfig, cuda: bool) -> list[Problem]:

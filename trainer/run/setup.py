@@ -144,7 +144,9 @@ class RunSetup(RunData):
             text_encoder_lr=te_lr if self.train_te else 0.0,
         )
         self.params = [p for g in groups for p in g["params"]]
-        optimizer = make_optimizer(cfg.optimizer, groups, cfg.learning_rate, cfg.optimizer_args, self.device)
+        optimizer = make_optimizer(
+            cfg.optimizer, groups, cfg.learning_rate, cfg.optimizer_args, self.device, full_fp16=cfg.full_fp16
+        )
         total = self.plan.total_steps
         self.warmup = warmup_steps_for(total, cfg.lr_warmup, cfg.lr_warmup_steps)
         self.scheduler = make_scheduler(

@@ -38,6 +38,7 @@ from trainer.models import ModelLoadError
 from trainer.plan.saves import SaveSchedule
 from trainer.plan.training_plan import Plan
 from trainer.run.checks import check_before_loading
+from trainer.run.grad_sync import average_gradients
 from trainer.run.guards import DataGuard, LossGuard, TrainingError, explain_failure
 from trainer.run.noise import min_snr_weights, perturb_noise, sample_noise, sample_timesteps
 from trainer.run.options import noise_kwargs, per_sample_training_loss
@@ -241,15 +242,9 @@ class Run(RunSetup):
         return (loss * weights).mean()
 
     def _sync_gradients(self) -> None:
-        """Average the LoRA gradients over processes (every rank holds the same LoRA)."""
-        if self.acc.num_processes > 1:
-            for p in self.params:
-                if not p.requires_grad:
-                    continue  # a stopped text encoder: every rank froze it at the same step
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= self.acc.num_processes
+        """Average the LoRA gradients over processes (every rank holds the same LoRA):
+        bucketed, in fp32, unused parameters left alone (trainer.run.grad_sync)."""
+        average_gradients(self.params, self.acc.num_processes)
 
     def optimizer_step(self) -> None:
         """After backward: average the gradients (several processes), clip them
