@@ -230,6 +230,7 @@ def serve(args: argparse.Namespace, block: bool = True) -> Any:
                 pass
             demo.close(verbose=False)  # quiet: after a SIGHUP the terminal may be gone
             finish_run(app.controller.runner)
+            app.page.estimate.wait_idle(120)  # torch must not be mid-estimate as Python exits
         finally:
             app.page.tools.tensorboard.stop()
     return demo

@@ -12,6 +12,7 @@ The field is set to this machine's GPU size, when it has one, as the page opens
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,8 +82,23 @@ def estimate_markdown(est: Mapping[str, Any], lang: str) -> str:
 
 
 class EstimatePanel:
+    """The estimate never runs beside training in this process: it swaps a few library
+    hooks while it measures (trainer.estimate.fake_run), so Start and Run queue take
+    `lock` (waiting for an estimate under way), and no estimate starts while a run or the
+    queue is going."""
+
     def __init__(self, page: Any):
         self.p = page
+        self.lock = threading.Lock()
+
+    def training(self) -> bool:
+        queue = getattr(self.p, "queue", None)
+        return bool(self.p.c.runner.running or (queue is not None and queue.worker.running()))
+
+    def wait_idle(self, timeout: float) -> None:
+        """Until no estimate is under way (at the app's exit), at most `timeout` seconds."""
+        if self.lock.acquire(timeout=timeout):
+            self.lock.release()
 
     def render(self, lg: str) -> None:
         p = self.p
@@ -117,7 +133,10 @@ class EstimatePanel:
     def on_change(self, data: Mapping[Any, Any]) -> str:
         """The estimate of the form as it is now ("" while the settings are not complete)."""
         p = self.p
-        lang, values = data[p.lang], p.events.values(data)
+        lang = data[p.lang]
+        if self.training():
+            return t("estimate.paused", lang)
+        values = p.events.values(data)
         cfg, problems = validate_form(values)
         if cfg is None or not cfg.pretrained_model_name_or_path.strip():
             return ""
@@ -130,17 +149,28 @@ class EstimatePanel:
             plan = p.c.api.make_plan(cfg)
         except Exception:  # noqa: BLE001 - the summary says what is wrong with the dataset
             plan = None
-        try:
-            est = p.c.api.estimate(cfg, vram, plan=plan)
-        except Exception as exc:  # noqa: BLE001 - the model check above says what is wrong
-            return t("estimate.none", lang, reason=md_text(str(exc) or type(exc).__name__))
+        with self.lock:
+            if self.training():
+                return t("estimate.paused", lang)
+            try:
+                est = p.c.api.estimate(cfg, vram, plan=plan)
+            except Exception as exc:  # noqa: BLE001 - the model check above says what is wrong
+                return t("estimate.none", lang, reason=md_text(str(exc) or type(exc).__name__))
         return estimate_markdown(est.to_json() if hasattr(est, "to_json") else est, lang)
 
     def connect(self, demo: gr.Blocks) -> None:
         p = self.p
         demo.load(self.fill_vram, self.vram, self.vram, preprocess=False, **PRIVATE)
         widgets = list(p.form.widgets.values())
-        triggers = [demo.load, *(w.change for w in widgets), self.vram.change, p.lang.change]
+        # What the user changes (.input: not the 80 updates of a preset load, which changes
+        # the summary once), the page opening, the GPU size and the language.
+        triggers = [
+            demo.load,
+            *(w.input for w in widgets),
+            p.summary_md.change,
+            self.vram.change,
+            p.lang.change,
+        ]
         gr.on(
             triggers,
             self.on_change,

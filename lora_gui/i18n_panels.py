@@ -161,4 +161,12 @@ PANEL_STRINGS: dict[str, tuple[str, str]] = {
         "時間は標準的なクロックを想定しています。",
     ),
     "estimate.none": ("No estimate: {reason}", "見積もりなし: {reason}"),
+    "estimate.paused": (
+        "The estimate waits until training ends (it would slow the run down).",
+        "見積もりは学習が終わるまで待ちます(学習が遅くなるため)。",
+    ),
+    "run.queue_busy": (
+        "The queue is running: wait for it, or press Stop after current run in the Queue.",
+        "キューの実行中です。終わるのを待つか、キューの「現在の学習の後に停止」を押してください。",
+    ),
 }

@@ -221,7 +221,8 @@ class QueuePanel:
             return self._shown(lang, t("queue.already", lang))
         if self.p.c.runner.running:
             return self._shown(lang, "⚠️ " + t("queue.busy", lang))
-        self.worker.start()
+        with self.p.estimate.lock:  # an estimate under way ends first (see EstimatePanel)
+            self.worker.start()
         time.sleep(0.2)  # the runner claims the file; the table shows it running
         return self._shown(lang, t("queue.started", lang))
 

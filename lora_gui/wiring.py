@@ -206,7 +206,11 @@ class Events:
         downloading = self.p.models.start_hook(values, lang)  # a Hugging Face id to fetch first
         if downloading is not None:
             return downloading
-        outcome = self.c.start(values, lang)
+        if self.p.queue.worker.running():  # one training at a time on this GPU
+            said = {lg: "⚠️ " + t("run.queue_busy", lg) for lg in LANGS}
+            return {self.p.run_msg: said[lang], self.p.run_said: said}
+        with self.p.estimate.lock:  # an estimate under way ends first (see EstimatePanel)
+            outcome = self.c.start(values, lang)
         problems = outcome.problems or self.c.problems(values)
         # The panel as it is now (the old run's words are gone); its timer runs while the
         # new run does.

@@ -83,3 +83,22 @@ def test_the_gpu_memory_field_is_filled_from_this_machines_gpu_unless_the_user_t
     assert panel(11.99).fill_vram(None) == 12.0  # an RTX 3060 says 11.99 GiB
     assert not isinstance(panel(11.99).fill_vram(8), float)  # the user's 8 stays
     assert not isinstance(panel(None).fill_vram(None), float)  # no GPU: left empty
+
+
+def test_no_estimate_runs_beside_training_in_the_app():
+    """The estimate swaps library hooks while it measures: during a run (or the queue) the
+    page says it waits, and asks the engine nothing."""
+    from types import SimpleNamespace
+
+    from lora_gui.estimate_panel import EstimatePanel
+
+    asked = []
+    api = SimpleNamespace(estimate=lambda *a, **k: asked.append(a), make_plan=lambda cfg: None)
+    runner = SimpleNamespace(running=True)
+    page = SimpleNamespace(c=SimpleNamespace(api=api, runner=runner), lang="lang", queue=None)
+    panel = EstimatePanel(page)
+    assert "waits until training ends" in panel.on_change({"lang": "en"})
+    assert "学習が終わるまで" in panel.on_change({"lang": "ja"})
+    runner.running = False
+    page.queue = SimpleNamespace(worker=SimpleNamespace(running=lambda: True))
+    assert "waits until training ends" in panel.on_change({"lang": "en"}) and not asked
