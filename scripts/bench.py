@@ -34,6 +34,8 @@ if str(ROOT / "scripts") not in sys.path:  # scripts/ is not a package; its modu
     sys.path.insert(0, str(ROOT / "scripts"))
 from bench_report import add_flops, load_average, machine, print_report, summary  # noqa: E402
 
+MARK = "TRAINER_SET_OMP_WAIT_POLICY"  # trainer/run/cpu_threads.py's mark of its own value
+
 ARCHS = ("tiny", "tiny-sdxl", "sd15", "sdxl")
 
 
@@ -135,7 +137,7 @@ def write_dataset(root: Path, images: int, resolution: int) -> Path:
 def side_env() -> dict[str, str]:
     """A side's environment: this one without OMP_WAIT_POLICY, so that ours chooses its own
     (trainer/run/cpu_threads.py) and the reference runs with libgomp's stock one."""
-    return {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", MARK)}
 
 
 class Worker:
