@@ -18,6 +18,7 @@ is registered as soon as torch.optim has been imported. Runs under any Python >=
 import atexit
 import builtins
 import json
+import os
 import runpy
 import sys
 import time
@@ -42,8 +43,33 @@ def _write(record):
     _out.write(json.dumps(record) + "\n")
 
 
+def _profile(step):
+    """BENCH_PROFILE=PATH: torch.profiler over the step after the second, its op table to PATH."""
+    path = os.environ.get("BENCH_PROFILE")
+    if not path or step not in (2, 3):
+        return
+    import torch
+
+    if step == 2:
+        _state["prof"] = torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True
+        )
+        _state["prof"].__enter__()
+        return
+    prof = _state.pop("prof")
+    prof.__exit__(None, None, None)
+    events = prof.key_averages()
+    with open(path, "w") as f:
+        f.write(f"ops: {sum(e.count for e in events)}\n")
+        f.write(events.table(sort_by="self_cpu_time_total", row_limit=60, max_name_column_width=60))
+        f.write(events.table(sort_by="count", row_limit=40, max_name_column_width=60))
+        by_shape = prof.key_averages(group_by_input_shape=True)
+        f.write(by_shape.table(sort_by="self_cpu_time_total", row_limit=80, max_name_column_width=50))
+
+
 def _after_step(optimizer, args, kwargs):
     _state["steps"] += 1
+    _profile(_state["steps"])
     record = {"t": time.time(), "hwm_kib": _status_kib("VmHWM"), "rss_kib": _status_kib("VmRSS")}
     if _state["steps"] == 1:
         try:
