@@ -46,7 +46,13 @@ ARCHS = ("tiny", "tiny-sdxl", "sd15", "sdxl")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from bench_sdscripts import RECIPE
+
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="--reference sd-scripts: " + RECIPE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--arch", choices=ARCHS, default="tiny")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--batch", type=int, help="images per step (tiny: the demo's 2, else 1)")

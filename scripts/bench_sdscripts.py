@@ -16,19 +16,7 @@ optimizer step: s/step is the median step after the warm-up steps (model loading
 latent caching excluded), time to first step is from process start, and peak RSS is the
 process's own (VmHWM), over the whole run and over the steps alone.
 
-The sd-scripts environment (the recipe used for BENCHMARKS.md, sd-scripts main 48d368f):
-
-    python -m venv SD_VENV
-    SD_VENV/bin/pip install torch==2.13.0              # the CPU wheel; never a bare `torch`
-    grep -v -E '^(bitsandbytes|-e \\.)' DIR/requirements.txt > req.txt  # bitsandbytes: CUDA only
-    SD_VENV/bin/pip install -r req.txt                 # its pins (transformers 4.54.1,
-                                                       # diffusers 0.32.1, accelerate 1.6.0) work
-    SD_VENV/bin/pip install --no-deps -e DIR           # its `library` package
-    SD_VENV/bin/pip install --no-deps torchvision==0.28.0   # the release paired with torch 2.13
-    # torchvision's PyPI wheel is a CUDA build whose ops library cannot load beside the CPU
-    # torch, and its fake-kernel registrations then fail at import; sd-scripts only uses
-    # torchvision.transforms, so empty that one file:
-    echo '' > SD_VENV/lib/python3.11/site-packages/torchvision/_meta_registrations.py
+The sd-scripts environment: RECIPE below (also in `bench.py --help` and BENCHMARKS.md).
 
 No network is needed: the tokenizer is given through sd-scripts' --tokenizer_cache_dir as
 a folder built from the CLIP BPE vocabulary in the open-clip-torch wheel
@@ -49,6 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024**3
 IMAGES, RESOLUTION, RANK, ALPHA = 12, 256, 4, 1
 TOKENIZER_FOLDER = "openai_clip-vit-large-patch14"  # sd-scripts' cache name for TOKENIZER_ID
+RECIPE = """The sd-scripts environment (the recipe used for BENCHMARKS.md, sd-scripts main 48d368f):
+
+    python -m venv SD_VENV
+    SD_VENV/bin/pip install torch==2.13.0              # the CPU wheel; never a bare `torch`
+    grep -v -E '^(bitsandbytes|-e \\.)' DIR/requirements.txt > req.txt  # bitsandbytes: CUDA only
+    SD_VENV/bin/pip install -r req.txt                 # its pins (transformers 4.54.1,
+                                                       # diffusers 0.32.1, accelerate 1.6.0) work
+    SD_VENV/bin/pip install --no-deps -e DIR           # its `library` package
+    SD_VENV/bin/pip install --no-deps torchvision==0.28.0   # the release paired with torch 2.13
+    # torchvision's PyPI wheel is a CUDA build whose ops library cannot load beside the CPU
+    # torch, and its fake-kernel registrations then fail at import; sd-scripts only uses
+    # torchvision.transforms, so empty that one file:
+    echo '' > SD_VENV/lib/python3.11/site-packages/torchvision/_meta_registrations.py
+"""
 
 
 def write_model(path: Path, seed: int = 0) -> None:
