@@ -9,6 +9,12 @@ process of its own (scripts/bench_worker.py) so that its peak memory is its own.
 warm-up steps the two take turns, one step at a time, the order swapped every round, so a
 noisy, shared machine slows both alike; the seconds per step are the medians.
 
+`--reference sd-scripts --sd-scripts DIR --sd-scripts-python PY` compares with
+kohya-ss/sd-scripts' train_network.py instead: whole runs of both programs alternate on
+the same random SD1.5 checkpoint, images and settings (scripts/bench_sdscripts.py: the
+settings, and the recipe of sd-scripts' own venv); the JSON's `ours` / `reference` hold
+`s_per_step`, `first_step_s` and `peak_rss_gib`.
+
 `tiny` defaults to the demo preset's settings (presets/demo.json: batch 2, 128 px, rank 8,
 fp32, text encoder trained, latents cached); `sd15` / `sdxl` default to rank 16, the U-Net
 only, bf16 on a GPU, and gradient checkpointing for SDXL. `--first-step` also times the
@@ -32,13 +38,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "scripts") not in sys.path:  # scripts/ is not a package; its modules import by name
     sys.path.insert(0, str(ROOT / "scripts"))
-from bench_report import add_flops, load_average, machine, print_report, summary  # noqa: E402
+from bench_report import add_flops, load_average, machine, print_report, print_sd_scripts_report, summary  # noqa: E402
+
+MARK = "TRAINER_SET_OMP_WAIT_POLICY"  # trainer/run/cpu_threads.py's mark of its own value
 
 ARCHS = ("tiny", "tiny-sdxl", "sd15", "sdxl")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from bench_sdscripts import RECIPE
+
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="--reference sd-scripts: " + RECIPE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--arch", choices=ARCHS, default="tiny")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--batch", type=int, help="images per step (tiny: the demo's 2, else 1)")
@@ -75,6 +89,26 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="give the reference our CPU-thread defaults too (trainer/run/cpu_threads.py), "
         "to compare the training steps alone",
+    )
+    p.add_argument(
+        "--reference",
+        choices=["diffusers-peft", "sd-scripts"],
+        default="diffusers-peft",
+        help="what to compare with: the diffusers + peft recipe (steps alternate in two "
+        "processes), or kohya-ss/sd-scripts' train_network.py (whole runs alternate; CPU, "
+        "full-size SD1.5 at 256 px: scripts/bench_sdscripts.py, which has its venv recipe)",
+    )
+    p.add_argument("--sd-scripts", metavar="DIR", help="an sd-scripts checkout (--reference sd-scripts)")
+    p.add_argument(
+        "--sd-scripts-python",
+        metavar="PY",
+        help="the Python of sd-scripts' own venv (default DIR/venv/bin/python)",
+    )
+    p.add_argument("--runs", type=int, default=2, help="sd-scripts: whole runs per side, alternating")
+    p.add_argument(
+        "--model-file",
+        metavar="PATH",
+        help="sd-scripts: the random SD1.5 checkpoint to reuse (written there if missing)",
     )
     p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
     p.add_argument("--json", type=Path, help="write the results here")
@@ -135,7 +169,7 @@ def write_dataset(root: Path, images: int, resolution: int) -> Path:
 def side_env() -> dict[str, str]:
     """A side's environment: this one without OMP_WAIT_POLICY, so that ours chooses its own
     (trainer/run/cpu_threads.py) and the reference runs with libgomp's stock one."""
-    return {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", MARK)}
 
 
 class Worker:
@@ -316,12 +350,31 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_sd_scripts(args: argparse.Namespace) -> dict:
+    """ours vs sd-scripts' train_network.py, whole runs alternating (scripts/bench_sdscripts.py)."""
+    from bench_sdscripts import compare
+
+    if not args.sd_scripts:
+        raise SystemExit("--reference sd-scripts needs --sd-scripts DIR (and --sd-scripts-python PY)")
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="bench-sd-") as name:
+        report = compare(args, Path(name), write_dataset)
+    report["machine"] = {**machine("cpu"), "load_avg_1min": [load_before, load_average()]}
+    report["command"] = "python scripts/bench.py " + " ".join(sys.argv[1:])
+    report["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    if args.steps < 1 or args.warmup < 0:
-        raise SystemExit("--steps must be >= 1 and --warmup >= 0")
-    report = run(args)
-    print_report(report)
+    if args.steps < 1 or args.warmup < 0 or args.runs < 1:
+        raise SystemExit("--steps and --runs must be >= 1 and --warmup >= 0")
+    if args.reference == "sd-scripts":
+        report = run_sd_scripts(args)
+        print_sd_scripts_report(report)
+    else:
+        report = run(args)
+        print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")

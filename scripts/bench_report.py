@@ -89,3 +89,23 @@ def print_report(report: dict) -> None:
             f"  demo time to first step: {report['demo_time_to_first_step_s']} s "
             f"(the one-step run used {report['demo_one_step_run_cpu_s']} CPU s)"
         )
+
+
+def print_sd_scripts_report(report: dict) -> None:
+    """The lines a person reads after `--reference sd-scripts`."""
+    s = report["settings"]
+    print(
+        f"sd15 (random weights) on cpu, {s['images']} images at {s['resolution']} px, batch 1, "
+        f"rank {s['rank']} / alpha {s['alpha']}, U-Net + TE, {s['precision']}, {s['threads']} threads; "
+        f"{s['runs']} runs per side, {s['steps']} steps after {s['warmup']} warm-up"
+    )
+    for side, name in (("ours", "ours"), ("reference", "sd-scripts")):
+        r = report[side]
+        print(
+            f"  {name:10} {r['s_per_step']:.3f} s/step  peak RSS {r['peak_rss_gib']:.2f} GiB  "
+            f"first step {r['first_step_s']:.1f} s"
+        )
+    print(
+        f"  ratio ours / sd-scripts: {report['ratio']} (s/step), {report['memory_ratio']} (peak RSS), "
+        f"{report['first_step_ratio']} (first step); load average {report['machine']['load_avg_1min']}"
+    )

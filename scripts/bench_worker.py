@@ -36,12 +36,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Each side starts the way its users start it: ours like `python -m trainer` (the trainer
-# package loads before torch and sets its CPU-thread defaults, trainer/run/cpu_threads.py), the
-# reference like a plain diffusers script (torch first, libgomp's stock settings), unless
-# --same-env gives it our defaults too.
+# package loads before torch and decides how idle threads wait from the preset's threads,
+# trainer/run/cpu_threads.py), the reference like a plain diffusers script (torch first,
+# libgomp's stock settings), unless --same-env gives it our decision too.
 _SIDE = sys.argv[sys.argv.index("--side") + 1 :][:1] if "--side" in sys.argv else []
 if _SIDE == ["ours"] or "--same-env" in sys.argv:
-    import trainer  # noqa: F401
+    from trainer.run.cpu_threads import apply_cpu_thread_defaults
+
+    _threads = json.loads(sys.argv[sys.argv.index("--preset") + 1]).get("num_cpu_threads_per_process")
+    apply_cpu_thread_defaults(threads=_threads, processes=1)
 
 import torch  # noqa: E402 - after the trainer, on our side (see above)
 from bench_models import build_models  # noqa: E402 - scripts/ is on the path when run as a script

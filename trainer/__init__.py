@@ -9,8 +9,9 @@ Layers, each importing only those below it (tests/test_layout.py keeps it so):
     config/                                         the one schema; imports nothing else
 
 Importing the package first sets how idle CPU threads wait, before anything imports torch
-(libgomp reads it once, at load): they sleep instead of spinning when the CPU is already
-busy with other work (trainer/run/cpu_threads.py; a value set in the environment is kept).
+(libgomp reads it once, at load): they sleep at once only when the run's threads outnumber
+the cores, from OMP_NUM_THREADS and a launcher's process count; `python -m trainer` decides
+again from the preset (trainer/run/cpu_threads.py; a value set in the environment is kept).
 """
 
 from trainer.run.cpu_threads import apply_cpu_thread_defaults

@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return _refused(args, exc)
     if args.resume is not None:
         cfg.resume = args.resume
+    if not args.dry_run:  # torch is not loaded yet: how idle threads wait, from the preset
+        from trainer.run.cpu_threads import apply_cpu_thread_defaults
+
+        apply_cpu_thread_defaults(threads=cfg.num_cpu_threads_per_process, processes=cfg.num_processes)
     if cfg.num_processes > 1 and not args.dry_run:
         from trainer.launch import under_launcher
 

@@ -44,6 +44,8 @@ def accelerate_command(
         cfg.mixed_precision,
         "--dynamo_backend",
         "no",
+        "--num_cpu_threads_per_process",  # as Kohya's GUI passes it: OMP_NUM_THREADS per process
+        str(cfg.num_cpu_threads_per_process),
     ]
     gpu_ids = gpu_id_list(cfg.gpu_ids)
     if gpu_ids:

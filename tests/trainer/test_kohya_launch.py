@@ -29,6 +29,7 @@ def test_kohya_accelerate_settings_load_and_build_the_launch_arguments():
     ]
     assert cmd[cmd.index("--gpu_ids") + 1] == "0,1"
     assert cmd[cmd.index("--main_process_port") + 1] == "29600"
+    assert cmd[cmd.index("--num_cpu_threads_per_process") + 1] == str(cfg.num_cpu_threads_per_process)
     assert cmd[-5:] == ["trainer", "--config", "run.json", "--events", "jsonl"]
     assert all(isinstance(part, str) for part in cmd)  # an argument list, never a shell string
 

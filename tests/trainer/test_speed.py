@@ -17,28 +17,44 @@ from trainer.run.speed import apply_speed_options, unet_blocks
 from trainer.transfer import to_device
 
 
-def test_idle_cpu_threads_sleep_only_when_the_cpu_is_already_busy() -> None:
-    assert wait_policy_for(load=1.0, cores=2) == "PASSIVE"  # one other busy process
-    assert wait_policy_for(load=0.3, cores=2) is None  # stock spinning: fastest when idle
-    assert wait_policy_for(load=7.9, cores=16) is None
-    assert wait_policy_for(load=0.5, cores=0) == "PASSIVE"
+def test_idle_threads_sleep_only_when_the_run_asks_for_more_threads_than_cores() -> None:
+    assert wait_policy_for(threads=2, processes=1, cores=2) is None  # the runtime's default
+    assert wait_policy_for(threads=4, processes=1, cores=2) == "PASSIVE"
+    assert wait_policy_for(threads=2, processes=2, cores=2) == "PASSIVE"  # two processes
+    assert wait_policy_for(threads=8, processes=2, cores=16) is None
+    assert wait_policy_for(threads=None, processes=1, cores=2) is None  # torch's: one per core
 
 
-def test_a_wait_policy_the_user_set_is_kept(monkeypatch) -> None:
-    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert apply_cpu_thread_defaults(env) is None and env == {"OMP_WAIT_POLICY": "ACTIVE"}
+def test_the_decision_does_not_depend_on_the_load_average(monkeypatch) -> None:
+    for load in (0.0, 99.0):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        env = {"OMP_NUM_THREADS": "2"}
+        assert apply_cpu_thread_defaults(env, cores=2) is None and env == {"OMP_NUM_THREADS": "2"}
+
+
+def test_a_launchers_environment_and_the_preset_both_count() -> None:
+    env = {"OMP_NUM_THREADS": "2", "LOCAL_WORLD_SIZE": "2"}  # accelerate launch, 2 processes
+    assert apply_cpu_thread_defaults(env, cores=2) == "PASSIVE" and env["OMP_WAIT_POLICY"] == "PASSIVE"
     env = {}
-    assert apply_cpu_thread_defaults(env) == "PASSIVE" and env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert apply_cpu_thread_defaults(env, threads=3, processes=1, cores=2) == "PASSIVE"
+    # ours, not the user's: the preset read later may take it back
+    assert apply_cpu_thread_defaults(env, threads=2, processes=1, cores=2) is None
+    assert "OMP_WAIT_POLICY" not in env
+
+
+def test_a_wait_policy_the_user_set_is_kept() -> None:
+    for value in ("ACTIVE", "PASSIVE"):
+        env = {"OMP_WAIT_POLICY": value}
+        assert apply_cpu_thread_defaults(env, threads=1, processes=1, cores=2) is None
+        assert apply_cpu_thread_defaults(env, threads=8, processes=1, cores=2) is None
+        assert env == {"OMP_WAIT_POLICY": value}
 
 
 def test_the_policy_is_set_when_the_package_loads_before_torch() -> None:
     # libgomp reads it once, when torch loads: `import trainer` must come first and set it.
-    code = (
-        "import os; os.getloadavg = lambda: (64.0, 64.0, 64.0); import trainer, sys; "
-        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
-    )
+    code = "import os, sys, trainer; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update({"OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": str(2 * (os.cpu_count() or 1))})
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,

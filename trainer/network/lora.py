@@ -145,8 +145,7 @@ class LoRAModule(nn.Module):
                 mask = mask[:, None, :]
             h = h * mask.to(h.dtype)
             scale = scale / (1.0 - self.rank_dropout)
-        delta = self.lora_up(h) * (self.multiplier * scale)
-        return out + delta.to(out.dtype)
+        return _add_up(out, h, self.lora_up, self.multiplier * scale)
 
     # -- merging ---------------------------------------------------------------------
     def delta_weight(self) -> Tensor:
@@ -184,3 +183,24 @@ class LoRAModule(nn.Module):
     def extra_repr(self) -> str:
         alpha = self.scale * self.rank
         return f"name={self.lora_name}, rank={self.rank}, alpha={alpha:g}, multiplier={self.multiplier}"
+
+
+def _add_up(out: Tensor, h: Tensor, up: nn.Module, scale: float) -> Tensor:
+    """out + up(h) * scale. When the dtypes agree, as one (b)addmm: the product, the scaling
+    and the sum in one pass over the output, where the plain form makes three (a matmul or a
+    1x1 conv, which on a CPU takes the slow unfolding path for so few input channels, then
+    a multiply and an add); the same result up to float rounding."""
+    if out.dtype == h.dtype == up.weight.dtype:
+        if isinstance(up, nn.Linear):
+            flat = torch.addmm(
+                out.reshape(-1, out.shape[-1]), h.reshape(-1, h.shape[-1]), up.weight.t(), alpha=scale
+            )
+            return flat.view(out.shape)
+        if out.dim() == 4 and h.shape[2:] == out.shape[2:]:  # the 1x1 up conv: (B, r, H, W) -> (B, C, H, W)
+            b, c = out.shape[:2]
+            weight = up.weight.view(1, c, -1).expand(b, -1, -1)
+            return torch.baddbmm(
+                out.reshape(b, c, -1), weight, h.reshape(b, h.shape[1], -1), alpha=scale
+            ).view(out.shape)
+    delta = up(h) * scale
+    return out + delta.to(out.dtype)
