@@ -151,16 +151,24 @@ def _dry_run(args: argparse.Namespace, cfg: TrainingConfig, warnings: list[str])
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "queue":  # python -m trainer queue ... (trainer.queue.cli)
+def _subcommand(argv: list[str]) -> int | None:
+    """`python -m trainer queue ...` (trainer.queue.cli) and `... grid ...`
+    (trainer.sampling.grid_cli); None for the training command."""
+    if argv and argv[0] == "queue":
         from trainer.queue.cli import main as queue_main
 
         return queue_main(argv[1:])
-    if argv and argv[0] == "grid":  # python -m trainer grid ... (trainer.sampling.grid_cli)
+    if argv and argv[0] == "grid":
         from trainer.sampling.grid_cli import main as grid_main
 
         return grid_main(argv[1:])
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if (code := _subcommand(argv)) is not None:
+        return code
     args = _args(argv)
     try:
         cfg, warnings = load_preset(args.config)
