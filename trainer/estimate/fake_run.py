@@ -126,16 +126,9 @@ class EstimateRun(Run):
         self.bucket, self.batch_size = bucket, max(1, int(cfg.train_batch_size))
         self.captions = [f"a photo of sks {i}" for i in range(self.batch_size)]
         # the run's rules (RunData._make_data): which caches exist
-        cacheable = not (cfg.random_crop or cfg.color_aug)
-        use_cache = (cfg.cache_latents or cfg.cache_latents_to_disk) and cacheable
-        captions_fixed = not (
-            cfg.shuffle_caption
-            or cfg.caption_dropout_rate > 0
-            or cfg.enable_wildcard
-            or cfg.caption_dropout_every_n_epochs > 0
-            or cfg.caption_tag_dropout_rate > 0
-        )
-        cache_text = cfg.cache_text_encoder_outputs or (captions_fixed and not self.train_te)
+        from trainer.run.data import caches_latents, caches_text
+
+        use_cache, cache_text = caches_latents(cfg), caches_text(cfg, self.train_te)
         w, h = bucket
         self.mask_cache = {} if cfg.masked_loss else None
         self.latent_cache, self.latent_bytes = None, 0

@@ -78,9 +78,7 @@ class RunData:
         )
         if too_long:  # the tokenizer would cut them silently
             self.emit(Event("warning", {"message": too_long}))
-        # random_crop / color_aug change the image every time: nothing to cache (checks say so)
-        cacheable = not (cfg.random_crop or cfg.color_aug)
-        use_cache = (cfg.cache_latents or cfg.cache_latents_to_disk) and cacheable
+        use_cache = caches_latents(cfg)
         self.mask_cache: dict | None = {} if cfg.masked_loss else None
         if cfg.masked_loss:
             self._check_masks()
@@ -94,16 +92,7 @@ class RunData:
             rank=self.acc.process_index,
             world=self.acc.num_processes,
         )
-        captions_fixed = not (
-            cfg.shuffle_caption
-            or cfg.caption_dropout_rate > 0
-            or cfg.enable_wildcard
-            or cfg.caption_dropout_every_n_epochs > 0
-            or cfg.caption_tag_dropout_rate > 0
-        )
-        # The checks made sure the explicit setting only comes with a frozen TE and fixed captions.
-        cache_text = cfg.cache_text_encoder_outputs or (captions_fixed and not self.train_te)
-        self.text_cache = self._cache_text() if cache_text else None
+        self.text_cache = self._cache_text() if caches_text(cfg, self.train_te) else None
         if self.text_cache is not None and not self.train_te:
             for te in self.models.text_encoders:
                 te.to("cpu")  # no longer needed on the GPU
@@ -204,6 +193,26 @@ class RunData:
             ).float()
         # copies that do not wait for the GPU: the host queues this step during the last one
         return to_device(latents, self.device), to_device(time_ids, self.device)
+
+
+def caches_latents(cfg: TrainingConfig) -> bool:
+    """Whether the run caches latents: asked for, and no random_crop / color_aug (they
+    change the image every time; the checks say so)."""
+    return (cfg.cache_latents or cfg.cache_latents_to_disk) and not (cfg.random_crop or cfg.color_aug)
+
+
+def caches_text(cfg: TrainingConfig, train_te: bool) -> bool:
+    """Whether the run caches text-encoder outputs: asked for (the checks made sure that only
+    comes with a frozen TE and fixed captions), or by itself when the TE is frozen and no
+    caption changes between epochs (no shuffle, dropout or wildcards)."""
+    captions_fixed = not (
+        cfg.shuffle_caption
+        or cfg.caption_dropout_rate > 0
+        or cfg.enable_wildcard
+        or cfg.caption_dropout_every_n_epochs > 0
+        or cfg.caption_tag_dropout_rate > 0
+    )
+    return cfg.cache_text_encoder_outputs or (captions_fixed and not train_te)
 
 
 def _warn(emit: EventCallback, message: str) -> None:
