@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,16 +22,12 @@ from typing import Any
 from lora_gui.i18n import LANGS, tab_name
 from trainer.config import TABS
 
+from .gui_server import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DEMO_PRESET = ROOT / "presets" / "demo.json"
 LINE_MARKS = "#run-loss svg [aria-roledescription='line mark']"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -55,7 +49,7 @@ def studio(work: Path, tiny_model: Path, dataset: Path, *flags: str) -> Iterator
         shutil.copytree(tiny_model, work / "demo" / "model")  # while the server imports gradio
         shutil.copytree(dataset, work / "demo" / "dataset")
         url = f"http://127.0.0.1:{port}/"
-        _wait_for(url, proc, log)
+        wait_for(url, proc, log, timeout=180)
         yield url
     finally:
         proc.terminate()
@@ -63,20 +57,6 @@ def studio(work: Path, tiny_model: Path, dataset: Path, *flags: str) -> Iterator
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"gui.py exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"gui.py did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 def open_page(browser: Any, url: str, locale: str = "en-US") -> Any:

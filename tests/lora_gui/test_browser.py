@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .gui_fakes import free_port
+from .gui_server import wait_for
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip(
@@ -40,20 +40,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT = Path("/tmp/gui.png")
 LAST_PAGE = Path("/tmp/gui_last_test.png")
-
-
-def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"gui.py exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"gui.py did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
