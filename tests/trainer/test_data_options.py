@@ -295,3 +295,29 @@ def test_batches_a_resumed_run_already_trained_are_not_loaded(tmp_path, workers)
     assert [b["indices"] for b in resumed[1:]] == full[1:]
     if workers == 0:  # (a worker process has its own copy of the class)
         assert loaded == full[1]
+
+
+@pytest.mark.parametrize("previews", [False, True])
+def test_with_latents_cached_the_run_frees_the_vae_parts_it_will_not_use(tmp_path, tiny_model, previews):
+    """After caching, the encoder is never used again; the decoder only for previews. A run
+    frees what it will not use (CPU RAM), never parts of models it was handed."""
+    from trainer.models import load_models
+    from trainer.run.train import Run
+
+    over = {"sample_prompts": "a toy --w 64 --h 64 --s 2", "sample_every_n_steps": 1} if previews else {}
+    cfg, _ = make_config(
+        tmp_path,
+        pretrained_model_name_or_path=str(tiny_model("sd15")),
+        cache_latents=True,
+        optimizer="AdamW",
+        **over,
+    )
+    prepared = resolve_dataset(cfg)
+    run = Run(cfg, plan_dataset(prepared), prepared, lambda event: None, threading.Event())
+    run.prepare()
+    assert run.latent_cache and run.models.vae.encoder is None
+    assert (run.models.vae.decoder is not None) is previews
+    handed = load_models(cfg.pretrained_model_name_or_path)
+    again = Run(cfg, plan_dataset(prepared), prepared, lambda event: None, threading.Event())
+    again.prepare(handed)
+    assert handed.vae.encoder is not None and handed.vae.decoder is not None

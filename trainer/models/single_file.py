@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from trainer.models.checkpoint_kind import VAE, needs_more_message, read_header
@@ -39,6 +38,7 @@ from trainer.models.ldm_layout import (
     text_source,
     vae_source,
 )
+from trainer.models.safetensors_reader import SafetensorsReader
 from trainer.models.tokenizer import build_clip_tokenizer
 from trainer.network.kohya_names import SgmLayout
 
@@ -86,12 +86,8 @@ def open_tensors(path: Path) -> Iterator[TensorFile]:
     """Open a checkpoint for reading; every failure is a ModelLoadError for the user."""
     header = read_header(path)
     if header.container == "safetensors":
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118 (not a dict)
-                yield TensorFile(shapes, handle.get_tensor)
-        except SafetensorError as err:
-            raise ModelLoadError(f"{path} cannot be read ({err}); download it again.") from err
+        with SafetensorsReader(path) as reader:
+            yield TensorFile(reader.shapes, reader.get)
         return
     state = _torch_load(path)
     shapes = {k: tuple(v.shape) for k, v in state.items()}

@@ -21,6 +21,7 @@ import torch
 
 from trainer.config import TrainingConfig, parse_resolution
 from trainer.events import Event, EventCallback
+from trainer.run.data import previews_wanted
 from trainer.sampling.prompts import read_sample_prompts, sampling_due
 
 
@@ -41,8 +42,7 @@ class RunOutputs:
     ):
         self.cfg, self.emit, self.optimizer = cfg, emit, optimizer
         self.sampler = None
-        scheduled = cfg.sample_every_n_steps > 0 or cfg.sample_every_n_epochs > 0 or cfg.sample_at_first
-        self.sampling = bool(scheduled and cfg.sample_prompts.strip())  # on every process
+        self.sampling = previews_wanted(cfg)  # on every process
         if is_main and self.sampling:
             from trainer.sampling.preview import Sampler
 

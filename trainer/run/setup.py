@@ -74,6 +74,7 @@ class RunSetup(RunData):
             if on_gpu
             else torch.float32
         )
+        self.owns_models = models is None  # only then may the run free parts it no longer needs
         self.models = m = models or load_models(
             cfg.pretrained_model_name_or_path,
             v2=cfg.v2,
