@@ -110,6 +110,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="sd-scripts: the random SD1.5 checkpoint to reuse (written there if missing)",
     )
+    p.add_argument(
+        "--model-precision",
+        choices=("fp16", "fp32"),
+        default="fp16",
+        help="sd-scripts: the checkpoint's stored precision when it is written (fp16 as most "
+        "downloads; fp32 as the official SD1.5 v1-5-pruned-emaonly file)",
+    )
     p.add_argument("--first-step", action="store_true", help="also time the demo to its first step")
     p.add_argument("--json", type=Path, help="write the results here")
     return p.parse_args(argv)

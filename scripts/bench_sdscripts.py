@@ -53,7 +53,7 @@ RECIPE = """The sd-scripts environment (the recipe used for BENCHMARKS.md, sd-sc
 """
 
 
-def write_model(path: Path, seed: int = 0) -> None:
+def write_model(path: Path, seed: int = 0, precision: str = "fp16") -> None:
     """The random full-size SD1.5 checkpoint both sides load (run in a process of its own:
     building it takes ~4 GiB that the benchmark's own process should not keep)."""
     sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
@@ -66,7 +66,8 @@ def write_model(path: Path, seed: int = 0) -> None:
     m = build_models("sd15", seed=seed)
     components = {"unet": m.unet, "vae": m.vae, "text_encoder": m.text_encoders[0]}
     state = to_original_layout(components, "sd1")
-    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if precision == "fp16":
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
@@ -173,10 +174,11 @@ def compare(args, tmp: Path, write_dataset) -> dict:
     sd_python = args.sd_scripts_python or str(sd_dir / "venv" / "bin" / "python")
     if not (sd_dir / "train_network.py").is_file():
         raise SystemExit(f"--sd-scripts {sd_dir}: no train_network.py there")
-    model = Path(args.model_file) if args.model_file else tmp / "sd15-random.safetensors"
+    precision = getattr(args, "model_precision", "fp16")
+    model = Path(args.model_file) if args.model_file else tmp / f"sd15-random-{precision}.safetensors"
     if not model.exists():
-        print(f"writing the random SD1.5 checkpoint to {model} ...", file=sys.stderr)
-        subprocess.run([sys.executable, __file__, "write-model", str(model)], check=True, cwd=ROOT)
+        print(f"writing the random SD1.5 checkpoint ({precision}) to {model} ...", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "write-model", str(model), precision], check=True, cwd=ROOT)
     data = write_dataset(tmp / "data", images=IMAGES, resolution=RESOLUTION)
     tokenizers = write_tokenizer(tmp / "tokenizers")
     threads = args.threads or 2
@@ -241,10 +243,11 @@ def compare(args, tmp: Path, write_dataset) -> dict:
             "warmup": args.warmup,
             "runs": args.runs,
             "model": str(model),
+            "model_precision": precision if not args.model_file else "as in --model-file",
         },
     }
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["write-model"]:
-        write_model(Path(sys.argv[2]))
+        write_model(Path(sys.argv[2]), precision=(sys.argv[3:4] or ["fp16"])[0])
