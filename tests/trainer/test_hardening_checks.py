@@ -199,3 +199,22 @@ def test_the_events_and_the_log_of_a_run_show_no_token(tiny_model, tmp_path, cap
     assert TOKEN not in shown and WANDB not in shown and "the token ***" in shown
     log = (tmp_path / "logs" / "toy.log").read_text(encoding="utf-8")
     assert "401 for token ***" in log and TOKEN not in log and WANDB not in log
+
+
+def test_a_fine_model_is_not_a_warning(tiny_model, tmp_path, monkeypatch):
+    """Which model was found is no warning (the log said "warning: SD 1.x ..." for every model);
+    an SD2 file whose prediction type cannot be known still is, with its advice."""
+    import trainer.models
+    from trainer.models import ModelInfo
+    from trainer.run.preflight import run_preflight
+
+    data = make_toy_dataset(tmp_path / "data", n=2)
+    cfg, _ = config_from_dict(toy_settings(tiny_model("sd15"), data, tmp_path / "out"))
+    problems, warnings = run_preflight(cfg)
+    assert not problems and not any("diffusers model" in w or "SD 1.x" in w for w in warnings)
+
+    message = "SD 2.x single-file checkpoint x. v-prediction cannot be read from the weights"
+    sd2 = ModelInfo("sd2", False, "single-file", message, "x", "", 0)
+    monkeypatch.setattr(trainer.models, "detect_model", lambda path: sd2)
+    _, warnings = run_preflight(cfg)
+    assert message in warnings

@@ -129,7 +129,7 @@ def _model_checks(cfg: TrainingConfig) -> tuple[list[Problem], list[str]]:
 
         try:
             info = detect_model(model)
-            if info.message:
+            if info.arch == "sd2" and not info.v_prediction_hint:  # the one case with advice in it
                 warnings.append(info.message)
         except ModelLoadError as exc:
             problems.append(Problem("pretrained_model_name_or_path", str(exc)))
