@@ -259,6 +259,8 @@ def sides(s: dict, sd_dir: Path, sd_python: str, files: dict, threads: int, step
     base = {
         k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "TRAINER_SET_OMP_WAIT_POLICY")
     }
+    if s["device"] == "cpu":
+        base["CUDA_VISIBLE_DEVICES"] = ""  # both programs take a GPU whenever they see one
     args = sd_scripts_args(files["model"], files["data"], tmp / "out_sd", files["tokenizers"], steps, s)
     return {
         "ours": (

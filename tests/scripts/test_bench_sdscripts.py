@@ -146,6 +146,11 @@ def test_only_full_size_archs_and_the_carried_packages_stay_on_the_path(
     assert command[:2] == ["/py", "/sd/sdxl_train_network.py"] and cwd == Path("/sd")
     assert env["PYTHONPATH"] == f"/sd{os.pathsep}/tmp/site" and env["OMP_NUM_THREADS"] == "8"
     assert json.loads((tmp_path / "ours.json").read_text())["sdxl"] is True
+    assert env.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")  # cuda: as given
+    cpu = sd.sides(sd.settings(), Path("/sd"), "/py", files, 2, 11)
+    assert all(
+        env["CUDA_VISIBLE_DEVICES"] == "" for _, env, _ in cpu.values()
+    )  # --device cpu even on a GPU box
 
 
 def test_the_random_checkpoint_has_the_sdxl_layout(script, tmp_path: Path) -> None:
