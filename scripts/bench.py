@@ -95,8 +95,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         choices=["diffusers-peft", "sd-scripts"],
         default="diffusers-peft",
         help="what to compare with: the diffusers + peft recipe (steps alternate in two "
-        "processes), or kohya-ss/sd-scripts' train_network.py (whole runs alternate; CPU, "
-        "full-size SD1.5 at 256 px: scripts/bench_sdscripts.py, which has its venv recipe)",
+        "processes), or kohya-ss/sd-scripts' train_network.py (whole runs alternate; full-size "
+        "sd15/sdxl, by default on CPU at 256 px: scripts/bench_sdscripts.py, which has its venv recipe)",
     )
     p.add_argument("--sd-scripts", metavar="DIR", help="an sd-scripts checkout (--reference sd-scripts)")
     p.add_argument(
@@ -108,7 +108,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--model-file",
         metavar="PATH",
-        help="sd-scripts: the random SD1.5 checkpoint to reuse (written there if missing)",
+        help="sd-scripts: the random sd15/sdxl checkpoint to reuse (written there if missing)",
     )
     p.add_argument(
         "--model-precision",
@@ -366,7 +366,7 @@ def run_sd_scripts(args: argparse.Namespace) -> dict:
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-sd-") as name:
         report = compare(args, Path(name), write_dataset)
-    report["machine"] = {**machine("cpu"), "load_avg_1min": [load_before, load_average()]}
+    report["machine"] = {**machine(args.device), "load_avg_1min": [load_before, load_average()]}
     report["command"] = "python scripts/bench.py " + " ".join(sys.argv[1:])
     report["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     return report

@@ -95,17 +95,22 @@ def print_sd_scripts_report(report: dict) -> None:
     """The lines a person reads after `--reference sd-scripts`."""
     s = report["settings"]
     print(
-        f"sd15 (random weights) on cpu, {s['images']} images at {s['resolution']} px, batch 1, "
-        f"rank {s['rank']} / alpha {s['alpha']}, U-Net + TE, {s['precision']}, {s['threads']} threads; "
+        f"{s.get('arch', 'sd15')} (random weights) on {s.get('device', 'cpu')}, {s['images']} images at "
+        f"{s['resolution']} px, batch {s.get('batch', 1)}, rank {s['rank']} / alpha {s['alpha']}, "
+        f"{'U-Net + TE' if s.get('train_text_encoder', True) else 'U-Net only'}, {s['precision']}, "
+        f"{'gradient checkpointing, ' if s.get('gradient_checkpointing') else ''}{s['threads']} threads; "
         f"{s['runs']} runs per side, {s['steps']} steps after {s['warmup']} warm-up"
     )
     for side, name in (("ours", "ours"), ("reference", "sd-scripts")):
         r = report[side]
+        vram = f"  peak GPU {r['peak_vram_gib']:.2f} GiB" if r.get("peak_vram_gib") is not None else ""
         print(
-            f"  {name:10} {r['s_per_step']:.3f} s/step  peak RSS {r['peak_rss_gib']:.2f} GiB  "
+            f"  {name:10} {r['s_per_step']:.3f} s/step  peak RSS {r['peak_rss_gib']:.2f} GiB{vram}  "
             f"first step {r['first_step_s']:.1f} s"
         )
+    vram_ratio = f", {report['vram_ratio']} (peak GPU memory)" if report.get("vram_ratio") is not None else ""
     print(
-        f"  ratio ours / sd-scripts: {report['ratio']} (s/step), {report['memory_ratio']} (peak RSS), "
+        f"  ratio ours / sd-scripts: {report['ratio']} (s/step), {report['memory_ratio']} (peak RSS)"
+        f"{vram_ratio}, "
         f"{report['first_step_ratio']} (first step); load average {report['machine']['load_avg_1min']}"
     )

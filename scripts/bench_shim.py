@@ -8,7 +8,10 @@ shim, each with its own Python, so that both are timed the same way: a global op
 step hook (torch.optim.optimizer.register_optimizer_step_post_hook) appends
 {"t": wall time, "hwm": peak RSS so far} to STEPS.jsonl after every step, and one
 {"exit": ...} line at exit. At the first step the process's peak RSS is recorded and reset
-(Linux /proc/self/clear_refs), so the later lines hold the peak of the steps alone.
+(Linux /proc/self/clear_refs), so the later lines hold the peak of the steps alone. When
+the program uses CUDA, each line also holds torch.cuda.max_memory_allocated ("vram_b",
+bytes; reset at the first step like the RSS), and the hook synchronises the GPU first, so
+that a step's time is the time its work took, not the time it took to queue it.
 
 It imports nothing but the standard library before the program does: torch is loaded by
 the program itself (our trainer decides its CPU-thread settings before that), and the hook
@@ -67,10 +70,25 @@ def _profile(step):
         f.write(by_shape.table(sort_by="self_cpu_time_total", row_limit=80, max_name_column_width=50))
 
 
+def _cuda():
+    """torch.cuda when this process has started using it, else None."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return cuda if cuda is not None and cuda.is_initialized() else None
+    except Exception:  # noqa: BLE001 - never break the program being timed
+        return None
+
+
 def _after_step(optimizer, args, kwargs):
     _state["steps"] += 1
     _profile(_state["steps"])
+    cuda = _cuda()
+    if cuda is not None:
+        cuda.synchronize()
     record = {"t": time.time(), "hwm_kib": _status_kib("VmHWM"), "rss_kib": _status_kib("VmRSS")}
+    if cuda is not None:
+        record["vram_b"] = cuda.max_memory_allocated()
     if _state["steps"] == 1:
         try:
             with open("/proc/self/clear_refs", "w") as f:
@@ -78,6 +96,8 @@ def _after_step(optimizer, args, kwargs):
             record["reset"] = True
         except OSError:
             record["reset"] = False
+        if cuda is not None:
+            cuda.reset_peak_memory_stats()
     _write(record)
 
 
@@ -92,7 +112,14 @@ def _import(name, *args, **kwargs):
 
 
 def _at_exit():
-    _write({"exit": time.time(), "hwm_kib": _status_kib("VmHWM"), "steps": _state["steps"]})
+    record = {"exit": time.time(), "hwm_kib": _status_kib("VmHWM"), "steps": _state["steps"]}
+    cuda = _cuda()
+    if cuda is not None:
+        try:
+            record["vram_b"] = cuda.max_memory_allocated()
+        except Exception:  # noqa: BLE001 - torch may be half torn down at exit
+            pass
+    _write(record)
     _out.close()
 
 

@@ -3,6 +3,8 @@
 #
 #   bash scripts/gpu_wheels.sh                                  # here: wheels into .whl/
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
+#   # with sd-scripts copied into .refs/sd-scripts (scripts/gpu_wheels.sh says how):
+#   run(command="PARTS=sdscripts bash scripts/gpu_check.sh", carry=[".whl", ".refs"], timeout_s=540)
 #
 # On the GPU machine: installs the carried wheels (diffusers, pydantic, ... which its image
 # lacks) into /tmp/site, then
@@ -15,10 +17,17 @@
 #  2. the gpu-marked tests (no host waits, AdamW8bit and the bitsandbytes optimizers,
 #     xformers when present, channels-last + compile);
 #  3. while time is left, scripts/bench.py: SD1.5 at 512 px (batch 1 and 8), SDXL at
-#     1024 px (batch 1, gradient checkpointing), SD1.5 with channels-last and torch.compile.
+#     1024 px (batch 1, gradient checkpointing), SD1.5 with channels-last and torch.compile;
+#  4. while time is left, and only when .refs/sd-scripts holds an sd-scripts checkout:
+#     `scripts/bench.py --reference sd-scripts --device cuda` (ours beside sd-scripts'
+#     train_network.py / sdxl_train_network.py, both on this image's Python, bf16, SDPA,
+#     latents cached) for SD1.5 512 px batch 1 and batch 8, and SDXL 1024 px batch 1 with
+#     gradient checkpointing, into bench_sdscripts.json; without it, a line says it was not run.
+# PARTS (default "cases tests bench sdscripts") picks the parts: the four together never
+# leave time for step 4, so run it alone with PARTS=sdscripts.
 # Logs and JSON land in $OUT (at most 8 files come back: env.txt, cases.json, cases.log,
-# gpu_tests.log, bench.log, bench.json). It aims to finish in 8 minutes, so a rerun fits
-# in a 15-minute lease: each part has its own time limit.
+# gpu_tests.log, bench.log, bench.json, bench_sdscripts.json). It aims to finish in 8
+# minutes, so a rerun fits in a 15-minute lease: each part has its own time limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
@@ -26,6 +35,8 @@ mkdir -p "$OUT"
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1
 START=$SECONDS
+PARTS=${PARTS:-cases tests bench sdscripts}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if [ -d .whl ]; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -51,19 +62,24 @@ cat "$OUT/env.txt"
 BUDGET=470  # seconds: the whole check stays under 8 minutes
 
 # 1. The training cases, one process each (the driver skips one that would overrun).
-timeout 300 "$PY" scripts/gpu_cases.py --out "$OUT" --budget 280
-echo "gpu cases: exit $? ($((SECONDS - START)) s)"
+if part cases; then
+  timeout 300 "$PY" scripts/gpu_cases.py --out "$OUT" --budget 280
+  echo "gpu cases: exit $? ($((SECONDS - START)) s)"
+fi
 
 # 2. The gpu-marked tests (conftest skips them without CUDA; here they must run).
-timeout 100 "$PY" -m pytest tests/trainer/test_gpu.py -m gpu -q -rs -p no:cacheprovider \
-  > "$OUT/gpu_tests.log" 2>&1
-echo "gpu tests: exit $? ($((SECONDS - START)) s)"; tail -5 "$OUT/gpu_tests.log"
+if part tests; then
+  timeout 100 "$PY" -m pytest tests/trainer/test_gpu.py -m gpu -q -rs -p no:cacheprovider \
+    > "$OUT/gpu_tests.log" 2>&1
+  echo "gpu tests: exit $? ($((SECONDS - START)) s)"; tail -5 "$OUT/gpu_tests.log"
+fi
 
 # 3. Benchmarks while time is left; their JSON merged into one file (8 files come back).
 BENCH=/tmp/gpu_bench
 mkdir -p "$BENCH"
 bench() {  # name, time limit (s), bench arguments...; skipped when it would overrun BUDGET
   local name=$1 limit=$2; shift 2
+  part bench || return 0
   if [ $((SECONDS - START + limit)) -gt $BUDGET ]; then
     echo "bench $name: skipped, too little time left"; return
   fi
@@ -76,10 +92,42 @@ bench sdxl_b1 80 --arch sdxl --batch 1 --resolution 1024
 bench sd15_b8 50 --arch sd15 --batch 8 --resolution 512
 bench sd15_b1_channels_last 40 --arch sd15 --batch 1 --resolution 512 --set channels_last=true
 bench sd15_b1_compile 90 --arch sd15 --batch 1 --resolution 512 --set torch_compile=true
-"$PY" - "$BENCH" "$OUT/bench.json" <<'PY'
+
+# 4. sd-scripts beside ours, when a checkout was carried in .refs/sd-scripts (each setting
+# under its own time limit; the SD1.5 checkpoint is written once, for both batches).
+SD_SCRIPTS=.refs/sd-scripts
+SD_BENCH=/tmp/gpu_bench_sdscripts
+mkdir -p "$SD_BENCH"
+sdscripts() {  # name, time limit (s), bench arguments...; skipped when it would overrun BUDGET
+  local name=$1 limit=$2; shift 2
+  if [ $((SECONDS - START + limit)) -gt $BUDGET ]; then
+    echo "sd-scripts $name: skipped, too little time left"; return
+  fi
+  timeout "$limit" "$PY" scripts/bench.py --reference sd-scripts --device cuda \
+    --sd-scripts "$SD_SCRIPTS" --sd-scripts-python "$PY" --runs 1 --steps 8 --warmup 2 --threads 8 \
+    --json "$SD_BENCH/$name.json" "$@" >> "$OUT/bench.log" 2>&1
+  echo "sd-scripts $name: exit $? ($((SECONDS - START)) s)"
+}
+if ! part sdscripts; then
+  echo "sd-scripts comparison: not run (not in PARTS=\"$PARTS\")"
+elif [ ! -f "$SD_SCRIPTS/train_network.py" ]; then
+  echo "sd-scripts comparison: not run: no sd-scripts checkout in $SD_SCRIPTS (copy one there" \
+    "as scripts/gpu_wheels.sh says and carry \".refs\")"
+else
+  sdscripts sd15_512_b1 120 --arch sd15 --resolution 512 --batch 1 \
+    --model-file "$SD_BENCH/sd15-random-fp16.safetensors"
+  sdscripts sd15_512_b8 100 --arch sd15 --resolution 512 --batch 8 \
+    --model-file "$SD_BENCH/sd15-random-fp16.safetensors"
+  sdscripts sdxl_1024_b1_gc 200 --arch sdxl --resolution 1024 --batch 1 --gradient-checkpointing
+fi
+
+# The JSON of steps 3 and 4, each merged into one file (8 files come back).
+"$PY" - "$BENCH" "$OUT/bench.json" "$SD_BENCH" "$OUT/bench_sdscripts.json" <<'PY'
 import json, pathlib, sys
-runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))}
-pathlib.Path(sys.argv[2]).write_text(json.dumps(runs, indent=1))
+for folder, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(pathlib.Path(folder).glob("*.json"))}
+    if runs:
+        pathlib.Path(out).write_text(json.dumps(runs, indent=1))
 PY
 tail -40 "$OUT/bench.log" 2>/dev/null
 echo "done in $((SECONDS - START)) s"

@@ -47,7 +47,9 @@ def test_worst_case_fits_in_eight_minutes_and_eight_files_come_back() -> None:
     # The cases, then the tests; a bench starts only if it can end within BUDGET.
     assert cases_budget < cases_limit and cases_limit + tests_limit < budget <= 8 * 60
     outputs = {"env.txt", "cases.json", "cases.log", "gpu_tests.log", "bench.log", "bench.json"}
+    outputs.add("bench_sdscripts.json")
     assert '"$OUT/bench.json"' in text and '"$OUT/gpu_tests.log"' in text
+    assert '"$OUT/bench_sdscripts.json"' in text
     assert len(outputs) <= 8  # what the device tool brings back
 
 
@@ -100,3 +102,51 @@ def test_the_driver_runs_each_case_in_its_own_process_and_skips_without_cuda(tmp
     subprocess.run([*cmd, "--only", "resume", "--budget", "5"], check=True, timeout=120)
     summary = json.loads((tmp_path / "cases.json").read_text(encoding="utf-8"))
     assert summary["cases"] == [{"case": "resume", "status": "skipped", "why": "too little time left"}]
+
+
+def _sdscripts_lines() -> list[list[str]]:
+    text = CHECK.read_text(encoding="utf-8").replace("\\\n", " ")
+    return [shlex.split(line) for line in map(str.strip, text.splitlines()) if line.startswith("sdscripts ")]
+
+
+def test_the_sd_scripts_settings_are_the_issue_s_and_fit_the_budget(script) -> None:
+    bench, sd = script("bench"), script("bench_sdscripts")
+    text = CHECK.read_text(encoding="utf-8")
+    # how the function runs each one: on cuda, sd-scripts from .refs on the image's Python
+    assert "bench.py --reference sd-scripts --device cuda" in text and "SD_SCRIPTS=.refs/sd-scripts" in text
+    assert '--sd-scripts-python "$PY"' in text
+    cases, limits = set(), 0
+    for _, _name, limit, *args in _sdscripts_lines():
+        parsed = bench._args(["--reference", "sd-scripts", "--device", "cuda", "--sd-scripts", "x", *args])
+        s = sd.settings(parsed)
+        cases.add((s["arch"], s["batch"], s["resolution"], s["gradient_checkpointing"], s["precision"]))
+        limits += int(limit)
+    assert cases == {
+        ("sd15", 1, 512, False, "bf16"),
+        ("sd15", 8, 512, False, "bf16"),
+        ("sdxl", 1, 1024, True, "bf16"),
+    }
+    budget = int(re.search(r"BUDGET=(\d+)", text).group(1))
+    assert limits + 30 <= budget  # alone (PARTS=sdscripts), after the wheels' install, they all fit
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_without_a_carried_sd_scripts_it_says_so_and_goes_on(tmp_path) -> None:
+    import os
+    import sys
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(CHECK, tmp_path / "scripts" / "gpu_check.sh")  # a tree with no .refs/ (nor .whl/)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PY": sys.executable, "PARTS": "sdscripts"}
+    done = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sd-scripts comparison: not run: no sd-scripts checkout in .refs/sd-scripts" in done.stdout
+    assert "sd-scripts sd15" not in done.stdout and "bench sd15" not in done.stdout
+    assert not (tmp_path / "out" / "bench_sdscripts.json").exists()
