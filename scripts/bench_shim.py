@@ -47,8 +47,8 @@ def _write(record):
 
 
 def _profile(step):
-    """BENCH_PROFILE=PATH: torch.profiler over the step after the second, its op table to PATH."""
-    path = os.environ.get("BENCH_PROFILE")
+    """BENCH_PROFILE=PATH: torch.profiler over the third step, its op table to PATH ({pid}: process id)."""
+    path = os.environ.get("BENCH_PROFILE", "").replace("{pid}", str(os.getpid()))
     if not path or step not in (2, 3):
         return
     import torch
