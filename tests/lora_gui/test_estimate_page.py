@@ -43,6 +43,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_the_page_estimates_the_demo_run_and_follows_the_gpu_memory_field(
     request, tmp_path, tiny_model, demo_dataset
 ):

@@ -133,6 +133,7 @@ def wait_for_text(pg, elem_id: str, texts: tuple[str, ...], timeout: float) -> s
         pg.wait_for_timeout(300)
 
 
+@pytest.mark.slow  # a download, a failure, a resume and a run
 def test_start_downloads_the_id_with_progress_resumes_after_a_failure_and_trains(page, hub, work):
     page.locator("#preset-choice input").click()
     page.get_by_role("option", name="demo (shipped)").click()

@@ -9,7 +9,7 @@ import pytest
 
 from .gui_server import CHROMIUM, CHROMIUM_ARGS, prepare_demo, running_gui
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # two runs and a grid: the slow step of CI
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

@@ -152,6 +152,7 @@ def test_a_config_file_at_any_path_saves_opens_and_downloads(page, work):
     expect(name).to_have_value("demo_lora")
 
 
+@pytest.mark.slow  # an app and a real TensorBoard of its own
 def test_tensorboard_starts_once_shows_its_link_and_stops_with_the_app(browser, work):
     with running_gui(work, env={"HOME": str(work / "home")}) as (url, proc):
         pg = open_page(browser, url)

@@ -94,6 +94,7 @@ def _real_step_peak(cfg) -> int:
     return tracker.peak
 
 
+@pytest.mark.slow  # a real step under the tracker: a minute each on 2 busy cores
 @pytest.mark.parametrize(
     "over",
     [{}, {"gradient_checkpointing": True, "cache_latents": True, "network_train_unet_only": True}],
