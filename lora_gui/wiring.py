@@ -264,8 +264,13 @@ class Events:
         # Every event that reads the form takes the raw values (preprocess=False): a number
         # out of its range then reaches our validation, which names the field, instead of
         # failing in Gradio before any handler runs.
-        raw: dict[str, Any] = {"preprocess": False, "show_progress": "hidden", "api_visibility": "private"}
         private: dict[str, Any] = {"api_visibility": "private"}
+        # Every handler that writes the page's words runs in one queue, in the order its
+        # events came: a model check or preset load still under way when the language is
+        # switched (a slow machine, the page just opened) finishes before the switch
+        # rewrites the page, instead of after it, in the old language.
+        said_in_order: dict[str, Any] = {**private, "concurrency_id": "page-words", "concurrency_limit": 1}
+        raw: dict[str, Any] = {**said_in_order, "preprocess": False, "show_progress": "hidden"}
 
         # .input, not .change, for most fields: only what the user types re-checks the form;
         # a preset load (80+ fields at once) re-checks once through `refresh` below. Paths
@@ -277,21 +282,21 @@ class Events:
         gr.on(typed, self.on_input, form_in, checks_out, trigger_mode="always_last", **raw)
         model_events = [self.path_widget.change, self.path_widget.blur]
         gr.on(model_events, self.refresh, form_in, refresh_out, trigger_mode="always_last", **raw)
-        p.quick_pick.input(self.on_quick_pick, p.quick_pick, [self.path_widget, *followed], **private)
+        p.quick_pick.input(self.on_quick_pick, p.quick_pick, [self.path_widget, *followed], **said_in_order)
 
         loaded_out = [*widgets, p.preset_msg, p.preset_state, p.preset_dd]
         for event, handler, source in (
             (p.load_btn.click, self.on_load_preset, p.preset_dd),
             (p.upload.upload, self.on_upload, p.upload),
         ):
-            event(handler, [source, p.lang], loaded_out, **private).then(
+            event(handler, [source, p.lang], loaded_out, **said_in_order).then(
                 self.refresh, form_in, refresh_out, **raw
             )
         p.save_btn.click(self.on_save, {*form_in, p.preset_name}, [p.preset_msg, p.preset_dd], **raw)
 
         start_out = list(dict.fromkeys([p.run_msg, p.run_said, *errors, *panel_out, *p.models.start_outputs]))
         p.start_btn.click(self.on_start, form_in, start_out, **raw).then(None, js=FOLLOW_LOG_JS, **private)
-        p.stop_btn.click(self.on_stop, p.lang, [p.run_msg, p.run_said, p.progress_md], **private)
+        p.stop_btn.click(self.on_stop, p.lang, [p.run_msg, p.run_said, p.progress_md], **said_in_order)
         p.timer.tick(self.panel, [p.lang, p.seen], panel_out, show_progress="hidden", **private).then(
             None, js=FOLLOW_LOG_JS, **private
         )
@@ -309,6 +314,6 @@ class Events:
             (p.lang_radio.input, self.on_language, {*said, p.lang_radio}),
             (demo.load, self.on_open, said),
         ):
-            event(handler, inputs, every, **raw).then(self.chart, p.lang, p.plot, **private).then(
+            event(handler, inputs, every, **raw).then(self.chart, p.lang, p.plot, **said_in_order).then(
                 None, js=FOLLOW_LOG_JS, **private
             )
