@@ -23,6 +23,7 @@ the smallest change that fits, seconds per step on `--gpu NAME`. `--no-estimate`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nStopping after the current step (Ctrl-C again to abort without saving)...", file=sys.stderr)
+        # a raw write: the handler may run inside the main thread's own write to stderr (the
+        # progress bar), where print() would re-enter stderr's buffer and fail
+        with contextlib.suppress(OSError):
+            os.write(2, b"\nStopping after the current step (Ctrl-C again to abort without saving)...\n")
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
