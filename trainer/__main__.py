@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -195,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.events import Event
     from trainer.run.train import train_with_events
 
-    reporter = JsonLinesReporter() if args.events == "jsonl" else ConsoleReporter()
+    terminal = [fd for fd in (1, 2) if os.isatty(fd)]
+    lost = functools.partial(leave_terminal, terminal)  # writes to a closed terminal fail (EIO)
+    reporter = JsonLinesReporter() if args.events == "jsonl" else ConsoleReporter(lost_terminal=lost)
     for w in warnings:  # notes about the preset; a token one quotes shows as ***
         reporter(Event("warning", {"message": redact_text(w, secret_values(cfg))}))
     stop = threading.Event()
-
-    terminal = [fd for fd in (1, 2) if os.isatty(fd)]
 
     def on_signal(signum, frame):  # first Ctrl-C / SIGTERM / SIGHUP: stop after this step and save
         if signum == getattr(signal, "SIGHUP", None):

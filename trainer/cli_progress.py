@@ -19,10 +19,24 @@ class JsonLinesReporter:
 
 
 class ConsoleReporter:
-    """A tqdm progress bar plus readable lines for warnings, saves and errors."""
+    """A tqdm progress bar plus readable lines for warnings, saves and errors.
 
-    def __init__(self) -> None:
+    A terminal that closed (the window shut, an ssh session dropped) makes every write
+    fail; the run must still stop and save when its SIGHUP comes, or go on under nohup-like
+    conditions, so a failed write sends the terminal's output to /dev/null
+    (`lost_terminal`) and the run carries on without the bar."""
+
+    def __init__(self, lost_terminal=None) -> None:
         self.bar = None
+        self.lost_terminal = lost_terminal
+
+    def __call__(self, event: Event) -> None:
+        try:
+            self._show(event)
+        except OSError:  # EIO / EPIPE: nobody is reading any more
+            if self.lost_terminal is not None:
+                self.lost_terminal()
+            self.bar = None
 
     def _write(self, text: str) -> None:
         if self.bar is not None:
@@ -30,7 +44,7 @@ class ConsoleReporter:
         else:
             print(text, file=sys.stderr)
 
-    def __call__(self, event: Event) -> None:
+    def _show(self, event: Event) -> None:
         from tqdm import tqdm
 
         d = event.data
@@ -61,5 +75,9 @@ class ConsoleReporter:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            bar, self.bar = self.bar, None
+            try:
+                bar.close()
+            except OSError:
+                if self.lost_terminal is not None:
+                    self.lost_terminal()

@@ -95,3 +95,33 @@ def test_sighup_after_the_terminal_closed_saves_the_stopped_lora_and_exits_0(
         keys = list(f.keys())
         assert keys and all(f.get_tensor(k).size for k in keys)
     assert not (out / "demo_lora.safetensors").exists()  # it did not run to the end
+
+
+def test_a_terminal_that_fails_before_the_signal_does_not_end_the_run(monkeypatch):
+    """The window can close a moment before its SIGHUP arrives: the progress bar's writes
+    fail (EIO) first. The reporter sends the output to /dev/null and lets the run go on, so
+    the SIGHUP that follows still stops it and saves (the suite's loaded runs hung here)."""
+    import errno
+
+    from trainer.cli_progress import ConsoleReporter
+    from trainer.events import Event
+
+    class Closed:
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+    lost = []
+    reporter = ConsoleReporter(lost_terminal=lambda: lost.append(True))
+    plan = {"images": 8, "steps_per_epoch": 4, "epochs": 2, "total_steps": 8}
+    reporter(Event("plan", plan))
+    monkeypatch.setattr(sys, "stderr", Closed())
+    reporter.bar.fp = sys.stderr  # tqdm keeps the stream it was given
+    step = {"step": 1, "epoch": 1, "epochs": 2, "avg_loss": 0.5, "lr": 1e-4}
+    reporter(Event("step", step))  # no exception reaches the run
+    reporter(Event("warning", {"message": "still going"}))
+    reporter(Event("stopped", {"path": "x.safetensors"}))
+    reporter.close()
+    assert lost and reporter.bar is None
