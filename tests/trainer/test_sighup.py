@@ -57,6 +57,7 @@ def read_until(fd: int, pattern: bytes, timeout: float) -> bytes:
     return seen
 
 
+@pytest.mark.slow
 def test_sighup_after_the_terminal_closed_saves_the_stopped_lora_and_exits_0(
     tiny_model, demo_dataset, tmp_path
 ):
